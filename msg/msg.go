@@ -1,0 +1,264 @@
+// Package msg defines Braid's wire schema: identifiers, client requests,
+// batches and every protocol message, with one canonical binary encoding.
+//
+// The encoding is hand-written rather than protobuf because signatures and
+// digests are computed over encoded bytes, and protobuf does not promise a
+// canonical encoding. Every decoder bounds every length before allocating,
+// so hostile input can cost at most the size of the frame it arrived in.
+package msg
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+)
+
+// ReplicaID identifies a replica, 0 ≤ id < n.
+type ReplicaID uint32
+
+// ClientID identifies an admitted client. The cluster configuration maps it
+// to the client's public key.
+type ClientID uint64
+
+// Digest is a SHA-256 digest.
+type Digest [32]byte
+
+// Limits on everything a decoder will accept. They bound memory per message;
+// the transport bounds memory per connection.
+const (
+	MaxOpSize       = 64 << 10 // one client operation
+	MaxSigSize      = 128      // one signature (ed25519 is 64)
+	MaxBatchSize    = 4096     // requests in one batch
+	MaxProofs       = 4096     // prepared proofs in one view change
+	MaxQuorumMsgs   = 1024     // messages inside one certificate (≥ 2f+1 for n ≤ 1024)
+	MaxMessageBytes = 64 << 20 // one encoded message
+)
+
+// Request is a client's signed operation. Number is the client's request
+// counter: it increases by one per request and makes execution exactly-once.
+type Request struct {
+	Client ClientID
+	Number uint64
+	Op     []byte
+	Sig    []byte
+}
+
+// SignedBytes is what the client signs: everything but the signature.
+func (r *Request) SignedBytes() []byte {
+	b := make([]byte, 0, 24+len(r.Op))
+	b = append(b, "braid/request/v1"...)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Client))
+	b = binary.BigEndian.AppendUint64(b, r.Number)
+	return append(b, r.Op...)
+}
+
+// Key identifies a request for de-duplication.
+func (r *Request) Key() RequestKey { return RequestKey{r.Client, r.Number} }
+
+// RequestKey is (client, request number): the identity of a request.
+type RequestKey struct {
+	Client ClientID
+	Number uint64
+}
+
+// Batch is the unit an instance agrees on. A nil or empty batch is a valid
+// proposal ("nothing to order this round"); Null marks a no-op filled in by a
+// view change for a sequence number nobody proved prepared.
+type Batch struct {
+	Requests []Request
+}
+
+// Digest binds the batch's full contents, signatures included, so that two
+// batches with the same digest execute identically.
+func (b *Batch) Digest() Digest {
+	h := sha256.New()
+	var hdr [8]byte
+	h.Write([]byte("braid/batch/v1"))
+	binary.BigEndian.PutUint64(hdr[:], uint64(len(b.Requests)))
+	h.Write(hdr[:])
+	var e encoder
+	for i := range b.Requests {
+		e.b = e.b[:0]
+		e.request(&b.Requests[i])
+		h.Write(e.b)
+	}
+	var d Digest
+	h.Sum(d[:0])
+	return d
+}
+
+// NullDigest is the digest of the no-op a new view fills gaps with.
+var NullDigest = Digest(sha256.Sum256([]byte("braid/null/v1")))
+
+// Kind tags a message on the wire.
+type Kind uint8
+
+const (
+	KindRequest Kind = iota + 1
+	KindPrePrepare
+	KindPrepare
+	KindCommit
+	KindCheckpoint
+	KindViewChange
+	KindNewView
+	KindStatus
+	kindEnd
+)
+
+var kindNames = [...]string{"", "request", "pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "status"}
+
+func (k Kind) String() string {
+	if k > 0 && k < kindEnd {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Message is any protocol message.
+type Message interface {
+	Kind() Kind
+}
+
+// ClientRequest carries a request from a client to a replica, or from a
+// backup to the primary of Instance (a relay).
+type ClientRequest struct {
+	Instance uint32
+	Request  Request
+}
+
+// PrePrepare is the primary's proposal of Batch for (View, Seq). Null marks a
+// view-change no-op (then Batch is empty and Digest is NullDigest).
+type PrePrepare struct {
+	Instance uint32
+	View     uint64
+	Seq      uint64
+	Digest   Digest
+	Null     bool
+	Batch    Batch
+	From     ReplicaID
+	Sig      []byte
+}
+
+// Prepare is a backup's vote that it accepted the pre-prepare for (View, Seq, Digest).
+type Prepare struct {
+	Instance uint32
+	View     uint64
+	Seq      uint64
+	Digest   Digest
+	From     ReplicaID
+	Sig      []byte
+}
+
+// Commit is a replica's vote that (View, Seq, Digest) is prepared. Commits are
+// never forwarded inside certificates, so they need only link authentication.
+type Commit struct {
+	Instance uint32
+	View     uint64
+	Seq      uint64
+	Digest   Digest
+	From     ReplicaID
+	Sig      []byte
+}
+
+// Checkpoint says the sender's state after Seq has digest State.
+type Checkpoint struct {
+	Instance uint32
+	Seq      uint64
+	State    Digest
+	From     ReplicaID
+	Sig      []byte
+}
+
+// PreparedProof proves that (PrePrepare.View, Seq, Digest) prepared: the
+// primary's pre-prepare plus 2f matching prepares from distinct backups.
+type PreparedProof struct {
+	PrePrepare PrePrepare
+	Prepares   []Prepare
+}
+
+// ViewChange asks to move to NewView, carrying the sender's stable
+// checkpoint (with its 2f+1 proof) and every sequence number above it that
+// the sender saw prepared.
+type ViewChange struct {
+	Instance        uint32
+	NewView         uint64
+	StableSeq       uint64
+	CheckpointProof []Checkpoint
+	Prepared        []PreparedProof
+	From            ReplicaID
+	Sig             []byte
+}
+
+// NewView starts View: 2f+1 view changes and the pre-prepares they imply.
+type NewView struct {
+	Instance    uint32
+	View        uint64
+	ViewChanges []ViewChange
+	PrePrepares []PrePrepare
+	From        ReplicaID
+	Sig         []byte
+}
+
+// Status is a replica's "I am stuck" beacon: its view and low watermark.
+// Peers answer by resending what the sender may have missed. It is sent only
+// while something is outstanding, so an idle cluster stays silent.
+type Status struct {
+	Instance  uint32
+	View      uint64
+	StableSeq uint64
+	NextSeq   uint64 // lowest sequence number the sender has not committed
+	From      ReplicaID
+}
+
+func (*ClientRequest) Kind() Kind { return KindRequest }
+func (*PrePrepare) Kind() Kind    { return KindPrePrepare }
+func (*Prepare) Kind() Kind       { return KindPrepare }
+func (*Commit) Kind() Kind        { return KindCommit }
+func (*Checkpoint) Kind() Kind    { return KindCheckpoint }
+func (*ViewChange) Kind() Kind    { return KindViewChange }
+func (*NewView) Kind() Kind       { return KindNewView }
+func (*Status) Kind() Kind        { return KindStatus }
+
+// Sender returns the replica a message claims to come from, and false for
+// client requests.
+func Sender(m Message) (ReplicaID, bool) {
+	switch m := m.(type) {
+	case *PrePrepare:
+		return m.From, true
+	case *Prepare:
+		return m.From, true
+	case *Commit:
+		return m.From, true
+	case *Checkpoint:
+		return m.From, true
+	case *ViewChange:
+		return m.From, true
+	case *NewView:
+		return m.From, true
+	case *Status:
+		return m.From, true
+	}
+	return 0, false
+}
+
+// InstanceOf returns the consensus instance a message belongs to.
+func InstanceOf(m Message) uint32 {
+	switch m := m.(type) {
+	case *ClientRequest:
+		return m.Instance
+	case *PrePrepare:
+		return m.Instance
+	case *Prepare:
+		return m.Instance
+	case *Commit:
+		return m.Instance
+	case *Checkpoint:
+		return m.Instance
+	case *ViewChange:
+		return m.Instance
+	case *NewView:
+		return m.Instance
+	case *Status:
+		return m.Instance
+	}
+	return 0
+}

@@ -1,0 +1,110 @@
+package pbft
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/braid-bft/braid/msg"
+)
+
+// Config parameterises one instance on one replica. Durations are in ticks:
+// the core has no clock, the shell decides how long a tick is.
+type Config struct {
+	ID       msg.ReplicaID
+	N        int
+	Instance uint32
+
+	// Primary is the injected rule that names view v's primary. Every
+	// replica must use the same rule; the RCC layer supplies one that
+	// keeps the m instances' primaries distinct.
+	Primary func(view uint64) msg.ReplicaID
+	// Signer signs this replica's messages (deterministically).
+	Signer msg.Signer
+
+	MaxBatch           int    // requests per batch; default 100
+	Window             uint64 // outstanding sequence numbers above the stable checkpoint; default 64
+	CheckpointInterval uint64 // K; default 16; Window must be ≥ 2K so proposals continue while a checkpoint stabilises
+	BatchTicks         int    // a partial batch waits at most this many ticks; default 1
+	RequestTimeout     int    // a backup waits this long for a relayed request before suspecting the primary; default 40
+	ProgressTimeout    int    // ... and this long for an accepted pre-prepare to commit; default 40
+	ViewChangeTimeout  int    // wait for a NewView, doubled after each failed attempt; default 40
+	RetransmitTicks    int    // period of the stuck-replica beacon and view-change resend; default 10
+	MaxPending         int    // queued requests at the primary / watched requests at a backup; default 100000
+	InitialView        uint64
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 100
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 16
+	}
+	if c.Window == 0 {
+		c.Window = 4 * c.CheckpointInterval
+	}
+	if c.BatchTicks == 0 {
+		c.BatchTicks = 1
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 40
+	}
+	if c.ProgressTimeout == 0 {
+		c.ProgressTimeout = 40
+	}
+	if c.ViewChangeTimeout == 0 {
+		c.ViewChangeTimeout = 40
+	}
+	if c.RetransmitTicks == 0 {
+		c.RetransmitTicks = 10
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 100000
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.N < 1 {
+		errs = append(errs, fmt.Errorf("N: %d, need at least 1 replica", c.N))
+	}
+	if int(c.ID) >= c.N {
+		errs = append(errs, fmt.Errorf("ID: %d is not below N=%d", c.ID, c.N))
+	}
+	if c.Primary == nil {
+		errs = append(errs, errors.New("Primary: a primary rule is required"))
+	}
+	if c.Signer == nil {
+		errs = append(errs, errors.New("Signer: a signer is required"))
+	}
+	if c.MaxBatch < 0 || c.MaxBatch > msg.MaxBatchSize {
+		errs = append(errs, fmt.Errorf("MaxBatch: %d outside [1, %d]", c.MaxBatch, msg.MaxBatchSize))
+	}
+	if c.Window < 2*c.CheckpointInterval {
+		errs = append(errs, fmt.Errorf("Window: %d must be at least 2×CheckpointInterval (%d)", c.Window, 2*c.CheckpointInterval))
+	}
+	if c.Window > msg.MaxProofs {
+		errs = append(errs, fmt.Errorf("Window: %d exceeds %d", c.Window, msg.MaxProofs))
+	}
+	if c.Window%c.CheckpointInterval != 0 {
+		errs = append(errs, fmt.Errorf("Window: %d must be a multiple of CheckpointInterval (%d)", c.Window, c.CheckpointInterval))
+	}
+	for _, t := range []struct {
+		name string
+		v    int
+	}{{"BatchTicks", c.BatchTicks}, {"RequestTimeout", c.RequestTimeout}, {"ProgressTimeout", c.ProgressTimeout},
+		{"ViewChangeTimeout", c.ViewChangeTimeout}, {"RetransmitTicks", c.RetransmitTicks}, {"MaxPending", c.MaxPending}} {
+		if t.v < 1 {
+			errs = append(errs, fmt.Errorf("%s: %d must be positive", t.name, t.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Faults returns f, the number of Byzantine replicas n replicas tolerate.
+func Faults(n int) int { return (n - 1) / 3 }
+
+// Quorum returns the size of a Byzantine quorum: any two intersect in at
+// least f+1 replicas, so in at least one correct one. For n = 3f+1 it is 2f+1;
+// for other n it is ⌊(n+f)/2⌋+1, which is what the intersection argument needs.
+func Quorum(n int) int { return (n+Faults(n))/2 + 1 }

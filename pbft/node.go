@@ -1,0 +1,857 @@
+// Package pbft is one PBFT instance as a deterministic state machine.
+//
+// The core never starts a goroutine, reads a clock, draws a random number or
+// touches a socket or disk. Its inputs are method calls — a message arrived
+// (Step), a client request arrived (Request), a tick elapsed (Tick), the
+// application reached a checkpoint (Checkpoint) — and its outputs accumulate
+// in a Ready that the shell drains: records to persist before anything is
+// sent, messages to send, batches decided in sequence order. Signatures are
+// checked by the shell (msg.Verify) before a message reaches Step; the core
+// still checks the structure, senders, views, windows, digests and quorum
+// arithmetic of everything, certificates included. docs/protocol.md states
+// each rule with its safety argument.
+package pbft
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/braid-bft/braid/msg"
+)
+
+// Decision is a batch the instance decided for Seq. Null marks a no-op a
+// view change filled in for a sequence number nobody proved prepared.
+type Decision struct {
+	Instance uint32
+	Seq      uint64
+	View     uint64
+	Digest   msg.Digest
+	Null     bool
+	Batch    msg.Batch
+}
+
+// Outbound is a message to send: to one replica, or to all others.
+type Outbound struct {
+	To        msg.ReplicaID
+	Broadcast bool
+	Msg       msg.Message
+}
+
+// StateTransfer asks the shell to fetch the state at a stable checkpoint the
+// replica has not reached by itself (it fell behind or lost its disk). The
+// shell verifies what it fetches against State and calls StateTransferred.
+type StateTransfer struct {
+	Seq   uint64
+	State msg.Digest
+	Proof []msg.Checkpoint
+}
+
+// Ready is everything the core wants done. Persist must be durable before
+// any of Messages is sent: that order is what keeps a restarted replica from
+// contradicting itself.
+type Ready struct {
+	Persist       []msg.Message
+	Messages      []Outbound
+	Decided       []Decision
+	StateTransfer *StateTransfer
+	// Stable, when non-zero, is a new stable checkpoint: records and
+	// decisions at or below it may be garbage-collected by the shell.
+	Stable uint64
+}
+
+type slot struct {
+	view        uint64
+	pp          *msg.PrePrepare
+	prepares    map[msg.ReplicaID]*msg.Prepare
+	commits     map[msg.ReplicaID]msg.Digest
+	ownCommit   *msg.Commit
+	prepared    bool
+	committed   bool
+	acceptedAt  int64 // tick the pre-prepare was accepted
+	seenAnyVote bool
+}
+
+// Node is one instance on one replica.
+type Node struct {
+	cfg Config
+	f   int
+	q   int
+
+	view     uint64
+	changing bool // a view change to view is under way
+
+	low          uint64 // stable checkpoint
+	stableState  msg.Digest
+	stableProof  []msg.Checkpoint
+	lastDecided  uint64 // highest sequence number emitted as decided (or transferred)
+	transferring uint64 // stable checkpoint awaiting StateTransferred, 0 if none
+	nextSeq      uint64 // primary: next sequence number to propose
+
+	slots    map[uint64]*slot
+	prepared map[uint64]*msg.PreparedProof // highest-view prepared proof per seq above low
+	ckpts    map[msg.ReplicaID][]msg.Checkpoint
+	own      map[uint64]msg.Digest // own checkpoint digests above low
+
+	vcs     map[msg.ReplicaID]*msg.ViewChange // latest valid view change per sender
+	ownVC   *msg.ViewChange
+	newView *msg.NewView
+
+	queue    []msg.Request
+	queued   map[msg.RequestKey]struct{}
+	queuedAt int64
+	proposed map[msg.RequestKey]struct{}
+	watching map[msg.RequestKey]watch // backup: requests relayed to the primary
+	decided  map[msg.ClientID]uint64  // highest decided request number per client
+
+	tick         int64
+	vcDeadline   int64
+	vcAttempts   int
+	lastBeacon   int64
+	replaying    bool
+	stats        Stats
+	ready        Ready
+	pendingReady bool
+}
+
+type watch struct {
+	req      msg.Request
+	deadline int64
+}
+
+// New creates an instance at its initial state.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("pbft config: %w", err)
+	}
+	n := &Node{
+		cfg:      cfg,
+		f:        Faults(cfg.N),
+		q:        Quorum(cfg.N),
+		view:     cfg.InitialView,
+		nextSeq:  1,
+		slots:    make(map[uint64]*slot),
+		prepared: make(map[uint64]*msg.PreparedProof),
+		ckpts:    make(map[msg.ReplicaID][]msg.Checkpoint),
+		own:      make(map[uint64]msg.Digest),
+		vcs:      make(map[msg.ReplicaID]*msg.ViewChange),
+		queued:   make(map[msg.RequestKey]struct{}),
+		proposed: make(map[msg.RequestKey]struct{}),
+		watching: make(map[msg.RequestKey]watch),
+		decided:  make(map[msg.ClientID]uint64),
+		stats:    newStats(),
+	}
+	return n, nil
+}
+
+// View returns the current view and whether a view change is under way.
+func (n *Node) View() (view uint64, changing bool) { return n.view, n.changing }
+
+// Primary returns the primary of the current view.
+func (n *Node) Primary() msg.ReplicaID { return n.cfg.Primary(n.view) }
+
+// IsPrimary reports whether this replica leads the current view.
+func (n *Node) IsPrimary() bool { return !n.changing && n.cfg.Primary(n.view) == n.cfg.ID }
+
+// LastDecided is the highest sequence number decided (in order) so far.
+func (n *Node) LastDecided() uint64 { return n.lastDecided }
+
+// NextProposal is the sequence number the primary will propose next.
+func (n *Node) NextProposal() uint64 { return n.nextSeq }
+
+// LowWatermark is the last stable checkpoint.
+func (n *Node) LowWatermark() uint64 { return n.low }
+
+// Stats returns the drop and event counters.
+func (n *Node) Stats() Stats { return n.stats.clone() }
+
+// HasReady reports whether Ready has anything.
+func (n *Node) HasReady() bool { return n.pendingReady }
+
+// Ready returns and clears the accumulated outputs.
+func (n *Node) Ready() Ready {
+	r := n.ready
+	n.ready = Ready{}
+	n.pendingReady = false
+	return r
+}
+
+func (n *Node) persist(m msg.Message) {
+	if n.replaying {
+		return
+	}
+	n.ready.Persist = append(n.ready.Persist, m)
+	n.pendingReady = true
+}
+
+func (n *Node) send(to msg.ReplicaID, m msg.Message) {
+	if n.replaying || to == n.cfg.ID {
+		return
+	}
+	n.ready.Messages = append(n.ready.Messages, Outbound{To: to, Msg: m})
+	n.pendingReady = true
+}
+
+func (n *Node) broadcast(m msg.Message) {
+	if n.replaying {
+		return
+	}
+	n.ready.Messages = append(n.ready.Messages, Outbound{Broadcast: true, Msg: m})
+	n.pendingReady = true
+}
+
+func (n *Node) sign(m msg.Message) {
+	msg.SetSig(m, n.cfg.Signer.Sign(msg.SignedBytes(m)))
+}
+
+func (n *Node) drop(reason string) { n.stats.Dropped[reason]++ }
+
+// high is the high watermark: sequence numbers above it are out of window.
+func (n *Node) high() uint64 { return n.low + n.cfg.Window }
+
+func (n *Node) inWindow(seq uint64) bool { return seq > n.low && seq <= n.high() }
+
+func (n *Node) slot(seq uint64) *slot {
+	s := n.slots[seq]
+	if s == nil {
+		s = &slot{view: n.view, prepares: make(map[msg.ReplicaID]*msg.Prepare), commits: make(map[msg.ReplicaID]msg.Digest)}
+		n.slots[seq] = s
+	}
+	return s
+}
+
+// Step feeds one message that arrived from replica `from` over an
+// authenticated link, after its signatures were verified. Invalid messages
+// are dropped and counted; they never change state.
+func (n *Node) Step(from msg.ReplicaID, m msg.Message) {
+	if int(from) >= n.cfg.N {
+		n.drop("unknown-sender")
+		return
+	}
+	if msg.InstanceOf(m) != n.cfg.Instance {
+		n.drop("wrong-instance")
+		return
+	}
+	sender, signed := msg.Sender(m)
+	if signed && int(sender) >= n.cfg.N {
+		n.drop("unknown-sender")
+		return
+	}
+	// Commits and Status are authenticated by the link only, so their
+	// claimed sender must be the link's; signed messages may be relayed.
+	switch m.(type) {
+	case *msg.Commit, *msg.Status:
+		if sender != from {
+			n.drop("forged-sender")
+			return
+		}
+	}
+	if signed && sender == n.cfg.ID && !n.replaying {
+		n.drop("from-self")
+		return
+	}
+	n.stats.Received[m.Kind().String()]++
+	switch m := m.(type) {
+	case *msg.ClientRequest:
+		n.onRelayedRequest(m)
+	case *msg.PrePrepare:
+		n.onPrePrepare(m)
+	case *msg.Prepare:
+		n.onPrepare(m)
+	case *msg.Commit:
+		n.onCommit(m)
+	case *msg.Checkpoint:
+		n.onCheckpoint(m)
+	case *msg.ViewChange:
+		n.onViewChange(m)
+	case *msg.NewView:
+		n.onNewView(m)
+	case *msg.Status:
+		n.onStatus(m)
+	default:
+		n.drop("unknown-kind")
+	}
+}
+
+// ---------------------------------------------------------------- requests
+
+// Request hands the instance a client request the shell received directly
+// from its client (signature already verified). The primary queues it; a
+// backup relays it to the primary and starts watching it: if it is not
+// decided within RequestTimeout, the backup suspects the primary.
+func (n *Node) Request(r msg.Request) {
+	if !n.acceptableRequest(&r) {
+		return
+	}
+	if n.IsPrimary() {
+		n.enqueue(r)
+		return
+	}
+	key := r.Key()
+	if _, ok := n.watching[key]; ok {
+		n.drop("duplicate-request")
+		return
+	}
+	if len(n.watching) >= n.cfg.MaxPending {
+		n.drop("watch-full")
+		return
+	}
+	n.watching[key] = watch{req: r, deadline: n.tick + int64(n.cfg.RequestTimeout)}
+	if !n.changing {
+		n.send(n.cfg.Primary(n.view), &msg.ClientRequest{Instance: n.cfg.Instance, Request: r})
+	}
+}
+
+func (n *Node) acceptableRequest(r *msg.Request) bool {
+	if len(r.Op) > msg.MaxOpSize {
+		n.drop("oversized-request")
+		return false
+	}
+	if r.Number <= n.decided[r.Client] {
+		n.drop("already-decided")
+		return false
+	}
+	return true
+}
+
+func (n *Node) onRelayedRequest(m *msg.ClientRequest) {
+	if !n.IsPrimary() {
+		n.drop("relay-to-non-primary")
+		return
+	}
+	if n.acceptableRequest(&m.Request) {
+		n.enqueue(m.Request)
+	}
+}
+
+func (n *Node) enqueue(r msg.Request) {
+	key := r.Key()
+	if _, ok := n.queued[key]; ok {
+		n.drop("duplicate-request")
+		return
+	}
+	if _, ok := n.proposed[key]; ok {
+		n.drop("duplicate-request")
+		return
+	}
+	if len(n.queue) >= n.cfg.MaxPending {
+		n.drop("queue-full")
+		return
+	}
+	if len(n.queue) == 0 {
+		n.queuedAt = n.tick
+	}
+	n.queue = append(n.queue, r)
+	n.queued[key] = struct{}{}
+	n.maybePropose(false)
+}
+
+// maybePropose cuts batches while the window has room: a full batch at
+// once, a partial one when BatchTicks have passed (force).
+func (n *Node) maybePropose(force bool) {
+	if !n.IsPrimary() || n.transferring != 0 {
+		return
+	}
+	for len(n.queue) > 0 && n.nextSeq <= n.high() {
+		if len(n.queue) < n.cfg.MaxBatch && !force {
+			return
+		}
+		k := min(len(n.queue), n.cfg.MaxBatch)
+		batch := msg.Batch{Requests: make([]msg.Request, 0, k)}
+		for _, r := range n.queue[:k] {
+			key := r.Key()
+			delete(n.queued, key)
+			if r.Number <= n.decided[r.Client] {
+				continue
+			}
+			n.proposed[key] = struct{}{}
+			batch.Requests = append(batch.Requests, r)
+		}
+		n.queue = slices.Delete(n.queue, 0, k)
+		n.queuedAt = n.tick
+		if len(batch.Requests) == 0 {
+			continue
+		}
+		n.propose(batch)
+	}
+}
+
+// ProposeEmpty makes the primary fill sequence numbers up to seq (within
+// the window) with whatever is queued, or empty batches. The RCC layer calls
+// it when other instances are ahead, so an idle instance does not hold back
+// execution; nothing else proposes empty batches, so an idle cluster is silent.
+func (n *Node) ProposeEmpty(upTo uint64) {
+	if !n.IsPrimary() || n.transferring != 0 {
+		return
+	}
+	for n.nextSeq <= upTo && n.nextSeq <= n.high() {
+		k := min(len(n.queue), n.cfg.MaxBatch)
+		var batch msg.Batch
+		for _, r := range n.queue[:k] {
+			delete(n.queued, r.Key())
+			if r.Number > n.decided[r.Client] {
+				n.proposed[r.Key()] = struct{}{}
+				batch.Requests = append(batch.Requests, r)
+			}
+		}
+		n.queue = slices.Delete(n.queue, 0, k)
+		n.propose(batch)
+	}
+}
+
+func (n *Node) propose(batch msg.Batch) {
+	pp := &msg.PrePrepare{
+		Instance: n.cfg.Instance, View: n.view, Seq: n.nextSeq,
+		Digest: batch.Digest(), Batch: batch, From: n.cfg.ID,
+	}
+	n.sign(pp)
+	n.nextSeq++
+	n.stats.Proposed++
+	n.acceptPrePrepare(pp)
+	n.broadcast(pp)
+}
+
+// ------------------------------------------------------------ normal case
+
+func (n *Node) onPrePrepare(pp *msg.PrePrepare) {
+	if reason := n.checkNormal(pp.View, pp.Seq); reason != "" {
+		n.drop(reason)
+		return
+	}
+	if pp.From != n.cfg.Primary(n.view) {
+		n.drop("pre-prepare-not-from-primary")
+		return
+	}
+	if pp.Null {
+		n.drop("null-outside-new-view")
+		return
+	}
+	if reason := n.checkBatch(pp); reason != "" {
+		n.drop(reason)
+		return
+	}
+	if s := n.slots[pp.Seq]; s != nil && s.pp != nil {
+		if s.pp.Digest == pp.Digest {
+			n.drop("duplicate")
+		} else {
+			n.drop("equivocation")
+		}
+		return
+	}
+	n.acceptPrePrepare(pp)
+}
+
+// checkNormal is the view and window test every normal-case message passes.
+func (n *Node) checkNormal(view, seq uint64) string {
+	switch {
+	case n.changing:
+		return "view-changing"
+	case view < n.view:
+		return "old-view"
+	case view > n.view:
+		return "future-view"
+	case !n.inWindow(seq):
+		return "out-of-window"
+	}
+	return ""
+}
+
+// checkBatch validates a pre-prepare's batch: size, digest, no request twice.
+func (n *Node) checkBatch(pp *msg.PrePrepare) string {
+	if pp.Null {
+		if len(pp.Batch.Requests) != 0 || pp.Digest != msg.NullDigest {
+			return "bad-null"
+		}
+		return ""
+	}
+	if len(pp.Batch.Requests) > n.cfg.MaxBatch {
+		return "oversized-batch"
+	}
+	if pp.Batch.Digest() != pp.Digest {
+		return "bad-digest"
+	}
+	if len(pp.Batch.Requests) > 1 {
+		seen := make(map[msg.RequestKey]struct{}, len(pp.Batch.Requests))
+		for i := range pp.Batch.Requests {
+			k := pp.Batch.Requests[i].Key()
+			if _, dup := seen[k]; dup {
+				return "duplicate-in-batch"
+			}
+			seen[k] = struct{}{}
+		}
+	}
+	return ""
+}
+
+func (n *Node) acceptPrePrepare(pp *msg.PrePrepare) {
+	s := n.slot(pp.Seq)
+	s.view = n.view
+	s.pp = pp
+	s.acceptedAt = n.tick
+	n.persist(pp)
+	if pp.From != n.cfg.ID {
+		p := &msg.Prepare{Instance: n.cfg.Instance, View: n.view, Seq: pp.Seq, Digest: pp.Digest, From: n.cfg.ID}
+		if own := s.prepares[n.cfg.ID]; own != nil && own.Digest == pp.Digest {
+			p = own // replaying: keep the prepare we already sent
+		} else {
+			n.sign(p)
+		}
+		s.prepares[n.cfg.ID] = p
+		n.persist(p)
+		n.broadcast(p)
+	}
+	n.checkPrepared(pp.Seq, s)
+}
+
+func (n *Node) onPrepare(p *msg.Prepare) {
+	if reason := n.checkNormal(p.View, p.Seq); reason != "" {
+		n.drop(reason)
+		return
+	}
+	if p.From == n.cfg.Primary(n.view) {
+		n.drop("prepare-from-primary")
+		return
+	}
+	s := n.slot(p.Seq)
+	if _, dup := s.prepares[p.From]; dup {
+		n.drop("duplicate")
+		return
+	}
+	s.prepares[p.From] = p
+	s.seenAnyVote = true
+	n.persist(p)
+	n.checkPrepared(p.Seq, s)
+}
+
+func (n *Node) checkPrepared(seq uint64, s *slot) {
+	if s.prepared || s.pp == nil {
+		return
+	}
+	votes := 0
+	for from, p := range s.prepares {
+		if p.Digest == s.pp.Digest && from != s.pp.From {
+			votes++
+		}
+	}
+	if votes < n.q-1 {
+		return
+	}
+	s.prepared = true
+	proof := &msg.PreparedProof{PrePrepare: *s.pp}
+	for _, id := range sortedIDs(s.prepares) {
+		if p := s.prepares[id]; p.Digest == s.pp.Digest && id != s.pp.From {
+			proof.Prepares = append(proof.Prepares, *p)
+		}
+	}
+	n.prepared[seq] = proof
+	c := &msg.Commit{Instance: n.cfg.Instance, View: n.view, Seq: seq, Digest: s.pp.Digest, From: n.cfg.ID}
+	s.ownCommit = c
+	s.commits[n.cfg.ID] = c.Digest
+	n.persist(c)
+	n.broadcast(c)
+	n.checkCommitted(seq, s)
+}
+
+func (n *Node) onCommit(c *msg.Commit) {
+	if reason := n.checkNormal(c.View, c.Seq); reason != "" {
+		n.drop(reason)
+		return
+	}
+	s := n.slot(c.Seq)
+	if _, dup := s.commits[c.From]; dup {
+		n.drop("duplicate")
+		return
+	}
+	s.commits[c.From] = c.Digest
+	s.seenAnyVote = true
+	n.checkCommitted(c.Seq, s)
+}
+
+func (n *Node) checkCommitted(seq uint64, s *slot) {
+	if s.committed || !s.prepared {
+		return
+	}
+	votes := 0
+	for _, d := range s.commits {
+		if d == s.pp.Digest {
+			votes++
+		}
+	}
+	if votes < n.q {
+		return
+	}
+	s.committed = true
+	n.deliver()
+}
+
+// deliver emits decisions strictly in sequence order.
+func (n *Node) deliver() {
+	if n.transferring != 0 {
+		return
+	}
+	for {
+		s := n.slots[n.lastDecided+1]
+		if s == nil || !s.committed {
+			break
+		}
+		n.lastDecided++
+		pp := s.pp
+		for i := range pp.Batch.Requests {
+			r := &pp.Batch.Requests[i]
+			if r.Number > n.decided[r.Client] {
+				n.decided[r.Client] = r.Number
+			}
+			key := r.Key()
+			delete(n.proposed, key)
+			delete(n.watching, key)
+			if _, ok := n.queued[key]; ok {
+				delete(n.queued, key)
+				n.queue = slices.DeleteFunc(n.queue, func(q msg.Request) bool { return q.Key() == key })
+			}
+		}
+		n.stats.Decided++
+		n.stats.DecidedRequests += uint64(len(pp.Batch.Requests))
+		if !n.replaying {
+			n.ready.Decided = append(n.ready.Decided, Decision{
+				Instance: n.cfg.Instance, Seq: pp.Seq, View: pp.View, Digest: pp.Digest, Null: pp.Null, Batch: pp.Batch,
+			})
+			n.pendingReady = true
+		}
+	}
+	n.maybePropose(false)
+}
+
+// ------------------------------------------------------------ checkpoints
+
+// Checkpoint tells the instance that the application's state after seq
+// (a multiple of CheckpointInterval) has digest state. The instance signs
+// and broadcasts a checkpoint; 2f+1 matching ones make it stable.
+func (n *Node) Checkpoint(seq uint64, state msg.Digest) {
+	if seq == 0 || seq%n.cfg.CheckpointInterval != 0 || seq <= n.low {
+		return
+	}
+	if _, dup := n.own[seq]; dup {
+		return
+	}
+	n.own[seq] = state
+	c := &msg.Checkpoint{Instance: n.cfg.Instance, Seq: seq, State: state, From: n.cfg.ID}
+	n.sign(c)
+	n.broadcast(c)
+	n.addCheckpoint(c)
+}
+
+// maxCheckpointsPerSender bounds what one replica can make us hold: a
+// lagging replica still sees far-ahead checkpoints (to learn it is behind),
+// a Byzantine one can only evict its own.
+func (n *Node) maxCheckpointsPerSender() int {
+	return int(n.cfg.Window/n.cfg.CheckpointInterval) + 2
+}
+
+func (n *Node) onCheckpoint(c *msg.Checkpoint) {
+	if c.Seq == 0 || c.Seq%n.cfg.CheckpointInterval != 0 {
+		n.drop("bad-checkpoint-seq")
+		return
+	}
+	if c.Seq <= n.low {
+		n.drop("stale-checkpoint")
+		return
+	}
+	for _, have := range n.ckpts[c.From] {
+		if have.Seq == c.Seq {
+			if have.State != c.State {
+				n.drop("conflicting-checkpoint")
+			} else {
+				n.drop("duplicate")
+			}
+			return
+		}
+	}
+	n.addCheckpoint(c)
+}
+
+func (n *Node) addCheckpoint(c *msg.Checkpoint) {
+	list := append(n.ckpts[c.From], *c)
+	slices.SortFunc(list, func(a, b msg.Checkpoint) int { return cmpU64(a.Seq, b.Seq) })
+	if over := len(list) - n.maxCheckpointsPerSender(); over > 0 {
+		list = slices.Delete(list, 0, over)
+	}
+	n.ckpts[c.From] = list
+	var proof []msg.Checkpoint
+	for _, id := range sortedIDs(n.ckpts) {
+		for _, have := range n.ckpts[id] {
+			if have.Seq == c.Seq && have.State == c.State {
+				proof = append(proof, have)
+			}
+		}
+	}
+	if len(proof) >= n.q {
+		n.makeStable(c.Seq, c.State, proof[:n.q])
+	}
+}
+
+// makeStable moves the low watermark to seq and forgets everything below it.
+func (n *Node) makeStable(seq uint64, state msg.Digest, proof []msg.Checkpoint) {
+	if seq <= n.low {
+		return
+	}
+	if d, ok := n.own[seq]; ok && d != state {
+		n.stats.CheckpointMismatch++
+	}
+	n.low, n.stableState, n.stableProof = seq, state, proof
+	for s := range n.slots {
+		if s <= seq {
+			delete(n.slots, s)
+		}
+	}
+	for s := range n.prepared {
+		if s <= seq {
+			delete(n.prepared, s)
+		}
+	}
+	for s := range n.own {
+		if s <= seq {
+			delete(n.own, s)
+		}
+	}
+	for id, list := range n.ckpts {
+		n.ckpts[id] = slices.DeleteFunc(list, func(c msg.Checkpoint) bool { return c.Seq <= seq })
+	}
+	for _, c := range proof {
+		n.persist(&c)
+	}
+	if !n.replaying {
+		n.ready.Stable = seq
+		n.pendingReady = true
+	}
+	n.stats.StableCheckpoints++
+	if n.nextSeq <= seq {
+		n.nextSeq = seq + 1
+	}
+	if n.lastDecided < seq {
+		n.transferring = seq
+		if !n.replaying {
+			n.ready.StateTransfer = &StateTransfer{Seq: seq, State: state, Proof: proof}
+		}
+		n.stats.StateTransfers++
+		return
+	}
+	n.maybePropose(false)
+}
+
+// StateTransferred tells the instance the shell installed the state of the
+// stable checkpoint seq; decisions resume after it.
+func (n *Node) StateTransferred(seq uint64) {
+	if seq != n.transferring {
+		return
+	}
+	n.transferring = 0
+	if n.lastDecided < seq {
+		n.lastDecided = seq
+	}
+	n.deliver()
+}
+
+// -------------------------------------------------------------- ticks
+
+// Tick advances the instance's notion of time by one tick.
+func (n *Node) Tick() {
+	n.tick++
+	if n.changing {
+		if n.tick >= n.vcDeadline {
+			n.startViewChange(n.view + 1)
+			return
+		}
+		if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) && n.ownVC != nil {
+			n.lastBeacon = n.tick
+			n.broadcast(n.ownVC)
+		}
+		return
+	}
+	if n.IsPrimary() {
+		if len(n.queue) > 0 && n.tick-n.queuedAt >= int64(n.cfg.BatchTicks) {
+			n.maybePropose(true)
+		}
+	} else if n.primarySuspect() {
+		n.stats.Timeouts++
+		n.startViewChange(n.view + 1)
+		return
+	}
+	if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) && n.outstanding() {
+		n.lastBeacon = n.tick
+		n.broadcast(&msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID})
+	}
+}
+
+// primarySuspect: a watched request or an accepted pre-prepare has waited too long.
+func (n *Node) primarySuspect() bool {
+	for _, w := range n.watching {
+		if n.tick >= w.deadline {
+			return true
+		}
+	}
+	for seq, s := range n.slots {
+		if s.pp != nil && !s.committed && seq > n.lastDecided && n.tick-s.acceptedAt >= int64(n.cfg.ProgressTimeout) {
+			return true
+		}
+	}
+	return false
+}
+
+// outstanding: this replica knows of work it has not finished.
+func (n *Node) outstanding() bool {
+	if len(n.watching) > 0 {
+		return true
+	}
+	for seq, s := range n.slots {
+		if seq > n.lastDecided && (s.pp != nil || s.seenAnyVote) && !s.committed {
+			return true
+		}
+	}
+	return false
+}
+
+// onStatus answers a stuck replica with what it may have missed, to it alone.
+func (n *Node) onStatus(st *msg.Status) {
+	to := st.From
+	if st.StableSeq < n.low {
+		for i := range n.stableProof {
+			n.send(to, &n.stableProof[i])
+		}
+	}
+	if st.View < n.view {
+		if !n.changing && n.newView != nil {
+			n.send(to, n.newView)
+		} else if n.changing && n.ownVC != nil {
+			n.send(to, n.ownVC)
+		}
+		return
+	}
+	if st.View > n.view || n.changing {
+		return
+	}
+	for _, seq := range sortedSeqs(n.slots) {
+		if seq < st.NextSeq {
+			continue
+		}
+		s := n.slots[seq]
+		if s.pp != nil && s.pp.From == n.cfg.ID {
+			n.send(to, s.pp)
+		}
+		if p := s.prepares[n.cfg.ID]; p != nil {
+			n.send(to, p)
+		}
+		if s.ownCommit != nil {
+			n.send(to, s.ownCommit)
+		}
+	}
+}
+
+// Suspect starts a view change on external evidence: the RCC layer's
+// soft-failure detector says this instance lags too far behind the others.
+func (n *Node) Suspect() {
+	if n.changing {
+		return
+	}
+	n.stats.Suspicions++
+	n.startViewChange(n.view + 1)
+}

@@ -1,0 +1,234 @@
+package pbft
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/braid-bft/braid/msg"
+)
+
+func TestNormalCaseDecidesInOrder(t *testing.T) {
+	for _, n := range []int{1, 4, 7} {
+		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
+			c := newCluster(t, n, func(cfg *Config) { cfg.MaxBatch = 10 })
+			var want []msg.RequestKey
+			for i := uint64(1); i <= 200; i++ {
+				r := req(i%7, i)
+				want = append(want, r.Key())
+				c.nodes[0].Request(r)
+				c.drain(0)
+			}
+			c.tick(3)
+			c.checkAgreement()
+			for i := range c.nodes {
+				hasAll(t, c.decided[i], want)
+				if got := len(decidedRequests(c.decided[i])); got != len(want) {
+					t.Fatalf("replica %d decided %d requests, want %d (a request decided twice?)", i, got, len(want))
+				}
+			}
+			if c.nodes[0].LowWatermark() == 0 {
+				t.Fatalf("no checkpoint became stable after %d decisions", c.nodes[0].LastDecided())
+			}
+		})
+	}
+}
+
+func TestWindowLimitsOutstandingProposals(t *testing.T) {
+	c := newCluster(t, 4, func(cfg *Config) { cfg.MaxBatch = 1; cfg.CheckpointInterval = 4; cfg.Window = 8 })
+	c.down[1], c.down[2] = true, true // no quorum: nothing commits, so the window fills
+	for i := uint64(1); i <= 20; i++ {
+		c.nodes[0].Request(req(1, i))
+	}
+	c.run()
+	if got := c.nodes[0].NextProposal(); got != 9 {
+		t.Fatalf("primary proposed up to %d, want to stop at window 8", got-1)
+	}
+}
+
+func TestCrashedPrimaryIsReplaced(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	c.down[0] = true
+	r := req(1, 1)
+	for i := 1; i < 4; i++ { // the client, ignored, broadcasts to the backups
+		c.nodes[i].Request(r)
+	}
+	c.tick(200)
+	c.checkAgreement()
+	for i := 1; i < 4; i++ {
+		if v, ch := c.nodes[i].View(); v == 0 || ch {
+			t.Fatalf("replica %d in view %d (changing=%v), want a new view", i, v, ch)
+		}
+		hasAll(t, c.decided[i], []msg.RequestKey{r.Key()})
+	}
+}
+
+func TestViewChangeKeepsPreparedBatches(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	// Deliver everything except commits: batches prepare everywhere but
+	// nobody commits; then the primary dies and the new view must re-propose
+	// the same batches at the same sequence numbers.
+	c.filter = func(e envelope) []envelope {
+		if _, ok := e.m.(*msg.Commit); ok {
+			return nil
+		}
+		return []envelope{e}
+	}
+	r1, r2 := req(1, 1), req(2, 1)
+	c.nodes[0].Request(r1)
+	c.nodes[0].Request(r2)
+	c.tick(2)
+	prepared := len(c.nodes[1].prepared)
+	if prepared == 0 {
+		t.Fatal("nothing prepared")
+	}
+	c.filter = nil
+	c.down[0] = true
+	for i := 1; i < 4; i++ {
+		c.nodes[i].Suspect()
+	}
+	c.tick(100)
+	c.checkAgreement()
+	for i := 1; i < 4; i++ {
+		hasAll(t, c.decided[i], []msg.RequestKey{r1.Key(), r2.Key()})
+	}
+}
+
+func TestEquivocatingPrimaryCannotSplitDecisions(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	// Replica 0 sends batch A to replica 1 and batch B to replicas 2 and 3.
+	alt := func(pp *msg.PrePrepare) *msg.PrePrepare {
+		q := *pp
+		q.Batch = msg.Batch{Requests: []msg.Request{req(99, pp.Seq)}}
+		q.Digest = q.Batch.Digest()
+		return &q
+	}
+	c.filter = func(e envelope) []envelope {
+		if pp, ok := e.m.(*msg.PrePrepare); ok && e.from == 0 && e.to >= 2 {
+			return []envelope{{e.from, e.to, alt(pp)}}
+		}
+		return []envelope{e}
+	}
+	for i := uint64(1); i <= 5; i++ {
+		r := req(1, i)
+		for j := range c.nodes {
+			c.nodes[j].Request(r)
+		}
+	}
+	c.tick(300)
+	c.checkAgreement()
+	for i := 1; i < 4; i++ {
+		if v, _ := c.nodes[i].View(); v == 0 {
+			t.Fatalf("replica %d stayed in view 0 under an equivocating primary", i)
+		}
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	c.nodes[0].Request(req(1, 1))
+	c.tick(2)
+	nd := c.nodes[1]
+	good := &msg.PrePrepare{Instance: 0, View: 0, Seq: 2, From: 0, Batch: msg.Batch{Requests: []msg.Request{req(3, 1)}}}
+	good.Digest = good.Batch.Digest()
+	mut := func(f func(p *msg.PrePrepare)) *msg.PrePrepare { q := *good; f(&q); return &q }
+	bigBatch := msg.Batch{Requests: make([]msg.Request, 101)}
+	cases := []struct {
+		name   string
+		from   msg.ReplicaID
+		m      msg.Message
+		reason string
+	}{
+		{"wrong instance", 0, mut(func(p *msg.PrePrepare) { p.Instance = 7 }), "wrong-instance"},
+		{"unknown link sender", 9, good, "unknown-sender"},
+		{"unknown claimed sender", 0, mut(func(p *msg.PrePrepare) { p.From = 42 }), "unknown-sender"},
+		{"pre-prepare from backup", 2, mut(func(p *msg.PrePrepare) { p.From = 2 }), "pre-prepare-not-from-primary"},
+		{"future view", 0, mut(func(p *msg.PrePrepare) { p.View = 5 }), "future-view"},
+		{"beyond window", 0, mut(func(p *msg.PrePrepare) { p.Seq = 1000 }), "out-of-window"},
+		{"digest mismatch", 0, mut(func(p *msg.PrePrepare) { p.Digest[0] ^= 1 }), "bad-digest"},
+		{"null outside new view", 0, mut(func(p *msg.PrePrepare) { p.Null = true }), "null-outside-new-view"},
+		{"oversized batch", 0, mut(func(p *msg.PrePrepare) { p.Batch = bigBatch; p.Digest = bigBatch.Digest() }), "oversized-batch"},
+		{"duplicate in batch", 0, mut(func(p *msg.PrePrepare) {
+			p.Batch = msg.Batch{Requests: []msg.Request{req(3, 1), req(3, 1)}}
+			p.Digest = p.Batch.Digest()
+		}), "duplicate-in-batch"},
+		{"equivocation", 0, mut(func(p *msg.PrePrepare) {
+			p.Seq = 1
+			p.Batch = msg.Batch{Requests: []msg.Request{req(5, 5)}}
+			p.Digest = p.Batch.Digest()
+		}), "equivocation"},
+		{"forged commit", 2, &msg.Commit{View: 0, Seq: 2, From: 3}, "forged-sender"},
+		{"prepare from primary", 0, &msg.Prepare{View: 0, Seq: 2, From: 0}, "prepare-from-primary"},
+		{"checkpoint off interval", 2, &msg.Checkpoint{Seq: 3, From: 2}, "bad-checkpoint-seq"},
+		{"view change with fake checkpoint proof", 2, &msg.ViewChange{NewView: 1, StableSeq: 16, From: 2}, "bad-view-change-checkpoint"},
+		{"view change with short prepared proof", 2, &msg.ViewChange{NewView: 1, From: 2, Prepared: []msg.PreparedProof{{PrePrepare: *good}}}, "bad-view-change-prepared"},
+		{"new view from non-primary", 2, &msg.NewView{View: 1, From: 2}, "new-view-not-from-primary"},
+		{"new view without quorum", 2, &msg.NewView{View: 2, From: 2}, "bad-new-view-quorum"},
+		{"relay to backup", 2, &msg.ClientRequest{Request: req(4, 1)}, "relay-to-non-primary"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := fingerprint(nd)
+			dropped := nd.Stats().Dropped[tc.reason]
+			nd.Step(tc.from, tc.m)
+			if after := fingerprint(nd); after != before {
+				t.Fatalf("state changed:\nbefore %s\nafter  %s", before, after)
+			}
+			if got := nd.Stats().Dropped[tc.reason]; got != dropped+1 {
+				t.Fatalf("drop %q counted %d times, want %d; drops: %v", tc.reason, got, dropped+1, nd.Stats().Dropped)
+			}
+		})
+	}
+}
+
+func TestRestartedReplicaKeepsItsWord(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	for i := uint64(1); i <= 30; i++ {
+		c.nodes[0].Request(req(1, i))
+	}
+	c.tick(3)
+	// Replica 2 crashes and restarts from its records.
+	old := c.nodes[2]
+	cfg := old.cfg
+	fresh, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh.Restore(c.records[2], old.LastDecided())
+	if fresh.view != old.view || fresh.low != old.low {
+		t.Fatalf("restored view/low %d/%d, want %d/%d", fresh.view, fresh.low, old.view, old.low)
+	}
+	for seq, s := range old.slots {
+		if s.prepares[cfg.ID] != nil {
+			fs := fresh.slots[seq]
+			if fs == nil || fs.prepares[cfg.ID] == nil || fs.prepares[cfg.ID].Digest != s.prepares[cfg.ID].Digest {
+				t.Fatalf("restored replica forgot its prepare for seq %d", seq)
+			}
+		}
+	}
+	c.nodes[2] = fresh
+	for i := uint64(31); i <= 60; i++ {
+		c.nodes[0].Request(req(1, i))
+	}
+	c.tick(30)
+	c.checkAgreement()
+	if got, want := fresh.LastDecided(), c.nodes[0].LastDecided(); got != want {
+		t.Fatalf("restarted replica decided up to %d, others %d", got, want)
+	}
+}
+
+func TestQuorumArithmetic(t *testing.T) {
+	for n := 1; n <= 40; n++ {
+		f, q := Faults(n), Quorum(n)
+		if 3*f+1 > n {
+			t.Fatalf("n=%d f=%d violates n ≥ 3f+1", n, f)
+		}
+		// Two quorums intersect in more than f replicas.
+		if 2*q-n <= f {
+			t.Fatalf("n=%d q=%d: quorums intersect in %d ≤ f=%d", n, q, 2*q-n, f)
+		}
+		// A quorum is reachable with f replicas silent.
+		if q > n-f {
+			t.Fatalf("n=%d q=%d > n-f=%d", n, q, n-f)
+		}
+	}
+}

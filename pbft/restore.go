@@ -1,0 +1,71 @@
+package pbft
+
+import "github.com/braid-bft/braid/msg"
+
+// Restore rebuilds the instance after a restart from the records it asked
+// to persist (in the order it asked) and from lastDecided, the highest
+// sequence number whose decision the shell had durably applied. It must be
+// called on a fresh Node before any other input. Records re-enter through
+// the same validation as live messages; outputs they would cause are
+// suppressed, because they were already produced before the crash, and
+// anything we send afterwards is consistent with them: we rebuild exactly
+// the view, pre-prepares, prepares and prepared proofs we had announced.
+func (n *Node) Restore(records []msg.Message, lastDecided uint64) {
+	n.replaying = true
+	n.lastDecided = lastDecided
+	for _, m := range records {
+		sender, _ := msg.Sender(m)
+		if msg.InstanceOf(m) != n.cfg.Instance {
+			continue
+		}
+		if sender != n.cfg.ID {
+			n.Step(sender, m)
+			continue
+		}
+		switch m := m.(type) {
+		case *msg.PrePrepare:
+			if n.checkNormal(m.View, m.Seq) == "" && n.cfg.Primary(m.View) == n.cfg.ID {
+				if s := n.slots[m.Seq]; s == nil || s.pp == nil {
+					n.acceptPrePrepare(m)
+				}
+				n.nextSeq = max(n.nextSeq, m.Seq+1)
+			}
+		case *msg.Prepare:
+			if n.checkNormal(m.View, m.Seq) == "" {
+				s := n.slot(m.Seq)
+				if s.prepares[n.cfg.ID] == nil {
+					s.prepares[n.cfg.ID] = m
+				}
+			}
+		case *msg.ViewChange:
+			if m.NewView >= n.view {
+				n.view, n.changing = m.NewView, true
+				n.ownVC = m
+				n.vcs[n.cfg.ID] = m
+			}
+		case *msg.NewView:
+			if m.View >= n.view {
+				if p, reason := n.checkNewView(m); reason == "" {
+					n.enterView(m, p)
+				}
+			}
+		case *msg.Checkpoint:
+			if m.Seq > n.low {
+				n.addCheckpoint(m)
+			}
+		}
+	}
+	n.replaying = false
+	n.ready = Ready{}
+	n.pendingReady = false
+	if n.changing {
+		n.vcDeadline = n.tick + int64(n.cfg.ViewChangeTimeout)
+	}
+	if n.transferring != 0 {
+		n.ready.StateTransfer = &StateTransfer{Seq: n.low, State: n.stableState, Proof: n.stableProof}
+		n.pendingReady = true
+	}
+	if n.nextSeq <= n.low {
+		n.nextSeq = n.low + 1
+	}
+}
