@@ -140,6 +140,12 @@ func (e *encoder) message(m Message, withSig bool) {
 		}
 		e.u32(uint32(m.From))
 		e.sig(m.Sig, withSig)
+	case *Reply:
+		e.u64(uint64(m.Client))
+		e.u64(m.Number)
+		e.u64(m.View)
+		e.bytes(m.Result)
+		e.u32(uint32(m.From))
 	case *Status:
 		e.u32(m.Instance)
 		e.u64(m.View)
@@ -339,6 +345,11 @@ func (d *decoder) message() Message {
 		}
 		m.From = ReplicaID(d.u32())
 		m.Sig = d.bytes(MaxSigSize, "signature")
+		return m
+	case KindReply:
+		m := &Reply{Client: ClientID(d.u64()), Number: d.u64(), View: d.u64()}
+		m.Result = d.bytes(MaxOpSize, "result")
+		m.From = ReplicaID(d.u32())
 		return m
 	case KindStatus:
 		return &Status{Instance: d.u32(), View: d.u64(), StableSeq: d.u64(), NextSeq: d.u64(), From: ReplicaID(d.u32())}

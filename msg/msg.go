@@ -101,10 +101,11 @@ const (
 	KindViewChange
 	KindNewView
 	KindStatus
+	KindReply
 	kindEnd
 )
 
-var kindNames = [...]string{"", "request", "pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "status"}
+var kindNames = [...]string{"", "request", "pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "status", "reply"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kindEnd {
@@ -209,7 +210,21 @@ type Status struct {
 	From      ReplicaID
 }
 
+// Reply is a replica's answer to a client: the result of executing the
+// client's request Number. A client accepts a result once f+1 replicas sent
+// matching replies, so at least one correct replica vouches for it.
+// View hints at the view (of the instance that ordered the request) so the
+// client can address the current primary next time.
+type Reply struct {
+	Client ClientID
+	Number uint64
+	View   uint64
+	Result []byte
+	From   ReplicaID
+}
+
 func (*ClientRequest) Kind() Kind { return KindRequest }
+func (*Reply) Kind() Kind         { return KindReply }
 func (*PrePrepare) Kind() Kind    { return KindPrePrepare }
 func (*Prepare) Kind() Kind       { return KindPrepare }
 func (*Commit) Kind() Kind        { return KindCommit }
@@ -235,6 +250,8 @@ func Sender(m Message) (ReplicaID, bool) {
 	case *NewView:
 		return m.From, true
 	case *Status:
+		return m.From, true
+	case *Reply:
 		return m.From, true
 	}
 	return 0, false

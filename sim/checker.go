@@ -1,0 +1,134 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/pbft"
+)
+
+const maxReported = 20
+
+// checker enforces the invariants of DESIGN.md §4 as the run goes, over the
+// correct replicas only (a Byzantine replica's outputs prove nothing).
+type checker struct {
+	w          *world
+	violations []string
+	suppressed int
+	decidedAt  map[uint64]msg.Digest
+	headAt     map[uint64]msg.Digest
+	results    map[msg.RequestKey]msg.Digest
+	execBy     map[msg.RequestKey]map[msg.ReplicaID]bool
+	accepts    map[msg.RequestKey][]byte
+	acceptKeys []msg.RequestKey
+}
+
+func newChecker(w *world) *checker {
+	return &checker{
+		w: w, decidedAt: map[uint64]msg.Digest{}, headAt: map[uint64]msg.Digest{},
+		results: map[msg.RequestKey]msg.Digest{}, execBy: map[msg.RequestKey]map[msg.ReplicaID]bool{},
+		accepts: map[msg.RequestKey][]byte{},
+	}
+}
+
+func (c *checker) violate(format string, args ...any) {
+	if len(c.violations) >= maxReported {
+		c.suppressed++
+		return
+	}
+	c.violations = append(c.violations, fmt.Sprintf("t=%v: ", c.w.s.Now())+fmt.Sprintf(format, args...))
+}
+
+func (c *checker) isCorrect(r *replica) bool {
+	return c.w.correct(r.id) && r.twinSide == 0
+}
+
+func (c *checker) violateIfCorrect(r *replica, format string, args ...any) {
+	if c.isCorrect(r) {
+		c.violate(format, args...)
+	}
+}
+
+// decided: non-divergence of decisions and of ledger heads at equal heights.
+func (c *checker) decided(r *replica, d pbft.Decision, head msg.Digest) {
+	if !c.isCorrect(r) {
+		return
+	}
+	if have, ok := c.decidedAt[d.Seq]; ok && have != d.Digest {
+		c.violate("non-divergence: replica %d decided %x at seq %d, another correct replica %x", r.id, d.Digest[:4], d.Seq, have[:4])
+	} else if !ok {
+		c.decidedAt[d.Seq] = d.Digest
+	}
+	c.head(r, d.Seq, head)
+}
+
+func (c *checker) head(r *replica, seq uint64, head msg.Digest) {
+	if have, ok := c.headAt[seq]; ok && have != head {
+		c.violate("non-divergence: replica %d has ledger head %x at height %d, another correct replica %x", r.id, head[:4], seq, have[:4])
+	} else if !ok {
+		c.headAt[seq] = head
+	}
+}
+
+func (c *checker) transferred(r *replica, seq uint64, head msg.Digest) {
+	if c.isCorrect(r) {
+		c.head(r, seq, head)
+	}
+}
+
+// executed: no request executes twice on a replica, and correct replicas
+// compute the same result for it.
+func (c *checker) executed(r *replica, key msg.RequestKey, result msg.Digest) {
+	if !c.isCorrect(r) {
+		return
+	}
+	by := c.execBy[key]
+	if by == nil {
+		by = map[msg.ReplicaID]bool{}
+		c.execBy[key] = by
+	}
+	if by[r.id] {
+		c.violate("validity: replica %d executed request %v twice", r.id, key)
+	}
+	by[r.id] = true
+	if have, ok := c.results[key]; ok && have != result {
+		c.violate("non-divergence: replica %d computed a different result for %v", r.id, key)
+	} else if !ok {
+		c.results[key] = result
+	}
+}
+
+func (c *checker) accepted(key msg.RequestKey, result []byte) {
+	if _, dup := c.accepts[key]; dup {
+		c.violate("client %d accepted request %d twice", key.Client, key.Number)
+		return
+	}
+	c.accepts[key] = result
+	c.acceptKeys = append(c.acceptKeys, key)
+}
+
+// finish checks client safety and liveness once the run is over.
+func (c *checker) finish() {
+	for _, key := range c.acceptKeys {
+		want, ok := c.results[key]
+		if !ok {
+			c.violate("client safety: client %d accepted a result for request %d that no correct replica produced", key.Client, key.Number)
+			continue
+		}
+		if !bytes.Equal(want[:], c.accepts[key]) {
+			c.violate("client safety: client %d accepted a wrong result for request %d", key.Client, key.Number)
+		}
+	}
+	done, total := 0, 0
+	for _, cl := range c.w.clients {
+		done += cl.completed()
+		total += cl.total
+	}
+	if done < total {
+		c.violate("liveness: only %d of %d requests completed by the deadline %v", done, total, c.w.opts.MaxVirtual)
+	}
+	if c.suppressed > 0 {
+		c.violations = append(c.violations, fmt.Sprintf("... and %d more violations", c.suppressed))
+	}
+}

@@ -1,0 +1,366 @@
+package sim
+
+import (
+	"encoding/binary"
+	"maps"
+	"time"
+
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/pbft"
+	"github.com/braid-bft/braid/sim/simnet"
+)
+
+// replica is the simulator's shell around one core: it decodes and verifies
+// what the network delivers, persists what the core asks before sending,
+// executes decisions on a small deterministic state machine, and answers
+// clients. Byzantine behaviours are filters on its inputs and outputs; the
+// core inside is always the real, unmodified protocol code.
+type replica struct {
+	w         *world
+	id        msg.ReplicaID
+	net       int
+	behaviour string
+	twinSide  int
+	cfg       pbft.Config
+	core      *pbft.Node
+	up        bool
+	ticker    *simnet.Ticker
+
+	disk []msg.Message // persisted records, survive crashes
+
+	// Executed state. It survives a crash because it stands for the
+	// durable ledger (issue 4 makes it real); snapshots serve state transfer.
+	state    execState
+	snaps    map[uint64]execState
+	transfer *pbft.StateTransfer
+
+	history [][]byte // replay behaviour: messages seen
+}
+
+type execState struct {
+	seq     uint64
+	chain   msg.Digest
+	lastNum map[msg.ClientID]uint64
+	replies map[msg.ClientID]*msg.Reply
+}
+
+func (s execState) clone() execState {
+	c := s
+	c.lastNum = maps.Clone(s.lastNum)
+	c.replies = maps.Clone(s.replies)
+	return c
+}
+
+func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica, error) {
+	r := &replica{
+		w: w, id: id, net: net, behaviour: behaviour,
+		state: execState{lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{}},
+		snaps: map[uint64]execState{},
+	}
+	n := w.n
+	r.cfg = pbft.Config{
+		ID: id, N: n, Signer: w.keys.replicaSigner(id),
+		Primary:  func(v uint64) msg.ReplicaID { return msg.ReplicaID(v % uint64(n)) },
+		MaxBatch: 16, CheckpointInterval: 8, Window: 32,
+		RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
+	}
+	core, err := pbft.New(r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.core = core
+	return r, nil
+}
+
+func (r *replica) start() {
+	r.up = true
+	r.ticker = r.w.s.Every(tickEvery, func() {
+		if r.up {
+			r.core.Tick()
+			r.onTick()
+			r.flush()
+		}
+	})
+}
+
+// crash stops the replica and loses everything volatile.
+func (r *replica) crash() {
+	r.up = false
+	r.w.net.Down(r.net)
+	r.transfer = nil
+}
+
+// restart rebuilds the core from its persisted records.
+func (r *replica) restart() {
+	core, err := pbft.New(r.cfg)
+	if err != nil {
+		r.w.chk.violate("restart of replica %d: %v", r.id, err)
+		return
+	}
+	core.Restore(r.disk, r.state.seq)
+	r.core = core
+	r.up = true
+	r.w.net.Up(r.net)
+	r.flush()
+}
+
+func (r *replica) receive(from int, payload []byte) {
+	if !r.up {
+		return
+	}
+	m, err := msg.Unmarshal(payload)
+	if err != nil {
+		r.w.dropped["garbage"]++
+		return
+	}
+	if err := msg.Verify(m, r.w.keys); err != nil {
+		r.w.dropped["bad-signature"]++
+		return
+	}
+	if r.behaviour == "replay" && len(r.history) < 512 {
+		r.history = append(r.history, payload)
+	}
+	switch x := r.w.byNet[from].(type) {
+	case *client:
+		cr, ok := m.(*msg.ClientRequest)
+		if !ok || cr.Request.Client != x.id {
+			r.w.dropped["client-sent-protocol"]++
+			return
+		}
+		if r.behaviour == "silent" {
+			return
+		}
+		r.onClientRequest(cr.Request)
+	case *replica:
+		if _, ok := m.(*msg.ClientRequest); ok && r.behaviour == "silent" {
+			return
+		}
+		r.core.Step(x.id, m)
+	}
+	r.flush()
+}
+
+// onClientRequest answers from the reply cache if the request already
+// executed (exactly-once), and otherwise hands it to the core.
+func (r *replica) onClientRequest(req msg.Request) {
+	if last := r.state.lastNum[req.Client]; req.Number <= last {
+		if rep := r.state.replies[req.Client]; rep != nil && rep.Number == req.Number {
+			r.sendClient(req.Client, rep)
+		}
+		return
+	}
+	r.core.Request(req)
+}
+
+func (r *replica) flush() {
+	for r.up && r.core.HasReady() {
+		rd := r.core.Ready()
+		r.disk = append(r.disk, rd.Persist...)
+		for _, o := range rd.Messages {
+			r.output(o)
+		}
+		for _, d := range rd.Decided {
+			r.execute(d)
+		}
+		if rd.StateTransfer != nil {
+			r.transfer = rd.StateTransfer
+			r.tryTransfer()
+		}
+	}
+}
+
+func (r *replica) targets(o pbft.Outbound) []msg.ReplicaID {
+	if !o.Broadcast {
+		return []msg.ReplicaID{o.To}
+	}
+	var ts []msg.ReplicaID
+	for i := 0; i < r.w.n; i++ {
+		if msg.ReplicaID(i) != r.id {
+			ts = append(ts, msg.ReplicaID(i))
+		}
+	}
+	return ts
+}
+
+// output sends one of the core's messages, through the replica's behaviour.
+func (r *replica) output(o pbft.Outbound) {
+	payload := msg.Marshal(o.Msg)
+	for _, to := range r.targets(o) {
+		if !r.w.reachable(r, to) {
+			continue
+		}
+		p := payload
+		if r.behaviour == "equivocate" && int(to) > r.w.n/2 {
+			if pp, ok := o.Msg.(*msg.PrePrepare); ok && pp.From == r.id {
+				p = msg.Marshal(r.equivocate(pp))
+			}
+		}
+		r.sendReplica(to, p)
+		switch r.behaviour {
+		case "forge":
+			r.forge(to, o.Msg)
+		case "garbage":
+			r.garbage(to, payload)
+		}
+	}
+}
+
+func (r *replica) sendReplica(to msg.ReplicaID, payload []byte) {
+	r.w.net.Send(r.net, r.w.netTarget(r.net, to), payload)
+}
+
+func (r *replica) sendClient(c msg.ClientID, rep *msg.Reply) {
+	cp := *rep
+	cp.From = r.id
+	r.w.net.Send(r.net, r.w.n+int(c), msg.Marshal(&cp))
+}
+
+// equivocate gives the second half of the replicas a different batch for
+// the same (view, seq), properly signed: a conflicting proposal.
+func (r *replica) equivocate(pp *msg.PrePrepare) *msg.PrePrepare {
+	alt := *pp
+	reqs := pp.Batch.Requests
+	if len(reqs) > 0 {
+		alt.Batch = msg.Batch{Requests: append([]msg.Request(nil), reqs[:len(reqs)-1]...)}
+	} else {
+		alt.Batch = msg.Batch{}
+	}
+	alt.Digest = alt.Batch.Digest()
+	if alt.Digest == pp.Digest { // both empty: make one distinguishable
+		alt.Batch = msg.Batch{Requests: nil}
+		alt.Null = false
+	}
+	alt.Sig = nil
+	alt.Sig = r.cfg.Signer.Sign(msg.SignedBytes(&alt))
+	return &alt
+}
+
+// forge re-sends the message claiming another replica sent it.
+func (r *replica) forge(to msg.ReplicaID, m msg.Message) {
+	victim := msg.ReplicaID(r.w.s.Rand().IntN(r.w.n))
+	var f msg.Message
+	switch x := m.(type) {
+	case *msg.Prepare:
+		c := *x
+		c.From = victim
+		c.Digest[0] ^= 0xff
+		f = &c
+	case *msg.Commit:
+		c := *x
+		c.From = victim
+		c.Digest[0] ^= 0xff
+		f = &c
+	case *msg.Checkpoint:
+		c := *x
+		c.From = victim
+		c.State[0] ^= 0xff
+		f = &c
+	case *msg.ViewChange:
+		c := *x
+		c.From = victim
+		c.NewView += 3
+		f = &c
+	default:
+		return
+	}
+	r.sendReplica(to, msg.Marshal(f))
+}
+
+// garbage sends random bytes and a corrupted copy of a real message.
+func (r *replica) garbage(to msg.ReplicaID, real []byte) {
+	rnd := r.w.s.Rand()
+	junk := make([]byte, rnd.IntN(64))
+	for i := range junk {
+		junk[i] = byte(rnd.Uint32())
+	}
+	r.sendReplica(to, junk)
+	if len(real) > 0 {
+		bad := append([]byte(nil), real...)
+		bad[rnd.IntN(len(bad))] ^= byte(1 + rnd.IntN(255))
+		r.sendReplica(to, bad)
+	}
+}
+
+func (r *replica) onTick() {
+	if r.behaviour == "replay" && len(r.history) > 0 {
+		rnd := r.w.s.Rand()
+		for k := 0; k < 3; k++ {
+			p := r.history[rnd.IntN(len(r.history))]
+			to := msg.ReplicaID(rnd.IntN(r.w.n))
+			if to != r.id {
+				r.sendReplica(to, p)
+			}
+		}
+	}
+	if r.transfer != nil {
+		r.tryTransfer()
+	}
+}
+
+// execute applies a decision. The application here is a hash chain with a
+// per-client reply cache: enough to make divergence, double execution and
+// wrong replies observable; issue 4 swaps in the real applications.
+func (r *replica) execute(d pbft.Decision) {
+	if d.Seq != r.state.seq+1 {
+		r.w.chk.violate("replica %d executed seq %d after %d", r.id, d.Seq, r.state.seq)
+		return
+	}
+	for i := range d.Batch.Requests {
+		req := &d.Batch.Requests[i]
+		if !r.w.keys.Client(req.Client, req.SignedBytes(), req.Sig) {
+			r.w.chk.violateIfCorrect(r, "validity: replica %d executed an unsigned request %v", r.id, req.Key())
+		}
+		if req.Number <= r.state.lastNum[req.Client] {
+			continue // duplicate: already executed, the reply cache answers
+		}
+		result := digestOf(r.state.chain[:], msgDigest(req))
+		r.state.lastNum[req.Client] = req.Number
+		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: d.View, Result: result[:], From: r.id}
+		r.state.replies[req.Client] = rep
+		r.w.chk.executed(r, req.Key(), result)
+		r.sendClient(req.Client, rep)
+	}
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], d.Seq)
+	r.state.chain = digestOf(r.state.chain[:], seq[:], d.Digest[:])
+	r.state.seq = d.Seq
+	r.w.chk.decided(r, d, r.state.chain)
+	r.w.s.Trace("decide", d.Digest[:], uint64(r.net), d.Seq)
+	if d.Seq%r.cfg.CheckpointInterval == 0 {
+		r.snaps[d.Seq] = r.state.clone()
+		r.core.Checkpoint(d.Seq, r.state.chain)
+	}
+}
+
+func msgDigest(req *msg.Request) []byte {
+	d := digestOf(req.SignedBytes(), req.Sig)
+	return d[:]
+}
+
+// tryTransfer fetches the state of a stable checkpoint from any replica that
+// has it, and installs it only if it matches the certified digest: a
+// Byzantine source can waste our time, never corrupt us.
+func (r *replica) tryTransfer() {
+	st := r.transfer
+	if st == nil {
+		return
+	}
+	for _, peer := range r.w.replicas {
+		if peer == r {
+			continue
+		}
+		snap, ok := peer.snaps[st.Seq]
+		if !ok || snap.chain != st.State {
+			continue
+		}
+		r.state = snap.clone()
+		r.snaps[st.Seq] = snap.clone()
+		r.transfer = nil
+		r.w.chk.transferred(r, st.Seq, snap.chain)
+		r.core.StateTransferred(st.Seq)
+		r.flush()
+		return
+	}
+}
+
+var _ = time.Second

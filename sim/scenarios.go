@@ -1,0 +1,118 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/sim/simnet"
+)
+
+// A scenario picks which replicas misbehave and how (corrupt, before the
+// run) and what happens to the network and to processes over time
+// (schedule). Faults are data around unmodified cores.
+type scenario struct {
+	about    string
+	corrupt  func(w *world, byz int)
+	schedule func(w *world)
+}
+
+func none(*world, int) {}
+func calm(*world)      {}
+
+// firstK marks replicas 0..k-1 (0 is view 0's primary) with behaviour b.
+func firstK(b string) func(w *world, byz int) {
+	return func(w *world, byz int) {
+		for i := 0; i < byz; i++ {
+			w.faulty[msg.ReplicaID(i)] = b
+		}
+	}
+}
+
+// lastK marks the highest-numbered replicas, which lead no early view.
+func lastK(b string) func(w *world, byz int) {
+	return func(w *world, byz int) {
+		for i := 0; i < byz; i++ {
+			w.faulty[msg.ReplicaID(w.n-1-i)] = b
+		}
+	}
+}
+
+func at(w *world, d time.Duration, fn func()) { w.s.At(simnet.FromDuration(d), fn) }
+
+var scenarios = map[string]scenario{
+	"fault-free": {about: "no faults", corrupt: none, schedule: calm},
+	"crash-primary": {
+		about:   "view 0's primary crashes at 0.3s and restarts from its disk at 0.8s",
+		corrupt: func(w *world, byz int) { w.faulty[0] = "crash" },
+		schedule: func(w *world) {
+			at(w, 300*time.Millisecond, w.replicas[0].crash)
+			at(w, 800*time.Millisecond, w.replicas[0].restart)
+			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
+		},
+	},
+	"silent-primary": {
+		about:   "view 0's primary ignores clients but answers the protocol",
+		corrupt: func(w *world, byz int) { w.faulty[0] = "silent" }, schedule: calm,
+	},
+	"equivocating-primary": {
+		about:   "view 0's primary sends different, validly signed batches to the two halves",
+		corrupt: func(w *world, byz int) { w.faulty[0] = "equivocate" }, schedule: calm,
+	},
+	"replay": {
+		about:   "f replicas replay old messages they saw to random replicas",
+		corrupt: lastK("replay"), schedule: calm,
+	},
+	"forged-sender": {
+		about:   "f replicas send messages claiming to come from others",
+		corrupt: lastK("forge"), schedule: calm,
+	},
+	"garbage": {
+		about:   "f replicas send random bytes and corrupted encodings",
+		corrupt: lastK("garbage"), schedule: calm,
+	},
+	"twin": {
+		about: "f replicas (view 0's primary first) run as two copies with the same keys, each serving half the correct replicas",
+		corrupt: func(w *world, byz int) {
+			for i := 0; i < byz; i++ {
+				id := msg.ReplicaID(0)
+				if i > 0 {
+					id = msg.ReplicaID(w.n - i)
+				}
+				w.faulty[id] = "twin"
+				w.twinB[id] = nil
+			}
+		},
+		schedule: calm,
+	},
+	"partition-heal": {
+		about:   "the replicas split in two halves (no quorum) from 0.2s to 1.5s, then a one-way cut from the primary until 2.5s",
+		corrupt: none,
+		schedule: func(w *world) {
+			var a, b []int
+			for i := 0; i < w.n; i++ {
+				if i < w.n/2 {
+					a = append(a, i)
+				} else {
+					b = append(b, i)
+				}
+			}
+			at(w, 200*time.Millisecond, func() { w.net.Partition(a, b) })
+			at(w, 1500*time.Millisecond, func() { w.net.Heal(); w.net.Cut(0, 1); w.net.Cut(0, 2) })
+			at(w, 2500*time.Millisecond, w.net.Heal)
+			w.minEnd = simnet.FromDuration(2500 * time.Millisecond)
+		},
+	},
+	"lossy": {
+		about:   "5% loss, 2% duplication and 20ms jitter on every link until 3s",
+		corrupt: none,
+		schedule: func(w *world) {
+			w.net.SetDefaultLink(simnet.Link{Latency: time.Millisecond, Jitter: 20 * time.Millisecond, Loss: 0.05, Duplicate: 0.02})
+			at(w, 3*time.Second, func() {
+				w.net.SetDefaultLink(simnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
+			})
+		},
+	},
+}
+
+// About describes a scenario.
+func About(name string) string { return scenarios[name].about }

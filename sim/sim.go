@@ -1,0 +1,275 @@
+// Package sim is Braid's deterministic simulator: it runs n real protocol
+// cores over simnet's virtual network, wraps up to f of them in Byzantine
+// behaviours, drives closed-loop clients, and checks the invariants of
+// DESIGN.md §4 on every decision. A run is a pure function of Options: the
+// same seed gives the same event trace and the same trace hash.
+package sim
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/pbft"
+	"github.com/braid-bft/braid/sim/simnet"
+)
+
+// Options describe one run.
+type Options struct {
+	Protocol          string // "pbft"
+	Scenario          string
+	N                 int
+	Seed              uint64
+	Clients           int           // default 4
+	RequestsPerClient int           // default 25
+	MaxVirtual        time.Duration // liveness deadline; default 60s
+	// Byzantine overrides how many replicas the scenario corrupts (where
+	// the scenario supports several). Setting it above f is the negative
+	// control: the checker must then find violations.
+	Byzantine int
+}
+
+// Result summarises a run.
+type Result struct {
+	Scenario        string            `json:"scenario"`
+	Protocol        string            `json:"protocol"`
+	Seed            uint64            `json:"seed"`
+	N               int               `json:"n"`
+	F               int               `json:"f"`
+	Violations      []string          `json:"violations"`
+	DecidedRequests uint64            `json:"decided_requests"`
+	Completed       int               `json:"completed_requests"`
+	Submitted       int               `json:"submitted_requests"`
+	ViewChanges     uint64            `json:"view_changes"`
+	VirtualSeconds  float64           `json:"virtual_seconds"`
+	TraceHash       string            `json:"trace_hash"`
+	Dropped         map[string]uint64 `json:"dropped"`
+}
+
+const tickEvery = 10 * time.Millisecond
+
+type world struct {
+	opts     Options
+	s        *simnet.Scheduler
+	net      *simnet.Network
+	keys     simKeys
+	n, f     int
+	replicas []*replica // the main copy of each replica id
+	copies   []*replica // every replica copy, by network id offset
+	clients  []*client
+	byNet    map[int]any
+	faulty   map[msg.ReplicaID]string // replica → behaviour
+	twinB    map[msg.ReplicaID]*replica
+	side     map[msg.ReplicaID]int // correct replicas' side, when twins are present
+	chk      *checker
+	dropped  map[string]uint64
+	minEnd   simnet.Time // the run lasts at least this long, so scheduled faults and recoveries happen
+}
+
+// Run executes one simulation.
+func Run(o Options) (Result, error) {
+	if o.Protocol == "" {
+		o.Protocol = "pbft"
+	}
+	if o.Protocol != "pbft" {
+		return Result{}, fmt.Errorf("protocol %q: this simulator runs pbft", o.Protocol)
+	}
+	if o.N < 4 {
+		return Result{}, fmt.Errorf("n=%d: need at least 4 replicas to tolerate a fault", o.N)
+	}
+	if o.Clients == 0 {
+		o.Clients = 4
+	}
+	if o.RequestsPerClient == 0 {
+		o.RequestsPerClient = 25
+	}
+	if o.MaxVirtual == 0 {
+		o.MaxVirtual = 60 * time.Second
+	}
+	sc, ok := scenarios[o.Scenario]
+	if !ok {
+		return Result{}, fmt.Errorf("unknown scenario %q (have %v)", o.Scenario, ScenarioNames())
+	}
+	w := &world{
+		opts:    o,
+		s:       simnet.New(o.Seed),
+		keys:    simKeys{seed: o.Seed},
+		n:       o.N,
+		f:       pbft.Faults(o.N),
+		byNet:   make(map[int]any),
+		faulty:  make(map[msg.ReplicaID]string),
+		twinB:   make(map[msg.ReplicaID]*replica),
+		side:    make(map[msg.ReplicaID]int),
+		dropped: make(map[string]uint64),
+	}
+	w.chk = newChecker(w)
+	byz := o.Byzantine
+	if byz == 0 {
+		byz = w.f
+	}
+	sc.corrupt(w, byz)
+	twins := len(w.twinB)
+	w.net = simnet.NewNetwork(w.s, o.N+o.Clients+twins, w.deliver)
+	w.net.SetDefaultLink(simnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
+	for i := 0; i < o.N; i++ {
+		r, err := newReplica(w, msg.ReplicaID(i), i, w.faulty[msg.ReplicaID(i)])
+		if err != nil {
+			return Result{}, err
+		}
+		w.replicas = append(w.replicas, r)
+		w.byNet[i] = r
+	}
+	next := o.N + o.Clients
+	for _, id := range slices.Sorted(maps.Keys(w.twinB)) {
+		r, err := newReplica(w, id, next, "twin")
+		if err != nil {
+			return Result{}, err
+		}
+		r.twinSide = 1
+		w.twinB[id] = r
+		w.byNet[next] = r
+		next++
+	}
+	if twins > 0 {
+		var correct []msg.ReplicaID
+		for i := 0; i < o.N; i++ {
+			if _, bad := w.faulty[msg.ReplicaID(i)]; !bad {
+				correct = append(correct, msg.ReplicaID(i))
+			}
+		}
+		for k, id := range correct {
+			if k >= len(correct)/2 {
+				w.side[id] = 1
+			}
+		}
+	}
+	for c := 0; c < o.Clients; c++ {
+		cl := newClient(w, msg.ClientID(c), o.N+c)
+		w.clients = append(w.clients, cl)
+		w.byNet[o.N+c] = cl
+	}
+	for _, r := range w.allReplicas() {
+		r.start()
+	}
+	sc.schedule(w)
+	for _, cl := range w.clients {
+		cl.start()
+	}
+	w.s.RunWhile(func() bool { return !w.clientsDone() || w.s.Now() < w.minEnd }, simnet.FromDuration(o.MaxVirtual))
+	return w.result(), nil
+}
+
+func (w *world) allReplicas() []*replica {
+	out := slices.Clone(w.replicas)
+	for _, id := range slices.Sorted(maps.Keys(w.twinB)) {
+		out = append(out, w.twinB[id])
+	}
+	return out
+}
+
+func (w *world) correct(id msg.ReplicaID) bool {
+	_, bad := w.faulty[id]
+	return !bad
+}
+
+func (w *world) clientsDone() bool {
+	for _, c := range w.clients {
+		if !c.done() {
+			return false
+		}
+	}
+	return true
+}
+
+// netTarget routes a message from network node `from` to replica `to`: a
+// twinned replica is two nodes, and each side of the split sees only one.
+func (w *world) netTarget(from int, to msg.ReplicaID) int {
+	b, twinned := w.twinB[to]
+	if !twinned {
+		return int(to)
+	}
+	side := 0
+	switch x := w.byNet[from].(type) {
+	case *replica:
+		if x.twinSide == 1 {
+			side = 1
+		} else if _, tw := w.twinB[x.id]; !tw {
+			side = w.side[x.id]
+		}
+	case *client:
+		side = int(x.id % 2)
+	}
+	if side == 1 {
+		return b.net
+	}
+	return int(to)
+}
+
+// reachable: a twin copy talks only to its own side.
+func (w *world) reachable(from *replica, to msg.ReplicaID) bool {
+	if _, tw := w.twinB[from.id]; !tw {
+		return true
+	}
+	if _, tw := w.twinB[to]; tw {
+		return true
+	}
+	return w.side[to] == from.twinSide
+}
+
+func (w *world) deliver(from, to int, payload []byte) {
+	switch x := w.byNet[to].(type) {
+	case *replica:
+		x.receive(from, payload)
+	case *client:
+		x.receive(from, payload)
+	}
+}
+
+func (w *world) result() Result {
+	res := Result{
+		Scenario: w.opts.Scenario, Protocol: w.opts.Protocol, Seed: w.opts.Seed, N: w.n, F: w.f,
+		VirtualSeconds: w.s.Now().Seconds(), Dropped: w.dropped,
+	}
+	for _, c := range w.clients {
+		res.Completed += c.completed()
+		res.Submitted += c.total
+	}
+	for _, r := range w.replicas {
+		if !w.correct(r.id) {
+			continue
+		}
+		st := r.core.Stats()
+		res.DecidedRequests = max(res.DecidedRequests, st.DecidedRequests)
+		res.ViewChanges = max(res.ViewChanges, st.NewViews)
+		for k, v := range st.Dropped {
+			res.Dropped[k] += v
+		}
+	}
+	w.chk.finish()
+	res.Violations = w.chk.violations
+	h := w.s.TraceHash()
+	res.TraceHash = hex.EncodeToString(h[:])
+	return res
+}
+
+// ScenarioNames lists the scenarios in a stable order.
+func ScenarioNames() []string {
+	names := slices.Collect(maps.Keys(scenarios))
+	sort.Strings(names)
+	return names
+}
+
+func digestOf(parts ...[]byte) msg.Digest {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	var d msg.Digest
+	h.Sum(d[:0])
+	return d
+}
