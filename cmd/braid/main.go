@@ -1,0 +1,45 @@
+// Command braid is Braid's command line: the simulator today; replicas,
+// clusters, clients, benchmarks and ledger tools as they land.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `braid — a Byzantine-fault-tolerant replicated ledger on wait-free parallel consensus
+
+Usage:
+  braid sim [flags]     run the deterministic simulator (braid sim --help)
+
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "sim":
+		err = runSim(os.Args[2:], os.Stdout, os.Stderr)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "braid: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		if code, ok := err.(exitCode); ok {
+			os.Exit(int(code))
+		}
+		fmt.Fprintf(os.Stderr, "braid %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+// exitCode ends the program with a status and no further message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }

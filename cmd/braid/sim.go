@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/braid-bft/braid/sim"
+)
+
+type simSummary struct {
+	Scenario        string   `json:"scenario"`
+	Protocol        string   `json:"protocol"`
+	N               int      `json:"n"`
+	Runs            int      `json:"runs"`
+	FirstSeed       uint64   `json:"first_seed"`
+	Violations      int      `json:"violations"`
+	FailedSeeds     []uint64 `json:"failed_seeds"`
+	DecidedRequests uint64   `json:"decided_requests"`
+	Completed       int      `json:"completed_requests"`
+	Submitted       int      `json:"submitted_requests"`
+	ViewChanges     uint64   `json:"view_changes"`
+	VirtualSeconds  float64  `json:"virtual_seconds"`
+	TraceHash       string   `json:"trace_hash"`
+	WallSeconds     float64  `json:"wall_seconds"`
+}
+
+func runSim(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("braid sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	protocol := fs.String("protocol", "pbft", "protocol to simulate: pbft")
+	scenario := fs.String("scenario", "fault-free", "scenario to run, or \"all\"; see --list")
+	n := fs.Int("n", 4, "number of replicas (≥ 4)")
+	seeds := fs.Int("seeds", 1, "number of consecutive seeds to run, starting at --seed")
+	seed := fs.Uint64("seed", 1, "first (or only) seed; a run is a pure function of its seed")
+	clients := fs.Int("clients", 4, "closed-loop clients")
+	requests := fs.Int("requests", 25, "requests per client")
+	byz := fs.Int("byzantine", 0, "replicas the scenario corrupts (default f; above f is a negative control)")
+	asJSON := fs.Bool("json", false, "print one JSON summary object per scenario, the last line being the last scenario")
+	list := fs.Bool("list", false, "list scenarios and exit")
+	verbose := fs.Bool("v", false, "print every seed's result")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return exitCode(2)
+	}
+	if *list {
+		for _, name := range sim.ScenarioNames() {
+			fmt.Fprintf(stdout, "%-22s %s\n", name, sim.About(name))
+		}
+		return nil
+	}
+	if *seeds < 1 {
+		return fmt.Errorf("--seeds %d: need at least 1", *seeds)
+	}
+	names := []string{*scenario}
+	if *scenario == "all" {
+		names = sim.ScenarioNames()
+	}
+	failed := false
+	progress := isTerminal(stderr) && !*verbose
+	for _, name := range names {
+		sum := simSummary{Scenario: name, Protocol: *protocol, N: *n, FirstSeed: *seed}
+		start := time.Now()
+		for i := 0; i < *seeds; i++ {
+			s := *seed + uint64(i)
+			res, err := sim.Run(sim.Options{Protocol: *protocol, Scenario: name, N: *n, Seed: s,
+				Clients: *clients, RequestsPerClient: *requests, Byzantine: *byz})
+			if err != nil {
+				return err
+			}
+			sum.Runs++
+			sum.Violations += len(res.Violations)
+			sum.DecidedRequests += res.DecidedRequests
+			sum.Completed += res.Completed
+			sum.Submitted += res.Submitted
+			sum.ViewChanges += res.ViewChanges
+			sum.VirtualSeconds += res.VirtualSeconds
+			sum.TraceHash = res.TraceHash
+			if len(res.Violations) > 0 {
+				sum.FailedSeeds = append(sum.FailedSeeds, s)
+				if !*asJSON {
+					fmt.Fprintf(stdout, "VIOLATION %s n=%d seed=%d:\n  %s\n", name, *n, s, strings.Join(res.Violations, "\n  "))
+				}
+			}
+			if *verbose {
+				fmt.Fprintf(stderr, "%s seed=%d completed=%d/%d view_changes=%d virtual=%.2fs violations=%d trace=%s\n",
+					name, s, res.Completed, res.Submitted, res.ViewChanges, res.VirtualSeconds, len(res.Violations), res.TraceHash[:16])
+			} else if progress {
+				fmt.Fprintf(stderr, "\r%s: %d/%d seeds, %d violations", name, i+1, *seeds, sum.Violations)
+			}
+		}
+		if progress {
+			fmt.Fprintln(stderr)
+		}
+		sum.WallSeconds = time.Since(start).Seconds()
+		if sum.Violations > 0 {
+			failed = true
+		}
+		if *asJSON {
+			b, _ := json.Marshal(sum)
+			fmt.Fprintln(stdout, string(b))
+			continue
+		}
+		status := "ok"
+		if sum.Violations > 0 {
+			status = fmt.Sprintf("FAILED on seeds %v", sum.FailedSeeds)
+		}
+		fmt.Fprintf(stdout, "%-22s %s n=%d seeds %d..%d: %s\n", name, *protocol, *n, *seed, *seed+uint64(*seeds)-1, status)
+		fmt.Fprintf(stdout, "  requests completed %d/%d, decided %d, view changes %d, virtual time %.1fs, wall %.1fs\n",
+			sum.Completed, sum.Submitted, sum.DecidedRequests, sum.ViewChanges, sum.VirtualSeconds, sum.WallSeconds)
+		fmt.Fprintf(stdout, "  trace hash (seed %d): %s\n", *seed+uint64(*seeds)-1, sum.TraceHash)
+	}
+	if failed {
+		return exitCode(1)
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
