@@ -335,11 +335,11 @@ func (d *decoder) message() Message {
 		return d.viewChange()
 	case KindNewView:
 		m := &NewView{Instance: d.u32(), View: d.u64()}
-		n := d.count(MaxQuorumMsgs, 1+4+8+8+4+4+4+4, "view changes")
+		n := d.count(MaxQuorumMsgs, 4+8+8+4+4+4+4, "view changes")
 		for i := 0; i < n && d.err == nil; i++ {
 			m.ViewChanges = append(m.ViewChanges, *d.viewChange())
 		}
-		n = d.count(MaxProofs, 1+4+8+8+32+1+4+4+4, "pre-prepares")
+		n = d.count(MaxProofs, 4+8+8+32+1+4+4+4, "pre-prepares")
 		for i := 0; i < n && d.err == nil; i++ {
 			m.PrePrepares = append(m.PrePrepares, *d.prePrepare())
 		}

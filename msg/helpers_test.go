@@ -120,7 +120,7 @@ func samples() []sample {
 		{"newview/full", ptr(testNewView(1, 4, 0))},
 		{"status", &Status{Instance: 1, View: 2, StableSeq: 3, NextSeq: 4, From: 5}},
 		{"status/zero", &Status{}},
-		{"reply", &Reply{Client: 9, Number: 10, Result: []byte("ok"), From: 3}},
+		{"reply", &Reply{Client: 9, Number: 10, View: 11, Result: []byte("ok"), From: 3}},
 		{"reply/empty", &Reply{Client: 9, Number: 10, From: 3}},
 		{"reply/max-result", &Reply{Client: 9, Number: 10, Result: fill(MaxOpSize, 5), From: 3}},
 	}

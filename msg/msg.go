@@ -44,7 +44,7 @@ type Request struct {
 
 // SignedBytes is what the client signs: everything but the signature.
 func (r *Request) SignedBytes() []byte {
-	b := make([]byte, 0, 24+len(r.Op))
+	b := make([]byte, 0, 32+len(r.Op))
 	b = append(b, "braid/request/v1"...)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Client))
 	b = binary.BigEndian.AppendUint64(b, r.Number)

@@ -66,28 +66,28 @@ func (c *Config) setDefaults() {
 func (c *Config) validate() error {
 	var errs []error
 	if c.N < 1 {
-		errs = append(errs, fmt.Errorf("N: %d, need at least 1 replica", c.N))
+		errs = append(errs, fmt.Errorf("field N: %d, need at least 1 replica", c.N))
 	}
 	if int(c.ID) >= c.N {
-		errs = append(errs, fmt.Errorf("ID: %d is not below N=%d", c.ID, c.N))
+		errs = append(errs, fmt.Errorf("field ID: %d is not below N=%d", c.ID, c.N))
 	}
 	if c.Primary == nil {
-		errs = append(errs, errors.New("Primary: a primary rule is required"))
+		errs = append(errs, errors.New("field Primary: a primary rule is required"))
 	}
 	if c.Signer == nil {
-		errs = append(errs, errors.New("Signer: a signer is required"))
+		errs = append(errs, errors.New("field Signer: a signer is required"))
 	}
 	if c.MaxBatch < 0 || c.MaxBatch > msg.MaxBatchSize {
-		errs = append(errs, fmt.Errorf("MaxBatch: %d outside [1, %d]", c.MaxBatch, msg.MaxBatchSize))
+		errs = append(errs, fmt.Errorf("field MaxBatch: %d outside [1, %d]", c.MaxBatch, msg.MaxBatchSize))
 	}
 	if c.Window < 2*c.CheckpointInterval {
-		errs = append(errs, fmt.Errorf("Window: %d must be at least 2×CheckpointInterval (%d)", c.Window, 2*c.CheckpointInterval))
+		errs = append(errs, fmt.Errorf("field Window: %d must be at least 2×CheckpointInterval (%d)", c.Window, 2*c.CheckpointInterval))
 	}
 	if c.Window > msg.MaxProofs {
-		errs = append(errs, fmt.Errorf("Window: %d exceeds %d", c.Window, msg.MaxProofs))
+		errs = append(errs, fmt.Errorf("field Window: %d exceeds %d", c.Window, msg.MaxProofs))
 	}
 	if c.Window%c.CheckpointInterval != 0 {
-		errs = append(errs, fmt.Errorf("Window: %d must be a multiple of CheckpointInterval (%d)", c.Window, c.CheckpointInterval))
+		errs = append(errs, fmt.Errorf("field Window: %d must be a multiple of CheckpointInterval (%d)", c.Window, c.CheckpointInterval))
 	}
 	for _, t := range []struct {
 		name string
@@ -95,7 +95,7 @@ func (c *Config) validate() error {
 	}{{"BatchTicks", c.BatchTicks}, {"RequestTimeout", c.RequestTimeout}, {"ProgressTimeout", c.ProgressTimeout},
 		{"ViewChangeTimeout", c.ViewChangeTimeout}, {"RetransmitTicks", c.RetransmitTicks}, {"MaxPending", c.MaxPending}} {
 		if t.v < 1 {
-			errs = append(errs, fmt.Errorf("%s: %d must be positive", t.name, t.v))
+			errs = append(errs, fmt.Errorf("field %s: %d must be positive", t.name, t.v))
 		}
 	}
 	return errors.Join(errs...)

@@ -102,6 +102,7 @@ type Node struct {
 	proposed map[msg.RequestKey]struct{}
 	watching map[msg.RequestKey]watch // backup: requests relayed to the primary
 	decided  map[msg.ClientID]uint64  // highest decided request number per client
+	answered map[msg.ReplicaID]int64  // tick we last answered each replica's Status
 
 	tick         int64
 	vcDeadline   int64
@@ -139,6 +140,7 @@ func New(cfg Config) (*Node, error) {
 		proposed: make(map[msg.RequestKey]struct{}),
 		watching: make(map[msg.RequestKey]watch),
 		decided:  make(map[msg.ClientID]uint64),
+		answered: make(map[msg.ReplicaID]int64),
 		stats:    newStats(),
 	}
 	return n, nil
@@ -289,7 +291,12 @@ func (n *Node) Request(r msg.Request) {
 	}
 	key := r.Key()
 	if _, ok := n.watching[key]; ok {
-		n.drop("duplicate-request")
+		// The client retried: our relay may have been lost, so relay again,
+		// but keep the original deadline.
+		if !n.changing {
+			n.send(n.cfg.Primary(n.view), &msg.ClientRequest{Instance: n.cfg.Instance, Request: r})
+		}
+		n.stats.Dropped["duplicate-request"]++
 		return
 	}
 	if len(n.watching) >= n.cfg.MaxPending {
@@ -739,16 +746,28 @@ func (n *Node) makeStable(seq uint64, state msg.Digest, proof []msg.Checkpoint) 
 }
 
 // StateTransferred tells the instance the shell installed the state of the
-// stable checkpoint seq; decisions resume after it.
-func (n *Node) StateTransferred(seq uint64) {
+// stable checkpoint seq; decisions resume after it. executed is the highest
+// executed request number per client in that state, so that requests decided
+// in the range we skipped are not watched or re-proposed.
+func (n *Node) StateTransferred(seq uint64, executed map[msg.ClientID]uint64) {
 	if seq != n.transferring {
 		return
 	}
 	n.transferring = 0
+	n.learnExecuted(executed)
 	if n.lastDecided < seq {
 		n.lastDecided = seq
 	}
 	n.deliver()
+}
+
+// learnExecuted merges the execution layer's per-client progress into ours.
+func (n *Node) learnExecuted(executed map[msg.ClientID]uint64) {
+	for c, num := range executed {
+		if num > n.decided[c] {
+			n.decided[c] = num
+		}
+	}
 }
 
 // -------------------------------------------------------------- ticks
@@ -784,7 +803,13 @@ func (n *Node) Tick() {
 
 // primarySuspect: a watched request or an accepted pre-prepare has waited too long.
 func (n *Node) primarySuspect() bool {
-	for _, w := range n.watching {
+	for key, w := range n.watching {
+		if w.req.Number <= n.decided[w.req.Client] {
+			// Overtaken by a later request of the same client, or decided
+			// inside a range we state-transferred over: nothing to wait for.
+			delete(n.watching, key)
+			continue
+		}
 		if n.tick >= w.deadline {
 			return true
 		}
@@ -802,8 +827,10 @@ func (n *Node) outstanding() bool {
 	if len(n.watching) > 0 {
 		return true
 	}
+	// Any activity above what we delivered is unfinished work for us: an
+	// uncommitted slot, or a committed one stuck behind a gap we never heard of.
 	for seq, s := range n.slots {
-		if seq > n.lastDecided && (s.pp != nil || s.seenAnyVote) && !s.committed {
+		if seq > n.lastDecided && (s.pp != nil || s.seenAnyVote) {
 			return true
 		}
 	}
@@ -813,6 +840,13 @@ func (n *Node) outstanding() bool {
 // onStatus answers a stuck replica with what it may have missed, to it alone.
 func (n *Node) onStatus(st *msg.Status) {
 	to := st.From
+	// Answer each replica at most once per retransmit period: a Byzantine
+	// replica cannot turn its beacons into an amplification attack.
+	if last, ok := n.answered[to]; ok && n.tick-last < int64(n.cfg.RetransmitTicks) {
+		n.drop("status-too-frequent")
+		return
+	}
+	n.answered[to] = n.tick
 	if st.StableSeq < n.low {
 		for i := range n.stableProof {
 			n.send(to, &n.stableProof[i])

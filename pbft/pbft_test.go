@@ -193,7 +193,7 @@ func TestRestartedReplicaKeepsItsWord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh.Restore(c.records[2], old.LastDecided())
+	fresh.Restore(c.records[2], old.LastDecided(), nil)
 	if fresh.view != old.view || fresh.low != old.low {
 		t.Fatalf("restored view/low %d/%d, want %d/%d", fresh.view, fresh.low, old.view, old.low)
 	}
@@ -230,5 +230,60 @@ func TestQuorumArithmetic(t *testing.T) {
 		if q > n-f {
 			t.Fatalf("n=%d q=%d > n-f=%d", n, q, n-f)
 		}
+	}
+}
+
+// A replica that missed everything for one sequence number but committed
+// the next must notice the gap and fetch what it missed.
+func TestReplicaRecoversFromAGap(t *testing.T) {
+	c := newCluster(t, 4, func(cfg *Config) { cfg.MaxBatch = 1 })
+	seqOf := func(m msg.Message) uint64 {
+		switch x := m.(type) {
+		case *msg.PrePrepare:
+			return x.Seq
+		case *msg.Prepare:
+			return x.Seq
+		case *msg.Commit:
+			return x.Seq
+		}
+		return 0
+	}
+	c.filter = func(e envelope) []envelope {
+		if e.to == 3 && seqOf(e.m) == 1 {
+			return nil
+		}
+		return []envelope{e}
+	}
+	c.nodes[0].Request(req(1, 1))
+	c.tick(1)
+	c.filter = nil
+	c.nodes[0].Request(req(1, 2))
+	c.tick(30)
+	c.checkAgreement()
+	if got := c.nodes[3].LastDecided(); got != 2 {
+		t.Fatalf("replica 3 decided up to %d, want 2 (it never learned seq 1)", got)
+	}
+}
+
+// Watches for requests overtaken by a later request of the same client must
+// not make a backup suspect a correct primary.
+func TestOvertakenWatchDoesNotSuspect(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	c.filter = func(e envelope) []envelope {
+		if _, relay := e.m.(*msg.ClientRequest); relay {
+			return nil // the relay of (9,5) is lost
+		}
+		return []envelope{e}
+	}
+	c.nodes[3].Request(req(9, 5)) // backup 3 starts watching (9,5)
+	c.run()
+	c.filter = nil
+	c.nodes[0].Request(req(9, 6)) // the client moved on; 6 is decided
+	c.tick(200)
+	if _, still := c.nodes[3].watching[req(9, 5).Key()]; still {
+		t.Fatal("overtaken watch kept")
+	}
+	if v, _ := c.nodes[3].View(); v != 0 {
+		t.Fatalf("backup moved to view %d over an overtaken request", v)
 	}
 }

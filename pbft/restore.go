@@ -4,15 +4,17 @@ import "github.com/braid-bft/braid/msg"
 
 // Restore rebuilds the instance after a restart from the records it asked
 // to persist (in the order it asked) and from lastDecided, the highest
-// sequence number whose decision the shell had durably applied. It must be
+// sequence number whose decision the shell had durably applied, and from
+// executed, the highest executed request number per client. It must be
 // called on a fresh Node before any other input. Records re-enter through
 // the same validation as live messages; outputs they would cause are
 // suppressed, because they were already produced before the crash, and
 // anything we send afterwards is consistent with them: we rebuild exactly
 // the view, pre-prepares, prepares and prepared proofs we had announced.
-func (n *Node) Restore(records []msg.Message, lastDecided uint64) {
+func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[msg.ClientID]uint64) {
 	n.replaying = true
 	n.lastDecided = lastDecided
+	n.learnExecuted(executed)
 	for _, m := range records {
 		sender, _ := msg.Sender(m)
 		if msg.InstanceOf(m) != n.cfg.Instance {

@@ -331,6 +331,10 @@ func (n *Node) enterView(nv *msg.NewView, p newViewPlan) {
 	primary := n.cfg.Primary(n.view)
 	for _, key := range sortedKeys(n.watching) {
 		w := n.watching[key]
+		if w.req.Number <= n.decided[w.req.Client] {
+			delete(n.watching, key)
+			continue
+		}
 		if primary == n.cfg.ID {
 			delete(n.watching, key)
 			if _, ok := n.proposed[key]; !ok && w.req.Number > n.decided[w.req.Client] {

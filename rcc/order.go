@@ -154,7 +154,7 @@ func Permutation(k int, i *big.Int) ([]int, error) {
 	}
 	if !ok {
 		// Something was left over after dividing by 2..k: i >= k!.
-		return nil, fmt.Errorf("%w: index >= %d!", ErrOrderIndex, k)
+		return nil, fmt.Errorf("%w: index >= factorial(%d)", ErrOrderIndex, k)
 	}
 	digitsToPermutation(out)
 	return out, nil

@@ -97,7 +97,7 @@ func (r *replica) restart() {
 		r.w.chk.violate("restart of replica %d: %v", r.id, err)
 		return
 	}
-	core.Restore(r.disk, r.state.seq)
+	core.Restore(r.disk, r.state.seq, r.state.lastNum)
 	r.core = core
 	r.up = true
 	r.w.net.Up(r.net)
@@ -357,7 +357,7 @@ func (r *replica) tryTransfer() {
 		r.snaps[st.Seq] = snap.clone()
 		r.transfer = nil
 		r.w.chk.transferred(r, st.Seq, snap.chain)
-		r.core.StateTransferred(st.Seq)
+		r.core.StateTransferred(st.Seq, r.state.lastNum)
 		r.flush()
 		return
 	}

@@ -19,15 +19,6 @@ type scenario struct {
 func none(*world, int) {}
 func calm(*world)      {}
 
-// firstK marks replicas 0..k-1 (0 is view 0's primary) with behaviour b.
-func firstK(b string) func(w *world, byz int) {
-	return func(w *world, byz int) {
-		for i := 0; i < byz; i++ {
-			w.faulty[msg.ReplicaID(i)] = b
-		}
-	}
-}
-
 // lastK marks the highest-numbered replicas, which lead no early view.
 func lastK(b string) func(w *world, byz int) {
 	return func(w *world, byz int) {

@@ -60,7 +60,6 @@ type world struct {
 	keys     simKeys
 	n, f     int
 	replicas []*replica // the main copy of each replica id
-	copies   []*replica // every replica copy, by network id offset
 	clients  []*client
 	byNet    map[int]any
 	faulty   map[msg.ReplicaID]string // replica → behaviour

@@ -26,15 +26,6 @@ func testSeed(t testing.TB) uint64 {
 	return seed
 }
 
-func status(t testing.TB, res []byte) app.Status {
-	t.Helper()
-	st, err := app.StatusOf(res)
-	if err != nil {
-		t.Fatalf("malformed result %x: %v", res, err)
-	}
-	return st
-}
-
 func mustSnapshot(t testing.TB, s *Store) []byte {
 	t.Helper()
 	b, err := s.Snapshot()

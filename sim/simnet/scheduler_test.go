@@ -374,7 +374,7 @@ func TestTraceHash(t *testing.T) {
 	if s.TraceHash() == h0 || s.TraceLen() != 2 || !slices.Equal(kinds, []string{"x", "y"}) {
 		t.Errorf("hash changed=%v len=%d hook saw %v", s.TraceHash() != h0, s.TraceLen(), kinds)
 	}
-	if s.TraceHash() != s.TraceHash() {
+	if h1, h2 := s.TraceHash(), s.TraceHash(); h1 != h2 {
 		t.Error("TraceHash is not idempotent")
 	}
 }
