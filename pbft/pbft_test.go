@@ -280,7 +280,7 @@ func TestOvertakenWatchDoesNotSuspect(t *testing.T) {
 	c.filter = nil
 	c.nodes[0].Request(req(9, 6)) // the client moved on; 6 is decided
 	c.tick(200)
-	if _, still := c.nodes[3].watching[req(9, 5).Key()]; still {
+	if _, still := c.nodes[3].watching[msg.RequestKey{Client: 9, Number: 5}]; still {
 		t.Fatal("overtaken watch kept")
 	}
 	if v, _ := c.nodes[3].View(); v != 0 {
