@@ -91,9 +91,3 @@ func (q *sendQueue) close() {
 	q.mu.Unlock()
 }
 
-// len reports the queued frame count (for tests and stats).
-func (q *sendQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.frames)
-}
