@@ -90,4 +90,3 @@ func (q *sendQueue) close() {
 	q.frames = q.frames[:0]
 	q.mu.Unlock()
 }
-
