@@ -288,3 +288,21 @@ func (nd *Node) executeReady() {
 		nd.has = true
 	}
 }
+
+// Restore rebuilds every instance after a restart from the persisted
+// records (all instances' records, in order) and the last executed round.
+// Rounds decided but not executed before the crash are decided again: the
+// instances fetch them from their peers.
+func (nd *Node) Restore(records []msg.Message, executedRound uint64, executed map[msg.ClientID]uint64) {
+	per := make([][]msg.Message, nd.cfg.M)
+	for _, m := range records {
+		if i := msg.InstanceOf(m); int(i) < nd.cfg.M {
+			per[i] = append(per[i], m)
+		}
+	}
+	for i, p := range nd.inst {
+		p.Restore(per[i], executedRound, executed)
+	}
+	nd.executed = executedRound
+	nd.collect()
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
 )
 
@@ -29,9 +30,14 @@ func newClient(w *world, id msg.ClientID, net int) *client {
 	return &client{w: w, id: id, net: net, total: w.opts.RequestsPerClient}
 }
 
-func (c *client) done() bool             { return c.next > uint64(c.total) }
-func (c *client) completed() int         { return int(c.next) - 1 }
-func (c *client) primary() msg.ReplicaID { return msg.ReplicaID(c.viewHint % uint64(c.w.n)) }
+func (c *client) done() bool     { return c.next > uint64(c.total) }
+func (c *client) completed() int { return int(c.next) - 1 }
+func (c *client) primary() msg.ReplicaID {
+	if c.w.opts.Protocol == "rcc" {
+		return rcc.PrimaryOf(c.w.n, uint32(uint64(c.id)%uint64(c.w.opts.M)), c.viewHint)
+	}
+	return msg.ReplicaID(c.viewHint % uint64(c.w.n))
+}
 
 func (c *client) start() {
 	c.next = 1

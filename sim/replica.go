@@ -7,6 +7,7 @@ import (
 
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
+	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
 )
 
@@ -22,7 +23,8 @@ type replica struct {
 	behaviour string
 	twinSide  int
 	cfg       pbft.Config
-	core      *pbft.Node
+	core      *pbft.Node // protocol pbft
+	rc        *rcc.Node  // protocol rcc
 	up        bool
 	ticker    *simnet.Ticker
 
@@ -42,6 +44,8 @@ type execState struct {
 	chain   msg.Digest
 	lastNum map[msg.ClientID]uint64
 	replies map[msg.ClientID]*msg.Reply
+
+	executedRequests uint64
 }
 
 func (s execState) clone() execState {
@@ -64,19 +68,68 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 		MaxBatch: 16, CheckpointInterval: 8, Window: 32,
 		RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
 	}
-	core, err := pbft.New(r.cfg)
-	if err != nil {
+	if err := r.build(); err != nil {
 		return nil, err
 	}
-	r.core = core
 	return r, nil
+}
+
+// build makes a fresh core for the run's protocol.
+func (r *replica) build() error {
+	if r.w.opts.Protocol == "rcc" {
+		rc, err := rcc.New(rcc.Config{ID: r.id, N: r.w.n, M: r.w.opts.M, Instance: r.cfg})
+		r.rc = rc
+		return err
+	}
+	core, err := pbft.New(r.cfg)
+	r.core = core
+	return err
+}
+
+func (r *replica) step(from msg.ReplicaID, m msg.Message) {
+	if r.rc != nil {
+		r.rc.Step(from, m)
+	} else {
+		r.core.Step(from, m)
+	}
+}
+
+func (r *replica) hasReady() bool {
+	if r.rc != nil {
+		return r.rc.HasReady()
+	}
+	return r.core.HasReady()
+}
+
+// stats sums the instances' counters (one instance under pbft).
+func (r *replica) stats() (decided, viewChanges uint64, dropped map[string]uint64) {
+	dropped = map[string]uint64{}
+	add := func(st pbft.Stats) {
+		decided += st.DecidedRequests
+		viewChanges += st.NewViews
+		for k, v := range st.Dropped {
+			dropped[k] += v
+		}
+	}
+	if r.rc == nil {
+		add(r.core.Stats())
+		return
+	}
+	for i := 0; i < r.w.opts.M; i++ {
+		add(r.rc.Instance(i).Stats())
+	}
+	return
 }
 
 func (r *replica) start() {
 	r.up = true
 	r.ticker = r.w.s.Every(tickEvery, func() {
 		if r.up {
-			r.core.Tick()
+			if r.rc != nil {
+				r.rc.Tick()
+			} else {
+				r.core.Tick()
+			}
 			r.onTick()
 			r.flush()
 		}
@@ -92,13 +145,15 @@ func (r *replica) crash() {
 
 // restart rebuilds the core from its persisted records.
 func (r *replica) restart() {
-	core, err := pbft.New(r.cfg)
-	if err != nil {
+	if err := r.build(); err != nil {
 		r.w.chk.violate("restart of replica %d: %v", r.id, err)
 		return
 	}
-	core.Restore(r.disk, r.state.seq, r.state.lastNum)
-	r.core = core
+	if r.rc != nil {
+		r.rc.Restore(r.disk, r.state.seq, r.state.lastNum)
+	} else {
+		r.core.Restore(r.disk, r.state.seq, r.state.lastNum)
+	}
 	r.up = true
 	r.w.net.Up(r.net)
 	r.flush()
@@ -135,7 +190,7 @@ func (r *replica) receive(from int, payload []byte) {
 		if _, ok := m.(*msg.ClientRequest); ok && r.behaviour == "silent" {
 			return
 		}
-		r.core.Step(x.id, m)
+		r.step(x.id, m)
 	}
 	r.flush()
 }
@@ -149,10 +204,18 @@ func (r *replica) onClientRequest(req msg.Request) {
 		}
 		return
 	}
-	r.core.Request(req)
+	if r.rc != nil {
+		r.rc.Request(req)
+	} else {
+		r.core.Request(req)
+	}
 }
 
 func (r *replica) flush() {
+	if r.rc != nil {
+		r.flushRCC()
+		return
+	}
 	for r.up && r.core.HasReady() {
 		rd := r.core.Ready()
 		r.disk = append(r.disk, rd.Persist...)
@@ -297,6 +360,38 @@ func (r *replica) onTick() {
 	}
 }
 
+func (r *replica) flushRCC() {
+	for r.up && r.rc.HasReady() {
+		rd := r.rc.Ready()
+		r.disk = append(r.disk, rd.Persist...)
+		for _, o := range rd.Messages {
+			r.output(o)
+		}
+		for _, round := range rd.Rounds {
+			r.executeRound(round)
+		}
+		if rd.StateTransfer != nil {
+			r.transfer = rd.StateTransfer
+			r.tryTransfer()
+		}
+	}
+}
+
+// executeRound applies one RCC round: its batches in Figure 3's order.
+func (r *replica) executeRound(round rcc.Round) {
+	if round.Round != r.state.seq+1 {
+		r.w.chk.violate("replica %d executed round %d after %d", r.id, round.Round, r.state.seq)
+		return
+	}
+	parts := [][]byte{round.Seed[:]}
+	for _, b := range round.Batches {
+		r.applyBatch(b.Batch, b.View)
+		parts = append(parts, b.Digest[:])
+	}
+	combined := digestOf(parts...)
+	r.finishDecision(pbft.Decision{Seq: round.Round, Digest: combined})
+}
+
 // execute applies a decision. The application here is a hash chain with a
 // per-client reply cache: enough to make divergence, double execution and
 // wrong replies observable; issue 4 swaps in the real applications.
@@ -305,8 +400,13 @@ func (r *replica) execute(d pbft.Decision) {
 		r.w.chk.violate("replica %d executed seq %d after %d", r.id, d.Seq, r.state.seq)
 		return
 	}
-	for i := range d.Batch.Requests {
-		req := &d.Batch.Requests[i]
+	r.applyBatch(d.Batch, d.View)
+	r.finishDecision(d)
+}
+
+func (r *replica) applyBatch(batch msg.Batch, view uint64) {
+	for i := range batch.Requests {
+		req := &batch.Requests[i]
 		if !r.w.keys.Client(req.Client, req.SignedBytes(), req.Sig) {
 			r.w.chk.violateIfCorrect(r, "validity: replica %d executed an unsigned request %v", r.id, req.Key())
 		}
@@ -315,11 +415,16 @@ func (r *replica) execute(d pbft.Decision) {
 		}
 		result := digestOf(r.state.chain[:], msgDigest(req))
 		r.state.lastNum[req.Client] = req.Number
-		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: d.View, Result: result[:], From: r.id}
+		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Result: result[:], From: r.id}
 		r.state.replies[req.Client] = rep
+		r.state.executedRequests++
 		r.w.chk.executed(r, req.Key(), result)
 		r.sendClient(req.Client, rep)
 	}
+}
+
+// finishDecision extends the hash chain, checks heads, and checkpoints.
+func (r *replica) finishDecision(d pbft.Decision) {
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], d.Seq)
 	r.state.chain = digestOf(r.state.chain[:], seq[:], d.Digest[:])
@@ -328,7 +433,11 @@ func (r *replica) execute(d pbft.Decision) {
 	r.w.s.Trace("decide", d.Digest[:], uint64(r.net), d.Seq)
 	if d.Seq%r.cfg.CheckpointInterval == 0 {
 		r.snaps[d.Seq] = r.state.clone()
-		r.core.Checkpoint(d.Seq, r.state.chain)
+		if r.rc != nil {
+			r.rc.Checkpoint(d.Seq, r.state.chain)
+		} else {
+			r.core.Checkpoint(d.Seq, r.state.chain)
+		}
 	}
 }
 
@@ -357,7 +466,11 @@ func (r *replica) tryTransfer() {
 		r.snaps[st.Seq] = snap.clone()
 		r.transfer = nil
 		r.w.chk.transferred(r, st.Seq, snap.chain)
-		r.core.StateTransferred(st.Seq, r.state.lastNum)
+		if r.rc != nil {
+			r.rc.StateTransferred(st.Seq, r.state.lastNum)
+		} else {
+			r.core.StateTransferred(st.Seq, r.state.lastNum)
+		}
 		r.flush()
 		return
 	}

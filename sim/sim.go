@@ -21,7 +21,8 @@ import (
 
 // Options describe one run.
 type Options struct {
-	Protocol          string // "pbft"
+	Protocol          string // "pbft" or "rcc"
+	M                 int    // rcc: instances, 1 ≤ M ≤ N; default N
 	Scenario          string
 	N                 int
 	Seed              uint64
@@ -36,19 +37,21 @@ type Options struct {
 
 // Result summarises a run.
 type Result struct {
-	Scenario        string            `json:"scenario"`
-	Protocol        string            `json:"protocol"`
-	Seed            uint64            `json:"seed"`
-	N               int               `json:"n"`
-	F               int               `json:"f"`
-	Violations      []string          `json:"violations"`
-	DecidedRequests uint64            `json:"decided_requests"`
-	Completed       int               `json:"completed_requests"`
-	Submitted       int               `json:"submitted_requests"`
-	ViewChanges     uint64            `json:"view_changes"`
-	VirtualSeconds  float64           `json:"virtual_seconds"`
-	TraceHash       string            `json:"trace_hash"`
-	Dropped         map[string]uint64 `json:"dropped"`
+	Scenario         string            `json:"scenario"`
+	Protocol         string            `json:"protocol"`
+	Seed             uint64            `json:"seed"`
+	N                int               `json:"n"`
+	F                int               `json:"f"`
+	Violations       []string          `json:"violations"`
+	DecidedRequests  uint64            `json:"decided_requests"`
+	ExecutedRequests uint64            `json:"executed_requests"`
+	ExecutedPerSec   float64           `json:"executed_per_virtual_second"`
+	Completed        int               `json:"completed_requests"`
+	Submitted        int               `json:"submitted_requests"`
+	ViewChanges      uint64            `json:"view_changes"`
+	VirtualSeconds   float64           `json:"virtual_seconds"`
+	TraceHash        string            `json:"trace_hash"`
+	Dropped          map[string]uint64 `json:"dropped"`
 }
 
 const tickEvery = 10 * time.Millisecond
@@ -75,8 +78,16 @@ func Run(o Options) (Result, error) {
 	if o.Protocol == "" {
 		o.Protocol = "pbft"
 	}
-	if o.Protocol != "pbft" {
-		return Result{}, fmt.Errorf("protocol %q: this simulator runs pbft", o.Protocol)
+	if o.Protocol != "pbft" && o.Protocol != "rcc" {
+		return Result{}, fmt.Errorf("protocol %q: want pbft or rcc", o.Protocol)
+	}
+	if o.Protocol == "rcc" {
+		if o.M == 0 {
+			o.M = o.N
+		}
+		if o.M < 1 || o.M > o.N {
+			return Result{}, fmt.Errorf("m=%d: want 1 ≤ m ≤ n=%d", o.M, o.N)
+		}
 	}
 	if o.N < 4 {
 		return Result{}, fmt.Errorf("n=%d: need at least 4 replicas to tolerate a fault", o.N)
@@ -242,12 +253,16 @@ func (w *world) result() Result {
 		if !w.correct(r.id) {
 			continue
 		}
-		st := r.core.Stats()
-		res.DecidedRequests = max(res.DecidedRequests, st.DecidedRequests)
-		res.ViewChanges = max(res.ViewChanges, st.NewViews)
-		for k, v := range st.Dropped {
+		decided, vcs, dropped := r.stats()
+		res.DecidedRequests = max(res.DecidedRequests, decided)
+		res.ViewChanges = max(res.ViewChanges, vcs)
+		res.ExecutedRequests = max(res.ExecutedRequests, r.state.executedRequests)
+		for k, v := range dropped {
 			res.Dropped[k] += v
 		}
+	}
+	if res.VirtualSeconds > 0 {
+		res.ExecutedPerSec = float64(res.ExecutedRequests) / res.VirtualSeconds
 	}
 	w.chk.finish()
 	res.Violations = w.chk.violations

@@ -14,26 +14,29 @@ import (
 )
 
 type simSummary struct {
-	Scenario        string   `json:"scenario"`
-	Protocol        string   `json:"protocol"`
-	N               int      `json:"n"`
-	Runs            int      `json:"runs"`
-	FirstSeed       uint64   `json:"first_seed"`
-	Violations      int      `json:"violations"`
-	FailedSeeds     []uint64 `json:"failed_seeds"`
-	DecidedRequests uint64   `json:"decided_requests"`
-	Completed       int      `json:"completed_requests"`
-	Submitted       int      `json:"submitted_requests"`
-	ViewChanges     uint64   `json:"view_changes"`
-	VirtualSeconds  float64  `json:"virtual_seconds"`
-	TraceHash       string   `json:"trace_hash"`
-	WallSeconds     float64  `json:"wall_seconds"`
+	Scenario         string   `json:"scenario"`
+	Protocol         string   `json:"protocol"`
+	N                int      `json:"n"`
+	Runs             int      `json:"runs"`
+	FirstSeed        uint64   `json:"first_seed"`
+	Violations       int      `json:"violations"`
+	FailedSeeds      []uint64 `json:"failed_seeds"`
+	DecidedRequests  uint64   `json:"decided_requests"`
+	ExecutedRequests uint64   `json:"executed_requests"`
+	ExecutedPerSec   float64  `json:"executed_per_virtual_second"`
+	Completed        int      `json:"completed_requests"`
+	Submitted        int      `json:"submitted_requests"`
+	ViewChanges      uint64   `json:"view_changes"`
+	VirtualSeconds   float64  `json:"virtual_seconds"`
+	TraceHash        string   `json:"trace_hash"`
+	WallSeconds      float64  `json:"wall_seconds"`
 }
 
 func runSim(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("braid sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	protocol := fs.String("protocol", "pbft", "protocol to simulate: pbft")
+	protocol := fs.String("protocol", "pbft", "protocol to simulate: pbft or rcc")
+	m := fs.Int("m", 0, "rcc: number of parallel instances, 1 ≤ m ≤ n (default n)")
 	scenario := fs.String("scenario", "fault-free", "scenario to run, or \"all\"; see --list")
 	n := fs.Int("n", 4, "number of replicas (≥ 4)")
 	seeds := fs.Int("seeds", 1, "number of consecutive seeds to run, starting at --seed")
@@ -71,13 +74,14 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		for i := 0; i < *seeds; i++ {
 			s := *seed + uint64(i)
 			res, err := sim.Run(sim.Options{Protocol: *protocol, Scenario: name, N: *n, Seed: s,
-				Clients: *clients, RequestsPerClient: *requests, Byzantine: *byz})
+				M: *m, Clients: *clients, RequestsPerClient: *requests, Byzantine: *byz})
 			if err != nil {
 				return err
 			}
 			sum.Runs++
 			sum.Violations += len(res.Violations)
 			sum.DecidedRequests += res.DecidedRequests
+			sum.ExecutedRequests += res.ExecutedRequests
 			sum.Completed += res.Completed
 			sum.Submitted += res.Submitted
 			sum.ViewChanges += res.ViewChanges
@@ -100,6 +104,9 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr)
 		}
 		sum.WallSeconds = time.Since(start).Seconds()
+		if sum.VirtualSeconds > 0 {
+			sum.ExecutedPerSec = float64(sum.ExecutedRequests) / sum.VirtualSeconds
+		}
 		if sum.Violations > 0 {
 			failed = true
 		}
