@@ -94,12 +94,6 @@ func (r *replica) step(from msg.ReplicaID, m msg.Message) {
 	}
 }
 
-func (r *replica) hasReady() bool {
-	if r.rc != nil {
-		return r.rc.HasReady()
-	}
-	return r.core.HasReady()
-}
 
 // stats sums the instances' counters (one instance under pbft).
 func (r *replica) stats() (decided, viewChanges uint64, dropped map[string]uint64) {
