@@ -94,7 +94,6 @@ func (r *replica) step(from msg.ReplicaID, m msg.Message) {
 	}
 }
 
-
 // stats sums the instances' counters (one instance under pbft).
 func (r *replica) stats() (decided, viewChanges uint64, dropped map[string]uint64) {
 	dropped = map[string]uint64{}
