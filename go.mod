@@ -3,6 +3,9 @@ module github.com/braid-bft/braid
 go 1.26.8
 
 require (
-	filippo.io/edwards25519 v1.2.0 // indirect
-	github.com/hdevalence/ed25519consensus v0.2.0 // indirect
+	filippo.io/edwards25519 v1.2.0
+	github.com/hdevalence/ed25519consensus v0.2.0
+	go.etcd.io/bbolt v1.5.0
 )
+
+require golang.org/x/sys v0.45.0 // indirect

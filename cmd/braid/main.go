@@ -11,6 +11,8 @@ const usage = `braid — a Byzantine-fault-tolerant replicated ledger on wait-fr
 
 Usage:
   braid sim [flags]     run the deterministic simulator (braid sim --help)
+  braid init [flags]    create a cluster: configuration and keys (braid init --help)
+  braid keygen [flags]  write one key pair and print its public key (braid keygen --help)
 
 `
 
@@ -23,6 +25,10 @@ func main() {
 	switch os.Args[1] {
 	case "sim":
 		err = runSim(os.Args[2:], os.Stdout, os.Stderr)
+	case "init":
+		err = runInit(os.Args[2:], os.Stdout, os.Stderr)
+	case "keygen":
+		err = runKeygen(os.Args[2:], os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

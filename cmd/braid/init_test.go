@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/config"
+)
+
+func initCluster(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = runInit(args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func keyMode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
+}
+
+func TestInitWritesLoadableCluster(t *testing.T) {
+	for _, tt := range []struct {
+		n, m, clients int
+		policy        config.FailurePolicy
+	}{
+		{4, 0, 4, config.InPlace},
+		{4, 1, 2, config.Replace},
+		{7, 5, 0, config.Replace},
+		{1, 0, 1, config.Replace},
+	} {
+		t.Run(fmt.Sprintf("n=%d,m=%d,clients=%d", tt.n, tt.m, tt.clients), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "cluster")
+			args := []string{"--n", fmt.Sprint(tt.n), "--dir", dir, "--clients", fmt.Sprint(tt.clients), "--base-port", "17000"}
+			if tt.m > 0 {
+				args = append(args, "--m", fmt.Sprint(tt.m))
+			}
+			stdout, _, err := initCluster(t, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfgPath := filepath.Join(dir, "cluster.json")
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			wantM := tt.m
+			if wantM == 0 {
+				wantM = tt.n
+			}
+			if cfg.N != tt.n || cfg.M != wantM || cfg.FailurePolicy != tt.policy {
+				t.Errorf("n, m, policy = %d, %d, %q", cfg.N, cfg.M, cfg.FailurePolicy)
+			}
+			for i := range tt.n {
+				r, ok := cfg.Replica(i)
+				if !ok {
+					t.Fatalf("no replica %d", i)
+				}
+				if want := fmt.Sprintf("127.0.0.1:%d", 17000+i); r.Addr != want {
+					t.Errorf("replica %d addr %q, want %q", i, r.Addr, want)
+				}
+				if want := fmt.Sprintf("127.0.0.1:%d", 17000+tt.n+i); r.ClientAddr != want {
+					t.Errorf("replica %d client_addr %q, want %q", i, r.ClientAddr, want)
+				}
+				keyPath := filepath.Join(dir, "keys", fmt.Sprintf("replica-%d.key", i))
+				if got := cfg.ReplicaKeyFile(i); got != keyPath {
+					t.Errorf("ReplicaKeyFile(%d) = %q, want %q", i, got, keyPath)
+				}
+				priv, err := cfg.ReplicaKey(i) // reads the file and checks it against public_key
+				if err != nil {
+					t.Fatal(err)
+				}
+				if auth.MarshalPublicKey(priv.Public()) != r.PublicKey {
+					t.Errorf("replica %d key file does not match the configuration", i)
+				}
+				if mode := keyMode(t, keyPath); mode != 0o600 {
+					t.Errorf("%s has mode %v, want 0600", keyPath, mode)
+				}
+				if !strings.Contains(stdout, fmt.Sprintf("braid replica --config %s --id %d", cfgPath, i)) && tt.n <= 5 {
+					t.Errorf("output lacks the command for replica %d:\n%s", i, stdout)
+				}
+			}
+			if len(cfg.Clients.Keys) != tt.clients || cfg.Clients.Admission != config.AdmissionList {
+				t.Fatalf("clients = %+v", cfg.Clients)
+			}
+			for j, k := range cfg.Clients.Keys {
+				keyPath := filepath.Join(dir, "keys", fmt.Sprintf("client-%d.key", j))
+				priv, err := auth.ReadPrivateKeyFile(keyPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k.ID != uint64(j) || auth.MarshalPublicKey(priv.Public()) != k.PublicKey {
+					t.Errorf("clients.keys[%d] = %+v does not match %s", j, k, keyPath)
+				}
+				if mode := keyMode(t, keyPath); mode != 0o600 {
+					t.Errorf("%s has mode %v, want 0600", keyPath, mode)
+				}
+			}
+			if mode := keyMode(t, filepath.Join(dir, "keys")); mode != 0o700 {
+				t.Errorf("keys directory mode %v, want 0700", mode)
+			}
+			if !strings.Contains(stdout, cfgPath) {
+				t.Errorf("output does not say where the configuration is:\n%s", stdout)
+			}
+			if tt.n < 4 && !strings.Contains(stdout, "warning: n:") {
+				t.Errorf("no fault-tolerance warning for n=%d:\n%s", tt.n, stdout)
+			}
+		})
+	}
+}
+
+func TestInitRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := initCluster(t, "--dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "cluster.json")
+	before, _ := os.ReadFile(cfgPath)
+	key0 := filepath.Join(dir, "keys", "replica-0.key")
+	keyBefore, _ := os.ReadFile(key0)
+
+	_, _, err := initCluster(t, "--dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("second init without --force: %v", err)
+	}
+	if after, _ := os.ReadFile(cfgPath); !bytes.Equal(before, after) {
+		t.Error("refused init changed cluster.json")
+	}
+	if after, _ := os.ReadFile(key0); !bytes.Equal(keyBefore, after) {
+		t.Error("refused init changed a key")
+	}
+
+	// A lone key file is protected too (e.g. cluster.json was deleted).
+	if err := os.Remove(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := initCluster(t, "--dir", dir); err == nil || !strings.Contains(err.Error(), "replica-0.key") {
+		t.Fatalf("init over existing keys without --force: %v", err)
+	}
+
+	if _, _, err := initCluster(t, "--dir", dir, "--force", "--n", "7"); err != nil {
+		t.Fatalf("--force: %v", err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.N != 7 {
+		t.Errorf("--force did not replace the configuration: n = %d", cfg.N)
+	}
+	if after, _ := os.ReadFile(key0); bytes.Equal(keyBefore, after) {
+		t.Error("--force kept the old replica-0 key")
+	}
+	for i := range 7 {
+		if _, err := cfg.ReplicaKey(i); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestInitFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "--dir is required"},
+		{[]string{"--dir", dir, "--n", "0"}, "--n 0"},
+		{[]string{"--dir", dir, "--n", "4", "--m", "5"}, "--m 5"},
+		{[]string{"--dir", dir, "--clients", "-1"}, "--clients -1"},
+		{[]string{"--dir", dir, "--base-port", "65530"}, "--base-port 65530"},
+		{[]string{"--dir", dir, "--host", ""}, "--host"},
+		{[]string{"--dir", dir, "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, _, err := initCluster(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("a rejected init wrote %d entries", len(entries))
+			}
+		})
+	}
+	if _, stderr, err := initCluster(t, "--bogus"); err != exitCode(2) || !strings.Contains(stderr, "Usage: braid init") {
+		t.Errorf("unknown flag: err %v, stderr %q", err, stderr)
+	}
+	if _, stderr, err := initCluster(t, "--help"); err != nil || !strings.Contains(stderr, "--base-port") {
+		t.Errorf("--help: err %v, stderr %q", err, stderr)
+	}
+}
+
+func TestInitHostAndIPv6(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := initCluster(t, "--dir", dir, "--host", "::1", "--base-port", "9000", "--clients", "1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(filepath.Join(dir, "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := cfg.Replica(3); r.Addr != "[::1]:9003" || r.ClientAddr != "[::1]:9007" || r.HTTPAddr != "[::1]:9011" {
+		t.Errorf("replica 3 = %+v", r)
+	}
+}
+
+func TestKeygen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "my.key")
+	var out, errOut bytes.Buffer
+	if err := runKeygen([]string{"--out", path}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := auth.ParsePublicKey(out.String())
+	if err != nil {
+		t.Fatalf("stdout %q is not a public key: %v", out.String(), err)
+	}
+	priv, err := auth.ReadPrivateKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !priv.Public().Equal(pub) {
+		t.Error("printed public key does not match the key file")
+	}
+	if mode := keyMode(t, path); mode != 0o600 {
+		t.Errorf("key file mode %v, want 0600", mode)
+	}
+	before, _ := os.ReadFile(path)
+	if err := runKeygen([]string{"--out", path}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("keygen over an existing file: %v", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("refused keygen changed the file")
+	}
+	out.Reset()
+	if err := runKeygen([]string{"--out", path, "--force"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(path); bytes.Equal(before, after) {
+		t.Error("--force did not replace the key")
+	}
+	if err := runKeygen(nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--out is required") {
+		t.Errorf("keygen without --out: %v", err)
+	}
+}

@@ -1,0 +1,716 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/braid-bft/braid/auth"
+)
+
+// FailurePolicy says how the cluster recovers an instance whose primary
+// failed (DESIGN §3.4).
+type FailurePolicy string
+
+const (
+	// Replace is unified primary replacement (Figure 4 of the paper): a
+	// failed primary is replaced by the smallest-id replica that is neither
+	// failed nor already a primary. It needs a spare non-faulty replica, so
+	// it is valid only when m ≤ n − f.
+	Replace FailurePolicy = "replace"
+	// InPlace is in-place recovery (Section 3.2.1): the failed instance skips
+	// rounds and is handed back to its primary after a delay that doubles
+	// after each repeated failure. It is the only choice when m > n − f
+	// (e.g. RCC's usual m = n) and is allowed for any m.
+	InPlace FailurePolicy = "in-place"
+)
+
+// Fsync is the durability policy of the replica's write-ahead log.
+type Fsync string
+
+const (
+	// FsyncPerBatch fsyncs before anything that depends on a batch's records
+	// is sent: the safest and slowest choice.
+	FsyncPerBatch Fsync = "per-batch"
+	// FsyncGroup collects records for up to group_commit_interval and
+	// fsyncs them together; nothing that depends on a record is sent before
+	// its group is durable, so safety is unchanged and latency grows by at
+	// most the interval.
+	FsyncGroup Fsync = "group"
+)
+
+// Admission says which clients replicas accept requests from (DESIGN §3.11).
+type Admission string
+
+const (
+	// AdmissionList admits only the keys in clients.keys.
+	AdmissionList Admission = "list"
+	// AdmissionOpen admits any key. For development only: anyone who can
+	// reach a client port can submit requests.
+	AdmissionOpen Admission = "open"
+)
+
+// KVScope is the key-value application's keyspace sharing (app/kv.Scope).
+type KVScope string
+
+const (
+	// KVShared: all clients read and write one keyspace.
+	KVShared KVScope = "shared"
+	// KVPerClient: each client has a private keyspace; no client can read or
+	// overwrite another's keys.
+	KVPerClient KVScope = "per-client"
+)
+
+// Duration is a duration written as a Go duration string ("10ms", "1.5s").
+// It is kept as written, so a file round-trips exactly; Validate checks that
+// it parses, and Value returns the parsed value.
+type Duration string
+
+// Parse parses d.
+func (d Duration) Parse() (time.Duration, error) { return time.ParseDuration(string(d)) }
+
+// Value returns d parsed, or 0 if it does not parse (Validate rejects such
+// a configuration, so Value is safe on a validated Config).
+func (d Duration) Value() time.Duration {
+	v, err := d.Parse()
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// Defaults. The protocol parameters match the pbft and rcc packages'
+// defaults; the σ/ε defaults are derived from the window (see the fields'
+// documentation) and have not yet been tuned by measurement.
+const (
+	DefaultBatchSize           = 100
+	DefaultCheckpointInterval  = 16
+	DefaultWindowIntervals     = 4 // window = 4 × checkpoint_interval
+	DefaultTick                = Duration("10ms")
+	DefaultRequestTimeout      = 40 // ticks
+	DefaultProgressTimeout     = 40 // ticks
+	DefaultViewChangeTimeout   = 40 // ticks
+	DefaultFsync               = FsyncPerBatch
+	DefaultGroupCommitInterval = Duration("2ms")
+	DefaultDataDir             = "data/replica-{id}"
+	DefaultKeyFile             = "keys/replica-{id}.key"
+	DefaultAdmission           = AdmissionList
+	DefaultKVScope             = KVPerClient
+	DefaultHost                = "127.0.0.1"
+	DefaultBasePort            = 7000
+)
+
+// MaxReplicas bounds n: a certificate carries at most a quorum of messages
+// and the wire format bounds that at 1024 (msg.MaxQuorumMsgs).
+const MaxReplicas = 1024
+
+// IDPlaceholder is replaced by a replica's id in data_dir and key_file.
+const IDPlaceholder = "{id}"
+
+// Config is the cluster configuration file. The JSON field names are the
+// product interface; see docs/config.md.
+type Config struct {
+	// N is the number of replicas. It tolerates f = ⌊(n−1)/3⌋ Byzantine
+	// replicas; n < 4 tolerates none (a warning, not an error). Required;
+	// 1 ≤ n ≤ 1024, and replicas must list exactly n replicas.
+	N int `json:"n"`
+	// M is the number of parallel PBFT instances, 1 ≤ m ≤ n; m = 1 is plain
+	// PBFT, m = n is RCC's usual setting. Default n.
+	M int `json:"m"`
+	// FailurePolicy is "replace" (unified primary replacement, valid only
+	// when m ≤ n − f) or "in-place" (in-place recovery with a doubling
+	// restart penalty, required when m > n − f). Default "replace" if
+	// m ≤ n − f, else "in-place".
+	FailurePolicy FailurePolicy `json:"failure_policy"`
+	// Sigma (σ) is the soft-failure gap of Definition 4.3, in rounds: an
+	// instance whose last decided round trails the most advanced instance by
+	// σ is suspected and driven through a view change to a failure decision.
+	//
+	// It must be below window − checkpoint_interval. While one instance is
+	// stuck at round ρ nothing from ρ on executes, so no new checkpoint
+	// becomes stable; the last stable checkpoint can be as low as
+	// ρ − checkpoint_interval, and the healthy instances can run at most
+	// window rounds past it. Their lead over the stuck instance therefore
+	// tops out near window − checkpoint_interval: with σ at or above that the
+	// gap might never be observed and the cluster would stall instead of
+	// skipping the stuck instance. Default window/4, at least 2.
+	Sigma int `json:"sigma"`
+	// Epsilon (ε) is the skip size, in rounds: a failed instance's next ε
+	// rounds become agreed no-ops, so execution never waits for them.
+	// Must be ≥ 1. Default σ: when the failure is detected the other
+	// instances are about σ rounds ahead, so skipping fewer than σ rounds
+	// leaves the recovered instance still trailing and liable to be
+	// suspected again (a warning).
+	Epsilon int `json:"epsilon"`
+	// BatchSize is the most requests a primary puts in one batch,
+	// 1 ≤ batch_size ≤ 4096. Default 100.
+	BatchSize int `json:"batch_size"`
+	// Window is the number of rounds each instance may have outstanding
+	// above its last stable checkpoint (the PBFT watermark window). It must
+	// be a multiple of checkpoint_interval and at least twice it, so a
+	// primary can keep proposing while a checkpoint becomes stable; at most
+	// 4096. Default 4 × checkpoint_interval.
+	Window int `json:"window"`
+	// CheckpointInterval (K) is the number of rounds between checkpoints;
+	// 2f+1 signed checkpoints make one stable and garbage-collect the logs
+	// below it. Must be ≥ 1. Default 16.
+	CheckpointInterval int `json:"checkpoint_interval"`
+	// Tick is the length of one protocol clock tick, a positive Go duration
+	// string. The protocol core counts ticks; all timeouts below are in
+	// ticks. Default "10ms".
+	Tick Duration `json:"tick"`
+	// RequestTimeout is how many ticks a backup waits for a client request
+	// it relayed to be ordered before it suspects the primary. ≥ 1;
+	// default 40.
+	RequestTimeout int `json:"request_timeout"`
+	// ProgressTimeout is how many ticks a backup waits for an accepted
+	// pre-prepare to commit before it suspects the primary. ≥ 1; default 40.
+	ProgressTimeout int `json:"progress_timeout"`
+	// ViewChangeTimeout is how many ticks a replica waits for a new view
+	// before moving to the next one; doubled after each failed attempt.
+	// ≥ 1; default 40.
+	ViewChangeTimeout int `json:"view_change_timeout"`
+	// Fsync is the log's durability policy: "per-batch" or "group".
+	// Default "per-batch".
+	Fsync Fsync `json:"fsync"`
+	// GroupCommitInterval is how long "group" fsync collects records before
+	// one fsync, a positive Go duration string. Ignored with "per-batch".
+	// Default "2ms".
+	GroupCommitInterval Duration `json:"group_commit_interval"`
+	// DataDir is each replica's data directory, a template in which "{id}"
+	// is replaced by the replica's id. Relative paths are relative to the
+	// configuration file's directory. Default "data/replica-{id}".
+	DataDir string `json:"data_dir"`
+	// KVScope is the key-value application's key sharing: "shared" (one
+	// keyspace for all clients) or "per-client" (each client its own).
+	// Default "per-client".
+	KVScope KVScope `json:"kv_scope"`
+	// Replicas lists the n replicas.
+	Replicas []Replica `json:"replicas"`
+	// Clients says which clients are admitted.
+	Clients Clients `json:"clients"`
+
+	// dir is the directory of the file the Config was loaded from or saved
+	// to; relative paths resolve against it. Empty means the working
+	// directory.
+	dir string
+}
+
+// Replica is one replica's entry in the configuration.
+type Replica struct {
+	// ID is the replica's id; the ids of the n replicas are 0 … n−1, each
+	// exactly once.
+	ID int `json:"id"`
+	// Addr is the host:port other replicas connect to for protocol traffic.
+	// Required; every address in the file must be distinct.
+	Addr string `json:"addr"`
+	// ClientAddr is the host:port clients send requests to. Required.
+	ClientAddr string `json:"client_addr"`
+	// HTTPAddr is the host:port of the HTTP API, metrics and dashboard.
+	// Optional: empty means no HTTP listener.
+	HTTPAddr string `json:"http_addr,omitempty"`
+	// PublicKey is the replica's Ed25519 public key as 64 hex characters
+	// (auth.MarshalPublicKey). Required; distinct across replicas.
+	PublicKey string `json:"public_key"`
+	// KeyFile is the path of the replica's private key file (written by
+	// braid init or braid keygen; only that replica's host needs it). "{id}"
+	// is replaced by the id; relative paths are relative to the
+	// configuration file's directory. Default "keys/replica-{id}.key".
+	KeyFile string `json:"key_file"`
+}
+
+// Clients is the client admission policy.
+type Clients struct {
+	// Admission is "list" (only the keys below may submit requests) or
+	// "open" (any key may; development only). Default "list".
+	Admission Admission `json:"admission"`
+	// Keys are the admitted clients. Ids and keys must be distinct. With
+	// "open" admission they are optional; listing a client still fixes its id
+	// (which picks its instance: id mod m).
+	Keys []ClientKey `json:"keys"`
+}
+
+// ClientKey is one admitted client.
+type ClientKey struct {
+	// ID is the client's id (msg.ClientID); client id mod m is the
+	// instance that serves it.
+	ID uint64 `json:"id"`
+	// PublicKey is the client's Ed25519 public key, 64 hex characters.
+	PublicKey string `json:"public_key"`
+}
+
+// Default returns a configuration for n replicas and m instances (m ≤ 0
+// means n) on 127.0.0.1 with ports from 7000 (see SetLocalAddresses), with
+// every default applied. Public keys are left empty: fill them in (braid
+// init does) before the result validates.
+func Default(n, m int) *Config {
+	if m <= 0 {
+		m = n
+	}
+	c := &Config{N: n, M: m}
+	c.Replicas = make([]Replica, max(n, 0))
+	for i := range c.Replicas {
+		c.Replicas[i].ID = i
+	}
+	c.SetLocalAddresses(DefaultHost, DefaultBasePort)
+	c.ApplyDefaults()
+	return c
+}
+
+// SetLocalAddresses gives the replicas consecutive ports on host: replica
+// i's addr is basePort+i, its client_addr basePort+n+i and its http_addr
+// basePort+2n+i. It fails, changing nothing, if a port would exceed 65535.
+func (c *Config) SetLocalAddresses(host string, basePort int) error {
+	n := len(c.Replicas)
+	if basePort < 1 || basePort+3*n-1 > 65535 {
+		return fmt.Errorf("config: ports %d…%d for %d replicas are outside 1…65535", basePort, basePort+3*n-1, n)
+	}
+	for i := range c.Replicas {
+		r := &c.Replicas[i]
+		r.Addr = net.JoinHostPort(host, strconv.Itoa(basePort+i))
+		r.ClientAddr = net.JoinHostPort(host, strconv.Itoa(basePort+n+i))
+		r.HTTPAddr = net.JoinHostPort(host, strconv.Itoa(basePort+2*n+i))
+	}
+	return nil
+}
+
+// ApplyDefaults sets every absent (zero) field to its default. Derived
+// defaults are computed in dependency order, so e.g. a file that sets only
+// checkpoint_interval gets a matching window, sigma and epsilon. It is
+// idempotent and never overwrites a non-zero field.
+func (c *Config) ApplyDefaults() {
+	if c.M == 0 {
+		c.M = c.N
+	}
+	if c.FailurePolicy == "" {
+		if c.M <= c.N-c.F() {
+			c.FailurePolicy = Replace
+		} else {
+			c.FailurePolicy = InPlace
+		}
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.Window == 0 && c.CheckpointInterval > 0 && c.CheckpointInterval <= MaxWindow/DefaultWindowIntervals {
+		c.Window = DefaultWindowIntervals * c.CheckpointInterval
+	}
+	if c.Sigma == 0 {
+		c.Sigma = max(c.Window/4, 2)
+	}
+	if c.Epsilon == 0 {
+		c.Epsilon = c.Sigma
+	}
+	if c.Tick == "" {
+		c.Tick = DefaultTick
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ProgressTimeout == 0 {
+		c.ProgressTimeout = DefaultProgressTimeout
+	}
+	if c.ViewChangeTimeout == 0 {
+		c.ViewChangeTimeout = DefaultViewChangeTimeout
+	}
+	if c.Fsync == "" {
+		c.Fsync = DefaultFsync
+	}
+	if c.GroupCommitInterval == "" {
+		c.GroupCommitInterval = DefaultGroupCommitInterval
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.KVScope == "" {
+		c.KVScope = DefaultKVScope
+	}
+	for i := range c.Replicas {
+		if c.Replicas[i].KeyFile == "" {
+			c.Replicas[i].KeyFile = DefaultKeyFile
+		}
+	}
+	if c.Clients.Admission == "" {
+		c.Clients.Admission = DefaultAdmission
+	}
+	// Lists are written as [] rather than null.
+	if c.Replicas == nil {
+		c.Replicas = []Replica{}
+	}
+	if c.Clients.Keys == nil {
+		c.Clients.Keys = []ClientKey{}
+	}
+}
+
+// F returns f = ⌊(n−1)/3⌋, the number of Byzantine replicas tolerated.
+func (c *Config) F() int {
+	if c.N < 1 {
+		return 0
+	}
+	return (c.N - 1) / 3
+}
+
+// Quorum returns the Byzantine quorum size: any two quorums intersect in at
+// least f+1 replicas. It is 2f+1 when n = 3f+1 and ⌊(n+f)/2⌋+1 in general,
+// the same as pbft.Quorum.
+func (c *Config) Quorum() int { return (c.N+c.F())/2 + 1 }
+
+// Replica returns the replica with the given id.
+func (c *Config) Replica(id int) (Replica, bool) {
+	for _, r := range c.Replicas {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return Replica{}, false
+}
+
+// Dir returns the directory relative paths in the file resolve against
+// (the loaded or saved file's directory; empty for the working directory).
+func (c *Config) Dir() string { return c.dir }
+
+// SetDir sets the directory relative paths resolve against.
+func (c *Config) SetDir(dir string) { c.dir = dir }
+
+func (c *Config) resolve(template string, id int) string {
+	p := strings.ReplaceAll(template, IDPlaceholder, strconv.Itoa(id))
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// ReplicaDataDir returns replica id's data directory: data_dir with "{id}"
+// replaced, resolved against Dir.
+func (c *Config) ReplicaDataDir(id int) string {
+	t := c.DataDir
+	if t == "" {
+		t = DefaultDataDir
+	}
+	return c.resolve(t, id)
+}
+
+// ReplicaKeyFile returns replica id's private key file path (key_file with
+// "{id}" replaced, resolved against Dir), or "" if there is no replica id.
+func (c *Config) ReplicaKeyFile(id int) string {
+	r, ok := c.Replica(id)
+	if !ok {
+		return ""
+	}
+	kf := r.KeyFile
+	if kf == "" {
+		kf = DefaultKeyFile
+	}
+	return c.resolve(kf, id)
+}
+
+// ReplicaPublicKeys returns the replicas' public keys indexed by id. It
+// fails if a key does not parse or an id is out of range (Validate would
+// have said so).
+func (c *Config) ReplicaPublicKeys() ([]auth.PublicKey, error) {
+	keys := make([]auth.PublicKey, c.N)
+	for i, r := range c.Replicas {
+		if r.ID < 0 || r.ID >= c.N {
+			return nil, &FieldError{Field: fmt.Sprintf("replicas[%d].id", i), Msg: fmt.Sprintf("%d is outside 0…%d", r.ID, c.N-1)}
+		}
+		pk, err := auth.ParsePublicKey(r.PublicKey)
+		if err != nil {
+			return nil, &FieldError{Field: fmt.Sprintf("replicas[%d].public_key", i), Msg: err.Error()}
+		}
+		keys[r.ID] = pk
+	}
+	return keys, nil
+}
+
+// ClientPublicKeys returns the admitted clients' public keys by client id.
+func (c *Config) ClientPublicKeys() (map[uint64]auth.PublicKey, error) {
+	keys := make(map[uint64]auth.PublicKey, len(c.Clients.Keys))
+	for i, k := range c.Clients.Keys {
+		pk, err := auth.ParsePublicKey(k.PublicKey)
+		if err != nil {
+			return nil, &FieldError{Field: fmt.Sprintf("clients.keys[%d].public_key", i), Msg: err.Error()}
+		}
+		keys[k.ID] = pk
+	}
+	return keys, nil
+}
+
+// ReplicaKey reads replica id's private key from its key_file and checks
+// that it belongs to the public key the configuration lists for id, so a
+// replica never starts with a key its peers would not accept.
+func (c *Config) ReplicaKey(id int) (auth.PrivateKey, error) {
+	r, ok := c.Replica(id)
+	if !ok {
+		return nil, fmt.Errorf("config: no replica with id %d", id)
+	}
+	path := c.ReplicaKeyFile(id)
+	priv, err := auth.ReadPrivateKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	want, err := auth.ParsePublicKey(r.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("config: replica %d public_key: %w", id, err)
+	}
+	if !priv.Public().Equal(want) {
+		return nil, fmt.Errorf("config: key file %s does not hold replica %d's key: its public key is %s, the configuration says %s",
+			path, id, auth.MarshalPublicKey(priv.Public()), auth.MarshalPublicKey(want))
+	}
+	return priv, nil
+}
+
+// maxFileSize bounds how much Load reads.
+const maxFileSize = 16 << 20
+
+// Load reads, defaults and validates the configuration at path. On a
+// validation failure it returns the problems (every one, each naming its
+// field) and no Config.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: reading %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxFileSize)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.dir = filepath.Dir(path)
+	return c, nil
+}
+
+// Parse decodes, defaults and validates a configuration held in memory.
+// Relative paths in it resolve against the working directory until SetDir.
+func Parse(data []byte) (*Config, error) {
+	c, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// decode is the strict JSON decoding step of Parse.
+func decode(data []byte) (*Config, error) {
+	if err := checkKeys(data, nil); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, decodeError(data, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("config: %s: unexpected data after the configuration object", position(data, dec.InputOffset()))
+	}
+	return &c, nil
+}
+
+// decodeError rewrites encoding/json's errors to name the field and the
+// line.
+func decodeError(data []byte, err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("config: %s: %v", position(data, syn.Offset), syn)
+	case errors.As(err, &typ):
+		ends := map[int64]string{}
+		checkKeys(data, ends)
+		field, ok := ends[typ.Offset]
+		if !ok || field == "" {
+			field = typ.Field // encoding/json's path, without list indices
+		}
+		if field == "" {
+			field = "(top level)"
+		}
+		return &FieldError{Field: field, Msg: fmt.Sprintf("a JSON %s, want %s (%s)", typ.Value, jsonKind(typ.Type.Kind().String()), position(data, typ.Offset))}
+	case errors.Is(err, io.EOF):
+		return errors.New("config: the file is empty")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("config: the file ends in the middle of the configuration")
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return &FieldError{Field: name, Msg: "unknown field"}
+	}
+	return fmt.Errorf("config: %w", err)
+}
+
+func jsonKind(kind string) string {
+	switch kind {
+	case "int", "int64":
+		return "an integer"
+	case "uint64", "uint32":
+		return "a non-negative integer"
+	case "string":
+		return "a string"
+	case "slice":
+		return "a list"
+	case "struct":
+		return "an object"
+	}
+	return kind
+}
+
+// position turns a byte offset into "line L, column C".
+func position(data []byte, off int64) string {
+	off = min(max(off, 0), int64(len(data)))
+	before := data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int64(len(before)-bytes.LastIndexByte(before, '\n')-1) + 1
+	return fmt.Sprintf("line %d, column %d", line, col)
+}
+
+// checkKeys rejects what encoding/json would accept silently: a key given
+// twice in one object (the last would win) and a key in the wrong case
+// (json matches case-insensitively). All of the file's keys are lowercase.
+//
+// If ends is not nil it also records, for every scalar value, the path of
+// its field (with list indices) by the offset just past it, so that type
+// errors can name the exact element.
+func checkKeys(data []byte, ends map[int64]string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		object bool
+		path   string
+		seen   map[string]bool
+		index  int
+		key    string // the key whose value comes next (objects)
+	}
+	var stack []*frame
+	childPath := func() string {
+		if len(stack) == 0 {
+			return ""
+		}
+		top := stack[len(stack)-1]
+		if top.object {
+			if top.path == "" {
+				return top.key
+			}
+			return top.path + "." + top.key
+		}
+		return fmt.Sprintf("%s[%d]", top.path, top.index)
+	}
+	afterValue := func() {
+		if len(stack) > 0 {
+			top := stack[len(stack)-1]
+			if top.object {
+				top.key = ""
+			} else {
+				top.index++
+			}
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return nil // syntax errors are reported by the decoding pass, with a position
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				stack = append(stack, &frame{object: t == '{', path: childPath(), seen: map[string]bool{}})
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+				afterValue()
+			}
+			continue
+		case string:
+			if top := len(stack) - 1; top >= 0 && stack[top].object && stack[top].key == "" {
+				f := stack[top]
+				f.key = t
+				field := childPath()
+				if t != strings.ToLower(t) {
+					return &FieldError{Field: field, Msg: "unknown field (field names are lowercase: " + strings.ToLower(t) + ")"}
+				}
+				if f.seen[t] {
+					return &FieldError{Field: field, Msg: "given more than once"}
+				}
+				f.seen[t] = true
+				continue
+			}
+		}
+		if ends != nil {
+			ends[dec.InputOffset()] = childPath()
+		}
+		afterValue()
+	}
+}
+
+// Save validates c and writes it to path as indented JSON, atomically (a
+// temporary file renamed over path) with permissions 0644: the file holds
+// no secrets. Relative paths in c are written as they are and from then on
+// resolve against path's directory.
+func (c *Config) Save(path string) (err error) {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("config: not saving an invalid configuration:\n%w", err)
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("config: saving: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("config: saving: %w", err)
+	}
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("config: saving: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("config: saving: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("config: saving: %w", err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("config: saving: %w", err)
+	}
+	c.dir = dir
+	return nil
+}
+
+// Marshal returns c as the indented JSON Save writes.
+func (c *Config) Marshal() ([]byte, error) {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("config: encoding: %w", err)
+	}
+	return append(data, '\n'), nil
+}
