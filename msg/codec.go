@@ -144,6 +144,7 @@ func (e *encoder) message(m Message, withSig bool) {
 		e.u64(uint64(m.Client))
 		e.u64(m.Number)
 		e.u64(m.View)
+		e.u32(uint32(m.Primary))
 		e.bytes(m.Result)
 		e.u32(uint32(m.From))
 	case *Status:
@@ -169,6 +170,8 @@ func (e *encoder) prePrepare(m *PrePrepare, withSig bool) {
 	e.u64(m.Seq)
 	e.digest(m.Digest)
 	e.boolean(m.Null)
+	e.boolean(m.Failure)
+	e.u64(m.FailureView)
 	e.u32(uint32(len(m.Batch.Requests)))
 	for i := range m.Batch.Requests {
 		e.request(&m.Batch.Requests[i])
@@ -189,6 +192,7 @@ func (e *encoder) viewChange(m *ViewChange, withSig bool) {
 	e.u32(m.Instance)
 	e.u64(m.NewView)
 	e.u64(m.StableSeq)
+	e.u64(m.Resume)
 	e.u32(uint32(len(m.CheckpointProof)))
 	for i := range m.CheckpointProof {
 		e.checkpoint(&m.CheckpointProof[i], true)
@@ -335,11 +339,11 @@ func (d *decoder) message() Message {
 		return d.viewChange()
 	case KindNewView:
 		m := &NewView{Instance: d.u32(), View: d.u64()}
-		n := d.count(MaxQuorumMsgs, 4+8+8+4+4+4+4, "view changes")
+		n := d.count(MaxQuorumMsgs, 4+8+8+8+4+4+4+4, "view changes")
 		for i := 0; i < n && d.err == nil; i++ {
 			m.ViewChanges = append(m.ViewChanges, *d.viewChange())
 		}
-		n = d.count(MaxProofs, 4+8+8+32+1+4+4+4, "pre-prepares")
+		n = d.count(MaxProofs, 4+8+8+32+1+1+8+4+4+4, "pre-prepares")
 		for i := 0; i < n && d.err == nil; i++ {
 			m.PrePrepares = append(m.PrePrepares, *d.prePrepare())
 		}
@@ -347,7 +351,7 @@ func (d *decoder) message() Message {
 		m.Sig = d.bytes(MaxSigSize, "signature")
 		return m
 	case KindReply:
-		m := &Reply{Client: ClientID(d.u64()), Number: d.u64(), View: d.u64()}
+		m := &Reply{Client: ClientID(d.u64()), Number: d.u64(), View: d.u64(), Primary: ReplicaID(d.u32())}
 		m.Result = d.bytes(MaxOpSize, "result")
 		m.From = ReplicaID(d.u32())
 		return m
@@ -359,7 +363,7 @@ func (d *decoder) message() Message {
 }
 
 func (d *decoder) prePrepare() *PrePrepare {
-	m := &PrePrepare{Instance: d.u32(), View: d.u64(), Seq: d.u64(), Digest: d.digest(), Null: d.boolean()}
+	m := &PrePrepare{Instance: d.u32(), View: d.u64(), Seq: d.u64(), Digest: d.digest(), Null: d.boolean(), Failure: d.boolean(), FailureView: d.u64()}
 	n := d.count(MaxBatchSize, 8+8+4+4, "requests")
 	if n > 0 {
 		m.Batch.Requests = make([]Request, 0, n)
@@ -379,12 +383,12 @@ func (d *decoder) checkpoint() *Checkpoint {
 }
 
 func (d *decoder) viewChange() *ViewChange {
-	m := &ViewChange{Instance: d.u32(), NewView: d.u64(), StableSeq: d.u64()}
+	m := &ViewChange{Instance: d.u32(), NewView: d.u64(), StableSeq: d.u64(), Resume: d.u64()}
 	n := d.count(MaxQuorumMsgs, 4+8+32+4+4, "checkpoint proof")
 	for i := 0; i < n && d.err == nil; i++ {
 		m.CheckpointProof = append(m.CheckpointProof, *d.checkpoint())
 	}
-	n = d.count(MaxProofs, 4+8+8+32+1+4+4+4+4, "prepared proofs")
+	n = d.count(MaxProofs, 4+8+8+32+1+1+8+4+4+4+4, "prepared proofs")
 	for i := 0; i < n && d.err == nil; i++ {
 		var p PreparedProof
 		p.PrePrepare = *d.prePrepare()

@@ -300,7 +300,7 @@ func TestRejectBadBoolean(t *testing.T) {
 	vc := &ViewChange{Instance: 1, NewView: 2, Prepared: []PreparedProof{{PrePrepare: testNullPrePrepare(1, 1, 5, 0)}}}
 	b := Marshal(vc)
 	// kind, instance, newView, stableSeq, checkpoint count, prepared count, then the pre-prepare.
-	off := 1 + 4 + 8 + 8 + 4 + 4 + (4 + 8 + 8 + 32)
+	off := 1 + 4 + 8 + 8 + 8 + 4 + 4 + (4 + 8 + 8 + 32) // kind, instance, newView, stableSeq, resume, counts, then the pre-prepare
 	if b[off] != 1 {
 		t.Fatalf("nested null flag not at offset %d", off)
 	}
@@ -399,8 +399,8 @@ func TestNewViewManySmallMembersRoundTrip(t *testing.T) {
 
 // hostile is a set of tiny inputs whose headers claim huge counts.
 func hostile() map[string][]byte {
-	ppHeader := cat([]byte{byte(KindPrePrepare)}, be32(1), be64(2), be64(3), make([]byte, 32), []byte{0})
-	vcHeader := cat([]byte{byte(KindViewChange)}, be32(1), be64(2), be64(3))
+	ppHeader := cat([]byte{byte(KindPrePrepare)}, be32(1), be64(2), be64(3), make([]byte, 32), []byte{0}, []byte{0}, be64(0))
+	vcHeader := cat([]byte{byte(KindViewChange)}, be32(1), be64(2), be64(3), be64(0))
 	return map[string][]byte{
 		"requests 2^32-1":          cat(ppHeader, be32(math.MaxUint32)),
 		"requests at limit, empty": cat(ppHeader, be32(MaxBatchSize)),
@@ -418,7 +418,7 @@ func hostile() map[string][]byte {
 		"view changes at limit":    cat([]byte{byte(KindNewView)}, be32(1), be64(2), be32(MaxQuorumMsgs)),
 		"nv pre-prepares 2^32-1":   cat([]byte{byte(KindNewView)}, be32(1), be64(2), be32(0), be32(math.MaxUint32)),
 		"nv pre-prepares at limit": cat([]byte{byte(KindNewView)}, be32(1), be64(2), be32(0), be32(MaxProofs)),
-		"result 2^32-1":            cat([]byte{byte(KindReply)}, be64(1), be64(1), be64(3), be32(math.MaxUint32)),
+		"result 2^32-1":            cat([]byte{byte(KindReply)}, be64(1), be64(1), be64(3), be32(0), be32(math.MaxUint32)),
 	}
 }
 

@@ -15,6 +15,9 @@ import (
 // ReplicaID identifies a replica, 0 ≤ id < n.
 type ReplicaID uint32
 
+// NoReplica stands for "no replica": e.g. a view whose primary is not yet agreed.
+const NoReplica ReplicaID = 1<<32 - 1
+
 // ClientID identifies an admitted client. The cluster configuration maps it
 // to the client's public key.
 type ClientID uint64
@@ -89,6 +92,17 @@ func (b *Batch) Digest() Digest {
 // NullDigest is the digest of the no-op a new view fills gaps with.
 var NullDigest = Digest(sha256.Sum256([]byte("braid/null/v1")))
 
+// FailureDigest is the digest of the no-op that marks an instance's failure
+// decision made by the NewView of view. It differs from NullDigest and from
+// every other view's marker, so that prepares and commits, which carry only
+// the digest, can never make a plain no-op and a failure marker — or two
+// views' markers — count as the same decision: the view a failure belongs to
+// is part of what is agreed.
+func FailureDigest(view uint64) Digest {
+	b := binary.BigEndian.AppendUint64([]byte("braid/failure/v1"), view)
+	return Digest(sha256.Sum256(b))
+}
+
 // Kind tags a message on the wire.
 type Kind uint8
 
@@ -127,16 +141,23 @@ type ClientRequest struct {
 }
 
 // PrePrepare is the primary's proposal of Batch for (View, Seq). Null marks a
-// view-change no-op (then Batch is empty and Digest is NullDigest).
+// view-change no-op (then Batch is empty and Digest is NullDigest). Failure
+// marks the first no-op a NewView appends after the re-proposed range: the
+// instance's agreed "failure decision" for that round, on which the paradigm
+// layer acts (a new primary, or a restart penalty).
 type PrePrepare struct {
 	Instance uint32
 	View     uint64
 	Seq      uint64
 	Digest   Digest
 	Null     bool
-	Batch    Batch
-	From     ReplicaID
-	Sig      []byte
+	Failure  bool
+	// FailureView is, on a failure marker, the view whose NewView created
+	// it (a marker re-proposed by a later view keeps it).
+	FailureView uint64
+	Batch       Batch
+	From        ReplicaID
+	Sig         []byte
 }
 
 // Prepare is a backup's vote that it accepted the pre-prepare for (View, Seq, Digest).
@@ -179,10 +200,16 @@ type PreparedProof struct {
 // ViewChange asks to move to NewView, carrying the sender's stable
 // checkpoint (with its 2f+1 proof) and every sequence number above it that
 // the sender saw prepared.
+//
+// Resume is the sender's view of the first sequence number the paradigm
+// layer needs from this instance again (0 if none): a hint that lets the
+// new view place its failure decision where the paradigm layer will act on
+// it. It is never trusted alone (see pbft's plan).
 type ViewChange struct {
 	Instance        uint32
 	NewView         uint64
 	StableSeq       uint64
+	Resume          uint64
 	CheckpointProof []Checkpoint
 	Prepared        []PreparedProof
 	From            ReplicaID
@@ -215,12 +242,15 @@ type Status struct {
 // matching replies, so at least one correct replica vouches for it.
 // View hints at the view (of the instance that ordered the request) so the
 // client can address the current primary next time.
+// Primary is the replying replica's belief of the current primary of the
+// client's instance (NoReplica if unknown): a hint, never trusted for safety.
 type Reply struct {
-	Client ClientID
-	Number uint64
-	View   uint64
-	Result []byte
-	From   ReplicaID
+	Client  ClientID
+	Number  uint64
+	View    uint64
+	Primary ReplicaID
+	Result  []byte
+	From    ReplicaID
 }
 
 func (*ClientRequest) Kind() Kind { return KindRequest }

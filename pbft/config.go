@@ -14,10 +14,26 @@ type Config struct {
 	N        int
 	Instance uint32
 
-	// Primary is the injected rule that names view v's primary. Every
-	// replica must use the same rule; the RCC layer supplies one that
-	// keeps the m instances' primaries distinct.
+	// Primary is the injected rule that names view v's primary: the
+	// replica that proposes fresh batches in view v. Every replica must
+	// use the same rule; the RCC layer supplies one that keeps the m
+	// instances' primaries distinct. It may answer msg.NoReplica while the
+	// view's primary is not yet agreed; call PrimaryChanged once it is.
 	Primary func(view uint64) msg.ReplicaID
+	// Leader names the replica that gathers view changes and sends the
+	// NewView for view v. It must be known without further agreement
+	// (a static rule). Default: Primary.
+	Leader func(view uint64) msg.ReplicaID
+	// Skip is how many no-op sequence numbers a NewView for view v appends
+	// after the range it re-proposes (the paradigm's skip ε, or its doubling
+	// restart penalty); the first of them is marked as the instance's
+	// failure decision. Default: none (plain PBFT).
+	Skip func(view uint64) uint64
+	// ResumeHint reports the first sequence number the paradigm layer
+	// needs from this instance again (0: no constraint). View changes carry
+	// it; the new view puts its failure marker at or after the (f+1)-th
+	// largest hint, so at least one correct replica vouches for the place.
+	ResumeHint func() uint64
 	// Signer signs this replica's messages (deterministically).
 	Signer msg.Signer
 
@@ -30,10 +46,25 @@ type Config struct {
 	ViewChangeTimeout  int    // wait for a NewView, doubled after each failed attempt; default 40
 	RetransmitTicks    int    // period of the stuck-replica beacon and view-change resend; default 10
 	MaxPending         int    // queued requests at the primary / watched requests at a backup; default 100000
-	InitialView        uint64
+	// ExecutionFeedback: a decided batch does not by itself mark its
+	// requests done; the shell reports executed requests (ClientExecuted).
+	// The paradigm layer needs this because it may skip a decided batch (a
+	// round the instance sits out, or a client the instance no longer
+	// serves), and such requests must stay proposable when the client retries.
+	ExecutionFeedback bool
+	InitialView       uint64
 }
 
 func (c *Config) setDefaults() {
+	if c.Leader == nil {
+		c.Leader = c.Primary
+	}
+	if c.Skip == nil {
+		c.Skip = func(uint64) uint64 { return 0 }
+	}
+	if c.ResumeHint == nil {
+		c.ResumeHint = func() uint64 { return 0 }
+	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 100
 	}

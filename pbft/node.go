@@ -27,7 +27,11 @@ type Decision struct {
 	View     uint64
 	Digest   msg.Digest
 	Null     bool
-	Batch    msg.Batch
+	Failure  bool // the instance's failure decision (see msg.PrePrepare.Failure)
+	// FailureView is the view whose NewView made the failure decision (it
+	// may be decided in a later view; this is the agreed part).
+	FailureView uint64
+	Batch       msg.Batch
 }
 
 // Outbound is a message to send: to one replica, or to all others.
@@ -86,6 +90,8 @@ type Node struct {
 	lastDecided  uint64 // highest sequence number emitted as decided (or transferred)
 	transferring uint64 // stable checkpoint awaiting StateTransferred, 0 if none
 	nextSeq      uint64 // primary: next sequence number to propose
+	resumeAt     uint64 // the paradigm layer ignores this instance's rounds below it: propose no requests there
+	planEnd      uint64 // last sequence number the current view's NewView fixed
 
 	slots    map[uint64]*slot
 	prepared map[uint64]*msg.PreparedProof // highest-view prepared proof per seq above low
@@ -155,11 +161,52 @@ func (n *Node) Primary() msg.ReplicaID { return n.cfg.Primary(n.view) }
 // IsPrimary reports whether this replica leads the current view.
 func (n *Node) IsPrimary() bool { return !n.changing && n.cfg.Primary(n.view) == n.cfg.ID }
 
+// relay forwards a client request to the current primary, if one is known.
+func (n *Node) relay(r msg.Request) {
+	if p := n.cfg.Primary(n.view); !n.changing && p != msg.NoReplica && int(p) < n.cfg.N {
+		n.send(p, &msg.ClientRequest{Instance: n.cfg.Instance, Request: r})
+	}
+}
+
+// PrimaryChanged tells the instance the primary rule's answer for the
+// current view may have changed (the paradigm layer agreed on it). If this
+// replica is now the primary, it takes over what it was watching and
+// proposes; otherwise it relays what it watches to the new primary.
+func (n *Node) PrimaryChanged() {
+	if n.changing {
+		return
+	}
+	n.nextSeq = max(n.nextSeq, n.planEnd+1, n.low+1)
+	if n.IsPrimary() {
+		for _, key := range sortedKeys(n.watching) {
+			w := n.watching[key]
+			delete(n.watching, key)
+			if _, ok := n.proposed[key]; !ok && w.req.Number > n.decided[w.req.Client] {
+				n.enqueue(w.req)
+			}
+		}
+		n.maybePropose(true)
+		return
+	}
+	for _, key := range sortedKeys(n.watching) {
+		w := n.watching[key]
+		w.deadline = n.tick + int64(n.cfg.RequestTimeout)
+		n.watching[key] = w
+		n.relay(w.req)
+	}
+}
+
 // LastDecided is the highest sequence number decided (in order) so far.
 func (n *Node) LastDecided() uint64 { return n.lastDecided }
 
 // NextProposal is the sequence number the primary will propose next.
 func (n *Node) NextProposal() uint64 { return n.nextSeq }
+
+// ViewChangeTimeout is the configured base view-change timeout, in ticks.
+func (n *Node) ViewChangeTimeout() int { return n.cfg.ViewChangeTimeout }
+
+// ProgressTimeout is the configured progress timeout, in ticks.
+func (n *Node) ProgressTimeout() int { return n.cfg.ProgressTimeout }
 
 // LowWatermark is the last stable checkpoint.
 func (n *Node) LowWatermark() uint64 { return n.low }
@@ -293,9 +340,7 @@ func (n *Node) Request(r msg.Request) {
 	if _, ok := n.watching[key]; ok {
 		// The client retried: our relay may have been lost, so relay again,
 		// but keep the original deadline.
-		if !n.changing {
-			n.send(n.cfg.Primary(n.view), &msg.ClientRequest{Instance: n.cfg.Instance, Request: r})
-		}
+		n.relay(r)
 		n.stats.Dropped["duplicate-request"]++
 		return
 	}
@@ -304,9 +349,7 @@ func (n *Node) Request(r msg.Request) {
 		return
 	}
 	n.watching[key] = watch{req: r, deadline: n.tick + int64(n.cfg.RequestTimeout)}
-	if !n.changing {
-		n.send(n.cfg.Primary(n.view), &msg.ClientRequest{Instance: n.cfg.Instance, Request: r})
-	}
+	n.relay(r)
 }
 
 func (n *Node) acceptableRequest(r *msg.Request) bool {
@@ -360,6 +403,12 @@ func (n *Node) maybePropose(force bool) {
 		return
 	}
 	for len(n.queue) > 0 && n.nextSeq <= n.high() {
+		if n.nextSeq < n.resumeAt {
+			// Requests proposed in rounds the paradigm layer skips would be
+			// lost: fill those rounds with empty batches first.
+			n.fillEmpty(n.resumeAt - 1)
+			continue
+		}
 		if len(n.queue) < n.cfg.MaxBatch && !force {
 			return
 		}
@@ -392,6 +441,10 @@ func (n *Node) ProposeEmpty(upTo uint64) {
 		return
 	}
 	for n.nextSeq <= upTo && n.nextSeq <= n.high() {
+		if n.nextSeq < n.resumeAt {
+			n.fillEmpty(min(upTo, n.resumeAt-1))
+			continue
+		}
 		k := min(len(n.queue), n.cfg.MaxBatch)
 		var batch msg.Batch
 		for _, r := range n.queue[:k] {
@@ -404,6 +457,20 @@ func (n *Node) ProposeEmpty(upTo uint64) {
 		n.queue = slices.Delete(n.queue, 0, k)
 		n.propose(batch)
 	}
+}
+
+// fillEmpty proposes empty batches up to seq (within the window).
+func (n *Node) fillEmpty(upTo uint64) {
+	for n.nextSeq <= upTo && n.nextSeq <= n.high() {
+		n.propose(msg.Batch{})
+	}
+}
+
+// ResumeAt tells the instance the paradigm layer ignores its sequence
+// numbers below seq (its penalty after a failure): the primary proposes
+// only empty batches there, keeping client requests for later rounds.
+func (n *Node) ResumeAt(seq uint64) {
+	n.resumeAt = max(n.resumeAt, seq)
 }
 
 func (n *Node) propose(batch msg.Batch) {
@@ -429,8 +496,12 @@ func (n *Node) onPrePrepare(pp *msg.PrePrepare) {
 		n.drop("pre-prepare-not-from-primary")
 		return
 	}
-	if pp.Null {
+	if pp.Null || pp.Failure {
 		n.drop("null-outside-new-view")
+		return
+	}
+	if pp.Seq <= n.planEnd {
+		n.drop("seq-fixed-by-new-view")
 		return
 	}
 	if reason := n.checkBatch(pp); reason != "" {
@@ -466,10 +537,22 @@ func (n *Node) checkNormal(view, seq uint64) string {
 // checkBatch validates a pre-prepare's batch: size, digest, no request twice.
 func (n *Node) checkBatch(pp *msg.PrePrepare) string {
 	if pp.Null {
-		if len(pp.Batch.Requests) != 0 || pp.Digest != msg.NullDigest {
+		want := msg.NullDigest
+		if pp.Failure {
+			if pp.FailureView > pp.View {
+				return "bad-null"
+			}
+			want = msg.FailureDigest(pp.FailureView)
+		} else if pp.FailureView != 0 {
+			return "bad-null"
+		}
+		if len(pp.Batch.Requests) != 0 || pp.Digest != want {
 			return "bad-null"
 		}
 		return ""
+	}
+	if pp.Failure {
+		return "bad-null"
 	}
 	if len(pp.Batch.Requests) > n.cfg.MaxBatch {
 		return "oversized-batch"
@@ -515,7 +598,8 @@ func (n *Node) onPrepare(p *msg.Prepare) {
 		n.drop(reason)
 		return
 	}
-	if p.From == n.cfg.Primary(n.view) {
+	if s := n.slots[p.Seq]; (s != nil && s.pp != nil && p.From == s.pp.From) ||
+		((s == nil || s.pp == nil) && p.From == n.cfg.Primary(n.view) && p.From == n.cfg.Leader(n.view)) {
 		n.drop("prepare-from-primary")
 		return
 	}
@@ -605,7 +689,7 @@ func (n *Node) deliver() {
 		pp := s.pp
 		for i := range pp.Batch.Requests {
 			r := &pp.Batch.Requests[i]
-			if r.Number > n.decided[r.Client] {
+			if !n.cfg.ExecutionFeedback && r.Number > n.decided[r.Client] {
 				n.decided[r.Client] = r.Number
 			}
 			key := r.Key()
@@ -620,7 +704,7 @@ func (n *Node) deliver() {
 		n.stats.DecidedRequests += uint64(len(pp.Batch.Requests))
 		if !n.replaying {
 			n.ready.Decided = append(n.ready.Decided, Decision{
-				Instance: n.cfg.Instance, Seq: pp.Seq, View: pp.View, Digest: pp.Digest, Null: pp.Null, Batch: pp.Batch,
+				Instance: n.cfg.Instance, Seq: pp.Seq, View: pp.View, Digest: pp.Digest, Null: pp.Null, Failure: pp.Failure, FailureView: pp.FailureView, Batch: pp.Batch,
 			})
 			n.pendingReady = true
 		}
@@ -745,12 +829,13 @@ func (n *Node) makeStable(seq uint64, state msg.Digest, proof []msg.Checkpoint) 
 	n.maybePropose(false)
 }
 
-// StateTransferred tells the instance the shell installed the state of the
-// stable checkpoint seq; decisions resume after it. executed is the highest
+// StateTransferred tells the instance the shell installed the state of a
+// stable checkpoint at or beyond the one it asked for; decisions resume
+// after seq. executed is the highest
 // executed request number per client in that state, so that requests decided
 // in the range we skipped are not watched or re-proposed.
 func (n *Node) StateTransferred(seq uint64, executed map[msg.ClientID]uint64) {
-	if seq != n.transferring {
+	if n.transferring == 0 || seq < n.transferring {
 		return
 	}
 	n.transferring = 0
@@ -759,6 +844,14 @@ func (n *Node) StateTransferred(seq uint64, executed map[msg.ClientID]uint64) {
 		n.lastDecided = seq
 	}
 	n.deliver()
+}
+
+// ClientExecuted reports that the request number of client c executed, so
+// the instance stops watching or proposing it and anything older.
+func (n *Node) ClientExecuted(c msg.ClientID, number uint64) {
+	if number > n.decided[c] {
+		n.decided[c] = number
+	}
 }
 
 // learnExecuted merges the execution layer's per-client progress into ours.
@@ -822,6 +915,19 @@ func (n *Node) primarySuspect() bool {
 	return false
 }
 
+// Behind reports whether this replica sees the instance progressing
+// elsewhere without it: some sequence number above what it decided already
+// has a quorum of commits. Then the fault is in what reached us, not in the
+// primary, and the cure is catching up (Status), not suspicion.
+func (n *Node) Behind() bool {
+	for seq, s := range n.slots {
+		if seq > n.lastDecided && len(s.commits) >= n.q {
+			return true
+		}
+	}
+	return false
+}
+
 // outstanding: this replica knows of work it has not finished.
 func (n *Node) outstanding() bool {
 	if len(n.watching) > 0 {
@@ -868,7 +974,10 @@ func (n *Node) onStatus(st *msg.Status) {
 			continue
 		}
 		s := n.slots[seq]
-		if s.pp != nil && s.pp.From == n.cfg.ID {
+		if s.pp != nil {
+			// Forward the pre-prepare whoever proposed it: it is signed, so
+			// the asker can verify it, and a primary that keeps some
+			// replicas in the dark cannot stop the others from lighting them.
 			n.send(to, s.pp)
 		}
 		if p := s.prepares[n.cfg.ID]; p != nil {

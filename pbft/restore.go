@@ -26,7 +26,7 @@ func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[m
 		}
 		switch m := m.(type) {
 		case *msg.PrePrepare:
-			if n.checkNormal(m.View, m.Seq) == "" && n.cfg.Primary(m.View) == n.cfg.ID {
+			if n.checkNormal(m.View, m.Seq) == "" && m.Seq > n.planEnd && n.cfg.Primary(m.View) == n.cfg.ID {
 				if s := n.slots[m.Seq]; s == nil || s.pp == nil {
 					n.acceptPrePrepare(m)
 				}

@@ -21,7 +21,7 @@ func (n *Node) startViewChange(to uint64) {
 	n.changing = true
 	n.stats.ViewChanges++
 	vc := &msg.ViewChange{
-		Instance: n.cfg.Instance, NewView: to, StableSeq: n.low,
+		Instance: n.cfg.Instance, NewView: to, StableSeq: n.low, Resume: n.cfg.ResumeHint(),
 		CheckpointProof: slices.Clone(n.stableProof), From: n.cfg.ID,
 	}
 	for _, seq := range sortedSeqs(n.prepared) {
@@ -137,7 +137,15 @@ func (n *Node) validCheckpointProof(seq uint64, proof []msg.Checkpoint) bool {
 // digest matches its batch, and q-1 distinct backups prepared exactly it.
 func (n *Node) validPreparedProof(p *msg.PreparedProof) bool {
 	pp := &p.PrePrepare
-	if pp.Instance != n.cfg.Instance || pp.From != n.cfg.Primary(pp.View) {
+	if pp.Instance != n.cfg.Instance {
+		return false
+	}
+	// The proposer is the view's leader (re-proposals in its NewView) or its
+	// primary. When the primary is not known here yet, the q-1 ≥ 2f
+	// prepares carry the proof: at least f ≥ 1 of them are from correct
+	// backups, which prepare only what the legitimate proposer sent.
+	if primary := n.cfg.Primary(pp.View); pp.From != n.cfg.Leader(pp.View) && pp.From != primary &&
+		(primary != msg.NoReplica || n.f == 0) {
 		return false
 	}
 	if n.checkBatch(pp) != "" {
@@ -167,20 +175,25 @@ func (n *Node) validPreparedProof(p *msg.PreparedProof) bool {
 // prepared one of the highest view, or a no-op where there is none.
 type newViewPlan struct {
 	minS, maxS uint64
+	end        uint64          // maxS plus the appended skip no-ops
 	checkpoint *msg.ViewChange // a view change carrying the minS proof
 	entries    []planEntry
 }
 
 type planEntry struct {
-	seq    uint64
-	digest msg.Digest
-	null   bool
-	batch  msg.Batch
+	seq         uint64
+	digest      msg.Digest
+	null        bool
+	failure     bool
+	failureView uint64
+	batch       msg.Batch
 }
 
-// plan is a pure function of the view changes (in the given order), so the
-// new primary and every backup compute the same plan from the same NewView.
-func (n *Node) plan(vcs []msg.ViewChange) newViewPlan {
+// plan is a pure function of the view changes (in the given order) and of
+// the view, so the leader and every backup compute the same plan from the
+// same NewView. After the re-proposed range it appends Skip(view) no-ops (as
+// many as fit in the window), the first marked as the failure decision.
+func (n *Node) plan(view uint64, vcs []msg.ViewChange) newViewPlan {
 	var p newViewPlan
 	for i := range vcs {
 		if p.checkpoint == nil || vcs[i].StableSeq > p.minS {
@@ -207,15 +220,45 @@ func (n *Node) plan(vcs []msg.ViewChange) newViewPlan {
 	for seq := p.minS + 1; seq <= p.maxS; seq++ {
 		if b := best[seq]; b != nil && !b.Null {
 			p.entries = append(p.entries, planEntry{seq: seq, digest: b.Digest, batch: b.Batch})
+		} else if b != nil && b.Failure {
+			// A failure marker that may have been decided keeps its meaning.
+			p.entries = append(p.entries, planEntry{seq: seq, digest: b.Digest, null: true, failure: true, failureView: b.FailureView})
 		} else {
 			p.entries = append(p.entries, planEntry{seq: seq, digest: msg.NullDigest, null: true})
+		}
+	}
+	p.end = p.maxS
+	if skip := n.cfg.Skip(view); skip > 0 {
+		// The failure marker goes after everything re-proposed, and no
+		// earlier than the (f+1)-th largest resume hint: at least one
+		// correct replica vouches that the paradigm layer needs that
+		// sequence number, so the marker is not lost in a skipped range.
+		// Gaps before it are no-ops; all of it stays inside the window.
+		hints := make([]uint64, 0, len(vcs))
+		for i := range vcs {
+			hints = append(hints, vcs[i].Resume)
+		}
+		slices.Sort(hints)
+		marker := p.maxS + 1
+		if len(hints) > n.f {
+			marker = max(marker, hints[len(hints)-1-n.f])
+		}
+		limit := p.minS + n.cfg.Window
+		marker = min(marker, limit)
+		for seq := p.maxS + 1; seq <= limit && seq < marker+skip; seq++ {
+			e := planEntry{seq: seq, digest: msg.NullDigest, null: true}
+			if seq == marker {
+				e.digest, e.failure, e.failureView = msg.FailureDigest(view), true, view
+			}
+			p.entries = append(p.entries, e)
+			p.end = seq
 		}
 	}
 	return p
 }
 
 func (n *Node) maybeSendNewView() {
-	if !n.changing || n.cfg.Primary(n.view) != n.cfg.ID {
+	if !n.changing || n.cfg.Leader(n.view) != n.cfg.ID {
 		return
 	}
 	var vcs []msg.ViewChange
@@ -228,10 +271,10 @@ func (n *Node) maybeSendNewView() {
 		return
 	}
 	vcs = vcs[:n.q]
-	p := n.plan(vcs)
+	p := n.plan(n.view, vcs)
 	nv := &msg.NewView{Instance: n.cfg.Instance, View: n.view, ViewChanges: vcs, From: n.cfg.ID}
 	for _, e := range p.entries {
-		pp := msg.PrePrepare{Instance: n.cfg.Instance, View: n.view, Seq: e.seq, Digest: e.digest, Null: e.null, Batch: e.batch, From: n.cfg.ID}
+		pp := msg.PrePrepare{Instance: n.cfg.Instance, View: n.view, Seq: e.seq, Digest: e.digest, Null: e.null, Failure: e.failure, FailureView: e.failureView, Batch: e.batch, From: n.cfg.ID}
 		n.sign(&pp)
 		nv.PrePrepares = append(nv.PrePrepares, pp)
 	}
@@ -246,7 +289,7 @@ func (n *Node) onNewView(nv *msg.NewView) {
 		n.drop("stale-new-view")
 		return
 	}
-	if nv.From != n.cfg.Primary(nv.View) {
+	if nv.From != n.cfg.Leader(nv.View) {
 		n.drop("new-view-not-from-primary")
 		return
 	}
@@ -279,14 +322,14 @@ func (n *Node) checkNewView(nv *msg.NewView) (newViewPlan, string) {
 			return newViewPlan{}, "bad-new-view-" + reason
 		}
 	}
-	p := n.plan(nv.ViewChanges)
+	p := n.plan(nv.View, nv.ViewChanges)
 	if len(p.entries) != len(nv.PrePrepares) {
 		return newViewPlan{}, "bad-new-view-pre-prepares"
 	}
 	for i, e := range p.entries {
 		pp := &nv.PrePrepares[i]
 		if pp.Instance != n.cfg.Instance || pp.View != nv.View || pp.Seq != e.seq || pp.Digest != e.digest ||
-			pp.Null != e.null || pp.From != nv.From || n.checkBatch(pp) != "" {
+			pp.Null != e.null || pp.Failure != e.failure || pp.FailureView != e.failureView || pp.From != nv.From || n.checkPlanBatch(pp) != "" {
 			return newViewPlan{}, "bad-new-view-pre-prepares"
 		}
 	}
@@ -325,35 +368,27 @@ func (n *Node) enterView(nv *msg.NewView, p newViewPlan) {
 		}
 		n.acceptPrePrepare(pp)
 	}
-	n.nextSeq = max(p.maxS, n.low) + 1
-	// Watched requests get a fresh deadline under the new primary; if we
-	// are the new primary, they are ours to propose.
-	primary := n.cfg.Primary(n.view)
+	n.planEnd = p.end
+	n.nextSeq = max(p.end, n.low) + 1
 	for _, key := range sortedKeys(n.watching) {
-		w := n.watching[key]
-		if w.req.Number <= n.decided[w.req.Client] {
+		if w := n.watching[key]; w.req.Number <= n.decided[w.req.Client] {
 			delete(n.watching, key)
-			continue
 		}
-		if primary == n.cfg.ID {
-			delete(n.watching, key)
-			if _, ok := n.proposed[key]; !ok && w.req.Number > n.decided[w.req.Client] {
-				n.enqueue(w.req)
-			}
-			continue
-		}
-		w.deadline = n.tick + int64(n.cfg.RequestTimeout)
-		n.watching[key] = w
-		n.send(primary, &msg.ClientRequest{Instance: n.cfg.Instance, Request: w.req})
 	}
-	if primary != n.cfg.ID && len(n.queue) > 0 {
-		// We led an earlier view: hand what we had queued to the new primary.
+	if n.cfg.Primary(n.view) != n.cfg.ID && len(n.queue) > 0 {
+		// We were the primary of an earlier view: what we had queued is now
+		// for the new primary; watch it like any relayed request.
 		for _, r := range n.queue {
 			n.watching[r.Key()] = watch{req: r, deadline: n.tick + int64(n.cfg.RequestTimeout)}
-			n.send(primary, &msg.ClientRequest{Instance: n.cfg.Instance, Request: r})
 		}
 		n.queue = nil
 		n.queued = make(map[msg.RequestKey]struct{})
 	}
-	n.maybePropose(true)
+	// Watched requests get a fresh deadline under the new primary (or are
+	// ours to propose if we are it).
+	n.PrimaryChanged()
 }
+
+// checkPlanBatch validates a NewView entry's batch (failure markers are
+// legitimate here, unlike in a normal-case pre-prepare).
+func (n *Node) checkPlanBatch(pp *msg.PrePrepare) string { return n.checkBatch(pp) }

@@ -7,28 +7,119 @@ import (
 	"github.com/braid-bft/braid/pbft"
 )
 
+// Policy is how failed primaries are dealt with (Section 3.2).
+type Policy uint8
+
+const (
+	// Replace is unified primary replacement (Figure 4): a failed primary is
+	// replaced by the smallest-id replica neither failed nor in use. It
+	// needs spare replicas: m ≤ n − f.
+	Replace Policy = iota + 1
+	// InPlace is discarding primaries and in-place recovery (Section 3.2.1):
+	// the failed instance skips rounds, then gets its own primary back, the
+	// skip doubling with each further failure. It works for any m, and is
+	// the only choice when m > n − f.
+	InPlace
+)
+
+func (p Policy) String() string {
+	switch p {
+	case Replace:
+		return "replace"
+	case InPlace:
+		return "in-place"
+	}
+	return "unknown"
+}
+
 // Config parameterises the paradigm on one replica.
 type Config struct {
 	ID msg.ReplicaID
 	N  int
 	M  int // instances, 1 ≤ M ≤ N
 	// Instance is the template for every instance's PBFT configuration
-	// (ID, N, Instance and Primary are filled in here).
+	// (ID, N, Instance, Primary, Leader and Skip are filled in here).
 	Instance pbft.Config
+	// Policy defaults to Replace when M ≤ N − f and InPlace otherwise.
+	Policy Policy
 	// Sigma is the gap size of Definition 4.3: an instance that has decided
 	// Sigma rounds fewer than the most advanced instance is suspected. It
 	// must stay well below the window, or the healthy instances run out of
 	// window (their checkpoints wait on execution, which waits on the
 	// laggard) before the laggard is detected. Default Window/4.
 	Sigma uint64
+	// Epsilon is the skip size: after its failure decision in round ρ an
+	// instance contributes nothing to rounds ρ+1 … ρ+ε−1 (agreed no-ops;
+	// execution does not wait for them) and resumes at ρ+ε. Doubled per
+	// repeated failure under InPlace. Default CheckpointInterval/2.
+	Epsilon uint64
+	// MaxSkip caps the doubling penalty of in-place recovery, in rounds:
+	// past it a primary that keeps failing is retried at a fixed interval.
+	// Default 64·Epsilon.
+	MaxSkip uint64
+	// Clients is |C|, the number of admitted clients, for the instance-change
+	// load cap ⌈|C|/(n−f)⌉ of Section 4.2. Zero disables instance changes.
+	Clients int
+}
+
+func (c *Config) setDefaults() error {
+	if c.N < 1 {
+		return fmt.Errorf("rcc config: field N: %d, need at least 1", c.N)
+	}
+	if c.M < 1 || c.M > c.N {
+		return fmt.Errorf("rcc config: field M: %d outside [1, N=%d]", c.M, c.N)
+	}
+	f := pbft.Faults(c.N)
+	if c.Policy == 0 {
+		c.Policy = Replace
+		if c.M > c.N-f {
+			c.Policy = InPlace
+		}
+	}
+	if c.Policy == Replace && c.M > c.N-f {
+		return fmt.Errorf("rcc config: field Policy: replace needs m ≤ n−f (m=%d, n−f=%d); use in-place", c.M, c.N-f)
+	}
+	if c.Policy != Replace && c.Policy != InPlace {
+		return fmt.Errorf("rcc config: field Policy: unknown policy %d", c.Policy)
+	}
+	k := c.Instance.CheckpointInterval
+	if k == 0 {
+		k = 16
+	}
+	w := c.Instance.Window
+	if w == 0 {
+		w = 4 * k
+	}
+	if c.Sigma == 0 {
+		c.Sigma = max(w/4, 2)
+	}
+	if c.Epsilon == 0 {
+		c.Epsilon = max(k/2, 1)
+	}
+	if c.MaxSkip == 0 {
+		c.MaxSkip = 64 * c.Epsilon
+	}
+	if c.Sigma+k >= w {
+		return fmt.Errorf("rcc config: field Sigma: %d plus the checkpoint interval %d must stay below the window %d, or healthy instances stall before a laggard is suspected", c.Sigma, k, w)
+	}
+	return nil
 }
 
 // Round is one executed round: the non-empty batches of the m decisions,
-// in the order Figure 3 chose.
+// in the order Figure 3 chose, minus requests from clients not assigned to
+// the instance that ordered them; plus instance-change outcomes.
 type Round struct {
-	Round   uint64
-	Seed    [32]byte
-	Batches []InstanceBatch
+	Round    uint64
+	Seed     [32]byte
+	Batches  []InstanceBatch
+	Controls []Control
+	// Failures lists the instances whose failure decision fell in this
+	// round, with the primary each one now has (Figure 4, or its own one
+	// under in-place recovery).
+	Failures []Failure
+	// State is the paradigm's replicated state right after this round
+	// (see State): the shell checkpoints it with the application state.
+	State []byte
 }
 
 // InstanceBatch is one instance's decided batch in a round.
@@ -37,6 +128,14 @@ type InstanceBatch struct {
 	Digest   msg.Digest
 	View     uint64
 	Batch    msg.Batch
+}
+
+// Failure is an instance's agreed failure decision, executed in a round.
+type Failure struct {
+	Instance   uint32
+	View       uint64
+	NewPrimary msg.ReplicaID
+	Resume     uint64 // first round the instance contributes to again
 }
 
 // Ready is what the paradigm wants done: the instances' outputs merged, and
@@ -54,9 +153,18 @@ type Ready struct {
 // next round.
 type Node struct {
 	cfg      Config
+	f        int
 	inst     []*pbft.Node
 	pending  map[uint64][]*pbft.Decision // round → decision per instance
 	executed uint64
+	prim     *primaries
+	clients  *assignment
+	tick     int64
+	entered  []int64 // tick each instance last entered a view (soft-failure grace)
+	lagSince []int64 // tick an instance started lagging without progress, 0 if not
+	lagAt    []uint64
+	pushTo   []uint64 // per instance: propose at least up to this round (pending client moves)
+	views    []uint64
 	ready    Ready
 	has      bool
 	stats    Stats
@@ -64,48 +172,84 @@ type Node struct {
 
 // Stats counts what the paradigm layer did.
 type Stats struct {
-	RoundsExecuted uint64
-	EmptyProposals uint64
-	SoftFailures   uint64
+	RoundsExecuted    uint64
+	EmptyProposals    uint64
+	SoftFailures      uint64 // suspicions under Definition 4.3 (gap ≥ σ)
+	MaxSuspicionGap   uint64 // the largest gap (rounds) seen at a soft-failure suspicion
+	FirstSuspicionGap uint64 // the gap at the first one
+	StalledSuspicions uint64 // suspicions of an instance lagging with no progress at all
+	Failures          uint64
+	IgnoredFailures   uint64 // failure decisions that fell inside a skipped range
+	InstanceChanges   uint64
+	Filtered          uint64 // requests dropped at execution: wrong instance for their client
 }
 
-// PrimaryOf is the primary rule the instances share: instance i starts with
-// replica i, so the m initial primaries are distinct, and a view change
-// hands the instance to the next replica.
+// PrimaryOf is the initial primary rule: instance i starts with replica i,
+// so the m initial primaries are distinct.
 func PrimaryOf(n int, instance uint32, view uint64) msg.ReplicaID {
+	return msg.ReplicaID((uint64(instance) + view) % uint64(n))
+}
+
+// LeaderOf names who runs instance i's view change to view v: a static
+// rotation, known to all without agreement. Only the NewView comes from it;
+// who proposes afterwards is the agreed primary.
+func LeaderOf(n int, instance uint32, view uint64) msg.ReplicaID {
 	return msg.ReplicaID((uint64(instance) + view) % uint64(n))
 }
 
 // New creates the m instances.
 func New(cfg Config) (*Node, error) {
-	if cfg.M < 1 || cfg.M > cfg.N {
-		return nil, fmt.Errorf("rcc config: field M: %d outside [1, N=%d]", cfg.M, cfg.N)
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
 	}
-	nd := &Node{cfg: cfg, pending: make(map[uint64][]*pbft.Decision)}
+	nd := &Node{
+		cfg: cfg, f: pbft.Faults(cfg.N), pending: make(map[uint64][]*pbft.Decision),
+		prim:    newPrimaries(cfg.N, cfg.M, cfg.Policy),
+		clients: newAssignment(cfg.M, cfg.Clients, cfg.N-pbft.Faults(cfg.N)),
+		entered: make([]int64, cfg.M), views: make([]uint64, cfg.M),
+		lagSince: make([]int64, cfg.M), lagAt: make([]uint64, cfg.M), pushTo: make([]uint64, cfg.M),
+	}
+	for i := range nd.entered {
+		nd.entered[i] = -1 << 40 // no grace before the first view change
+	}
 	for i := 0; i < cfg.M; i++ {
 		ic := cfg.Instance
 		ic.ID, ic.N, ic.Instance = cfg.ID, cfg.N, uint32(i)
-		inst := uint32(i)
-		n := cfg.N
-		ic.Primary = func(v uint64) msg.ReplicaID { return PrimaryOf(n, inst, v) }
+		inst, n := uint32(i), cfg.N
+		ic.ExecutionFeedback = true
+		ic.Primary = func(v uint64) msg.ReplicaID { return nd.prim.primary(inst, v) }
+		ic.Leader = func(v uint64) msg.ReplicaID { return LeaderOf(n, inst, v) }
+		// The NewView appends one no-op, marked as the failure decision;
+		// the rounds the instance then sits out are skipped by this layer
+		// (see executeReady), so a long penalty costs no messages and is
+		// not bounded by the window.
+		ic.Skip = func(uint64) uint64 { return 1 }
+		ic.ResumeHint = func() uint64 { return nd.prim.resume[inst] }
 		p, err := pbft.New(ic)
 		if err != nil {
 			return nil, fmt.Errorf("rcc instance %d: %w", i, err)
 		}
 		nd.inst = append(nd.inst, p)
 	}
-	if nd.cfg.Sigma == 0 {
-		w := cfg.Instance.Window
-		if w == 0 {
-			w = 64
-		}
-		nd.cfg.Sigma = max(w/4, 2)
-	}
 	return nd, nil
+}
+
+// skipFor is how many rounds instance i is excluded from after its k-th
+// failure: ε under replacement; ε·2^(k−1) under in-place recovery, so a
+// primary that keeps failing costs exponentially less often. k is counted
+// from executed failure decisions, so every correct replica agrees on it.
+func (nd *Node) skipFor(k uint64) uint64 {
+	if nd.cfg.Policy == InPlace && k > 1 {
+		return min(nd.cfg.Epsilon<<min(k-1, 30), nd.cfg.MaxSkip)
+	}
+	return nd.cfg.Epsilon
 }
 
 // Instance exposes instance i (read-only use: views, stats).
 func (nd *Node) Instance(i int) *pbft.Node { return nd.inst[i] }
+
+// Config returns the effective configuration (defaults applied).
+func (nd *Node) Config() Config { return nd.cfg }
 
 // Executed is the last executed round.
 func (nd *Node) Executed() uint64 { return nd.executed }
@@ -113,13 +257,28 @@ func (nd *Node) Executed() uint64 { return nd.executed }
 // Stats returns the paradigm counters.
 func (nd *Node) Stats() Stats { return nd.stats }
 
-// InstanceFor is Section 4.2's static assignment: client c is served by
-// instance id(c) mod m.
-func (nd *Node) InstanceFor(c msg.ClientID) uint32 { return uint32(uint64(c) % uint64(nd.cfg.M)) }
+// Primaries returns each instance's current agreed primary.
+func (nd *Node) Primaries() []msg.ReplicaID { return append([]msg.ReplicaID(nil), nd.prim.current...) }
 
-// Request routes a client's request to the instance that serves it.
+// Failed returns the replicas Figure 4 currently considers failed, earliest first.
+func (nd *Node) Failed() []msg.ReplicaID { return append([]msg.ReplicaID(nil), nd.prim.failed...) }
+
+// InstanceFor is the instance that serves client c in the next round to
+// execute: id(c) mod m (Section 4.2), unless an instance change moved it.
+func (nd *Node) InstanceFor(c msg.ClientID) uint32 { return nd.clients.instanceOf(c, nd.executed+1) }
+
+// route is where a request of c should be ordered: its instance once any
+// pending move has taken effect (the new instance proposes it only in
+// rounds from the move's effective round on, see keepUp).
+func (nd *Node) route(c msg.ClientID) uint32 { return nd.clients.final(c) }
+
+// Request routes a client's request to the instance that serves it, or, for
+// an instance-change request, to the instance it asks for.
 func (nd *Node) Request(r msg.Request) {
-	i := nd.InstanceFor(r.Client)
+	i := nd.route(r.Client)
+	if target, ok := ParseInstanceChange(r.Op); ok && int(target) < nd.cfg.M {
+		i = target
+	}
 	nd.inst[i].Request(r)
 	nd.collect()
 }
@@ -130,12 +289,20 @@ func (nd *Node) Step(from msg.ReplicaID, m msg.Message) {
 	if int(i) >= nd.cfg.M {
 		return
 	}
+	if cr, ok := m.(*msg.ClientRequest); ok {
+		// A relayed request must be for this instance's client, or an
+		// instance change addressed to it.
+		if target, isChange := ParseInstanceChange(cr.Request.Op); !(isChange && target == i) && nd.route(cr.Request.Client) != i {
+			return
+		}
+	}
 	nd.inst[i].Step(from, m)
 	nd.collect()
 }
 
 // Tick advances every instance's clock and runs the soft-failure detector.
 func (nd *Node) Tick() {
+	nd.tick++
 	for _, p := range nd.inst {
 		p.Tick()
 	}
@@ -145,22 +312,61 @@ func (nd *Node) Tick() {
 
 // detectSoftFailures is Definition 4.3: an instance still working on round
 // ρ while another works on ρ+σ is suspected, which drives it through its own
-// view change to a new primary.
+// view change to a failure decision. An instance that just entered a view
+// gets one view-change timeout of grace to catch up.
 func (nd *Node) detectSoftFailures() {
 	front := nd.front()
-	for _, p := range nd.inst {
-		if _, changing := p.View(); !changing && front >= p.LastDecided()+nd.cfg.Sigma {
+	grace := int64(nd.inst[0].ViewChangeTimeout())
+	for i, p := range nd.inst {
+		v, changing := p.View()
+		if v != nd.views[i] {
+			nd.views[i], nd.entered[i] = v, nd.tick
+		}
+		if changing || nd.tick-nd.entered[i] < grace || p.Behind() {
+			continue
+		}
+		decided := p.LastDecided()
+		if r := nd.prim.resume[i]; r > 0 {
+			decided = max(decided, r-1) // rounds it sits out count as done
+		}
+		if front >= decided+nd.cfg.Sigma {
 			nd.stats.SoftFailures++
+			nd.stats.MaxSuspicionGap = max(nd.stats.MaxSuspicionGap, front-decided)
+			if nd.stats.FirstSuspicionGap == 0 {
+				nd.stats.FirstSuspicionGap = front - decided
+			}
 			p.Suspect()
+			continue
+		}
+		// Below the gap size, an instance that lags and does not move at
+		// all for a progress timeout is suspected too: its primary owes the
+		// others proposals (empty ones if idle), so a silent primary cannot
+		// hold execution back just because the load is too light to open a
+		// gap of σ.
+		if front > decided {
+			if nd.lagSince[i] == 0 || nd.lagAt[i] != decided {
+				nd.lagSince[i], nd.lagAt[i] = nd.tick, decided
+			} else if nd.tick-nd.lagSince[i] >= int64(p.ProgressTimeout()) {
+				nd.stats.StalledSuspicions++
+				nd.lagSince[i] = 0
+				p.Suspect()
+			}
+		} else {
+			nd.lagSince[i] = 0
 		}
 	}
 }
 
-// front is the highest round any instance has decided.
+// front is the highest round any instance taking part in the next round
+// has decided. An instance sitting out a skip is left out: the no-ops its
+// view change agreed on can run far ahead, and chasing them would make the
+// healthy instances look σ behind.
 func (nd *Node) front() uint64 {
-	var f uint64
-	for _, p := range nd.inst {
-		f = max(f, p.LastDecided())
+	f := nd.executed
+	for i, p := range nd.inst {
+		if !nd.skipped(i, nd.executed+1) {
+			f = max(f, p.LastDecided())
+		}
 	}
 	return f
 }
@@ -169,11 +375,22 @@ func (nd *Node) front() uint64 {
 // need be) up to the front, so execution never waits on an idle instance.
 // Only a decision moves the front, so an idle cluster stays silent.
 func (nd *Node) keepUp() {
-	front := nd.front()
+	// Unlike the detector's front, this one counts every instance: rounds
+	// another instance filled (even with agreed no-ops) can only execute
+	// once all instances reach them, and execution is what applies failure
+	// decisions and moves clients.
+	front := nd.executed
 	for _, p := range nd.inst {
-		if p.IsPrimary() && p.NextProposal() <= front {
-			nd.stats.EmptyProposals += front - p.NextProposal() + 1
-			p.ProposeEmpty(front)
+		front = max(front, p.LastDecided())
+	}
+	for i, p := range nd.inst {
+		// A client moving to this instance may be served from round
+		// pushTo on: get there (with empty batches if idle) so the move's
+		// effective round is reached even under light load.
+		target := max(front, nd.pushTo[i])
+		if p.IsPrimary() && p.NextProposal() <= target {
+			nd.stats.EmptyProposals += target - p.NextProposal() + 1
+			p.ProposeEmpty(target)
 		}
 	}
 }
@@ -186,12 +403,10 @@ func (nd *Node) Checkpoint(round uint64, state msg.Digest) {
 	nd.collect()
 }
 
-// StateTransferred: the shell installed the state at round; instances that
-// were waiting for it resume, and execution continues after it.
+// StateTransferred: the shell installed the state at round (including the
+// paradigm state it got from State()); instances that were waiting for it
+// resume, and execution continues after it.
 func (nd *Node) StateTransferred(round uint64, executed map[msg.ClientID]uint64) {
-	for _, p := range nd.inst {
-		p.StateTransferred(round, executed)
-	}
 	if round > nd.executed {
 		for r := range nd.pending {
 			if r <= round {
@@ -199,6 +414,9 @@ func (nd *Node) StateTransferred(round uint64, executed map[msg.ClientID]uint64)
 			}
 		}
 		nd.executed = round
+	}
+	for _, p := range nd.inst {
+		p.StateTransferred(round, executed)
 	}
 	nd.collect()
 }
@@ -226,8 +444,14 @@ func (nd *Node) collect() {
 			rd := p.Ready()
 			nd.ready.Persist = append(nd.ready.Persist, rd.Persist...)
 			nd.ready.Messages = append(nd.ready.Messages, rd.Messages...)
-			if rd.StateTransfer != nil && (nd.ready.StateTransfer == nil || rd.StateTransfer.Seq > nd.ready.StateTransfer.Seq) {
-				nd.ready.StateTransfer = rd.StateTransfer
+			if st := rd.StateTransfer; st != nil {
+				if st.Seq <= nd.executed {
+					// We already executed past that checkpoint: this
+					// instance only has to skip ahead, nothing to fetch.
+					p.StateTransferred(nd.executed, nil)
+				} else if nd.ready.StateTransfer == nil || st.Seq > nd.ready.StateTransfer.Seq {
+					nd.ready.StateTransfer = st
+				}
 			}
 			for k := range rd.Decided {
 				d := rd.Decided[k]
@@ -248,51 +472,15 @@ func (nd *Node) collect() {
 		}
 		nd.keepUp()
 		nd.executeReady()
-	}
-}
-
-// executeReady executes rounds in order while all m decisions are known:
-// Figure 3 — S is the non-empty batches ordered by instance id, executed in
-// the order f_S(Hash(S) mod |S|!).
-func (nd *Node) executeReady() {
-	for {
-		row := nd.pending[nd.executed+1]
-		if row == nil {
-			return
-		}
-		for _, d := range row {
-			if d == nil {
-				return
-			}
-		}
-		round := nd.executed + 1
-		delete(nd.pending, round)
-		var entries []SeedEntry
-		var batches []InstanceBatch
-		for i, d := range row {
-			if d.Null || len(d.Batch.Requests) == 0 {
-				continue
-			}
-			entries = append(entries, SeedEntry{Instance: uint32(i), Digest: d.Digest})
-			batches = append(batches, InstanceBatch{Instance: uint32(i), Digest: d.Digest, View: d.View, Batch: d.Batch})
-		}
-		seed := RoundSeed(round, entries)
-		order := ExecutionOrder(seed, len(batches))
-		ordered := make([]InstanceBatch, len(batches))
-		for pos, idx := range order {
-			ordered[pos] = batches[idx]
-		}
-		nd.executed = round
-		nd.stats.RoundsExecuted++
-		nd.ready.Rounds = append(nd.ready.Rounds, Round{Round: round, Seed: seed, Batches: ordered})
-		nd.has = true
+		nd.keepUp() // execution may have set new targets (pushTo)
 	}
 }
 
 // Restore rebuilds every instance after a restart from the persisted
 // records (all instances' records, in order) and the last executed round.
 // Rounds decided but not executed before the crash are decided again: the
-// instances fetch them from their peers.
+// instances fetch them from their peers. The paradigm state (primaries,
+// assignments) must be restored by the shell first, through SetState.
 func (nd *Node) Restore(records []msg.Message, executedRound uint64, executed map[msg.ClientID]uint64) {
 	per := make([][]msg.Message, nd.cfg.M)
 	for _, m := range records {
@@ -300,9 +488,15 @@ func (nd *Node) Restore(records []msg.Message, executedRound uint64, executed ma
 			per[i] = append(per[i], m)
 		}
 	}
+	nd.executed = executedRound
 	for i, p := range nd.inst {
 		p.Restore(per[i], executedRound, executed)
 	}
-	nd.executed = executedRound
 	nd.collect()
+}
+
+// Debug returns a one-line summary of the paradigm state, for logs.
+func (nd *Node) Debug() string {
+	return fmt.Sprintf("executed=%d primaries=%v failed=%v resume=%v failures=%v",
+		nd.executed, nd.prim.current, nd.prim.failed, nd.prim.resume, nd.prim.failures)
 }

@@ -37,7 +37,7 @@ type cluster struct {
 func newCluster(t *testing.T, n, m int) *cluster {
 	c := &cluster{t: t, down: map[msg.ReplicaID]bool{}}
 	for i := 0; i < n; i++ {
-		nd, err := New(Config{ID: msg.ReplicaID(i), N: n, M: m, Instance: pbft.Config{
+		nd, err := New(Config{ID: msg.ReplicaID(i), N: n, M: m, Clients: 8, Instance: pbft.Config{
 			Signer: hashSigner{msg.ReplicaID(i)}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
 			RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
 		}})
@@ -113,16 +113,30 @@ func (c *cluster) tick(k int) {
 
 // submit sends a request to its instance's primary, or (broadcast) to all.
 func (c *cluster) submit(r msg.Request, broadcast bool) {
-	inst := c.nodes[0].InstanceFor(r.Client)
+	ref := c.live()
+	inst := ref.InstanceFor(r.Client)
+	if target, ok := ParseInstanceChange(r.Op); ok {
+		inst = target
+	}
+	primary := ref.Instance(int(inst)).Primary()
 	for i, nd := range c.nodes {
 		if c.down[msg.ReplicaID(i)] {
 			continue
 		}
-		if broadcast || PrimaryOf(len(c.nodes), inst, 0) == msg.ReplicaID(i) {
+		if broadcast || primary == msg.ReplicaID(i) {
 			nd.Request(r)
 			c.drain(i)
 		}
 	}
+}
+
+func (c *cluster) live() *Node {
+	for i, nd := range c.nodes {
+		if !c.down[msg.ReplicaID(i)] {
+			return nd
+		}
+	}
+	return nil
 }
 
 func (c *cluster) checkAgreement() {
@@ -184,35 +198,157 @@ func TestIdleClusterIsSilent(t *testing.T) {
 	}
 }
 
-// With instance 0's primary crashed, the other instances keep deciding
-// (wait-freedom), instance 0 is suspected through the soft-failure rule and
-// replaced, and every request — instance 0's clients' too — executes.
-func TestCrashedPrimaryDoesNotStopOtherInstances(t *testing.T) {
-	c := newCluster(t, 4, 4)
+// checkPrimaries asserts Invariant 3.6 across the live replicas that
+// executed the same number of rounds: identical primary and failed state,
+// primary injective, never mapping to a failed replica.
+func (c *cluster) checkPrimaries() {
+	c.t.Helper()
+	ref := c.live()
+	for i, nd := range c.nodes {
+		if c.down[msg.ReplicaID(i)] || nd.Executed() != ref.Executed() {
+			continue
+		}
+		if fmt.Sprint(nd.Primaries(), nd.Failed()) != fmt.Sprint(ref.Primaries(), ref.Failed()) {
+			c.t.Fatalf("replica %d has primaries %v failed %v; replica %d has %v %v", i, nd.Primaries(), nd.Failed(), ref.cfg.ID, ref.Primaries(), ref.Failed())
+		}
+	}
+	seen := map[msg.ReplicaID]bool{}
+	for _, p := range ref.Primaries() {
+		if seen[p] {
+			c.t.Fatalf("primary %d serves two instances: %v", p, ref.Primaries())
+		}
+		seen[p] = true
+		for _, f := range ref.Failed() {
+			if f == p {
+				c.t.Fatalf("failed replica %d is a primary: %v / %v", p, ref.Primaries(), ref.Failed())
+			}
+		}
+	}
+}
+
+func (c *cluster) mustExecute(keys []msg.RequestKey) {
+	c.t.Helper()
+	for i := range c.nodes {
+		if c.down[msg.ReplicaID(i)] {
+			continue
+		}
+		for _, k := range keys {
+			if !c.executed[i][k] {
+				c.t.Fatalf("replica %d never executed %v (executed %d rounds)", i, k, c.nodes[i].Executed())
+			}
+		}
+	}
+}
+
+// Unified primary replacement (m ≤ n−f): with instance 0's primary crashed,
+// the other instances keep deciding (wait-freedom); instance 0 is suspected
+// through the soft-failure rule, its failure decision is executed, Figure 4
+// picks replica 3 (the smallest neither failed nor in use), and every
+// request — instance 0's clients' too — executes.
+func TestCrashedPrimaryIsReplaced(t *testing.T) {
+	c := newCluster(t, 4, 3)
 	c.down[0] = true
 	var keys []msg.RequestKey
 	for num := uint64(1); num <= 10; num++ {
-		for cl := msg.ClientID(0); cl < 8; cl++ {
+		for cl := msg.ClientID(0); cl < 6; cl++ {
 			r := msg.Request{Client: cl, Number: num, Op: []byte("y")}
 			keys = append(keys, r.Key())
-			c.submit(r, c.nodes[0].InstanceFor(cl) == 0) // instance 0's clients were ignored: they broadcast
+			c.submit(r, cl%3 == 0) // instance 0's clients are ignored: they broadcast
 		}
 		c.tick(1)
 	}
-	// Wait-freedom: instances 1..3 decided their rounds while instance 0 has not.
 	if got := c.nodes[1].Instance(1).LastDecided(); got < 10 {
 		t.Fatalf("instance 1 decided only %d rounds while instance 0 was down", got)
 	}
 	c.tick(300)
 	c.checkAgreement()
-	for i := 1; i < 4; i++ {
-		for _, k := range keys {
-			if !c.executed[i][k] {
-				t.Fatalf("replica %d never executed %v (executed %d rounds)", i, k, c.nodes[i].Executed())
-			}
+	c.checkPrimaries()
+	c.mustExecute(keys)
+	if got := fmt.Sprint(c.nodes[1].Primaries(), c.nodes[1].Failed()); got != "[3 1 2] [0]" {
+		t.Fatalf("primaries/failed = %s, want [3 1 2] [0]", got)
+	}
+}
+
+// In-place recovery (m = n): the crashed primary keeps its instance, which
+// skips rounds with a doubling penalty; its clients move to another instance
+// with an instance-change request and get served there.
+func TestInPlaceRecoveryAndInstanceChange(t *testing.T) {
+	c := newCluster(t, 4, 4)
+	if c.nodes[1].Config().Policy != InPlace {
+		t.Fatalf("m=n should default to in-place, got %v", c.nodes[1].Config().Policy)
+	}
+	c.down[0] = true
+	var keys []msg.RequestKey
+	for num := uint64(1); num <= 5; num++ {
+		for cl := msg.ClientID(1); cl < 4; cl++ {
+			r := msg.Request{Client: cl, Number: num, Op: []byte("z")}
+			keys = append(keys, r.Key())
+			c.submit(r, false)
 		}
-		if v, _ := c.nodes[i].Instance(0).View(); v == 0 {
-			t.Fatalf("instance 0 still in view 0 at replica %d", i)
+		c.tick(1)
+	}
+	// Client 4 is served by instance 0, whose primary is dead: it asks
+	// instance 1 to take it over, then keeps sending.
+	c.submit(msg.Request{Client: 4, Number: 1, Op: InstanceChangeOp(1)}, false)
+	c.tick(1000)
+	if got := c.nodes[1].InstanceFor(4); got != 1 {
+		t.Fatalf("client 4 served by instance %d after its instance change, want 1", got)
+	}
+	for num := uint64(2); num <= 6; num++ {
+		r := msg.Request{Client: 4, Number: num, Op: []byte("moved")}
+		keys = append(keys, r.Key())
+		c.submit(r, false)
+		c.tick(2)
+	}
+	c.tick(200)
+	c.checkAgreement()
+	c.mustExecute(keys)
+	if f := c.nodes[1].Stats().Failures; f == 0 {
+		t.Fatal("instance 0 never failed")
+	}
+	if got := c.nodes[1].Primaries()[0]; got != 0 {
+		t.Fatalf("in-place recovery handed instance 0 to %d, want its own primary 0", got)
+	}
+}
+
+// The load cap: an instance refuses an instance change once it serves
+// ⌈|C|/(n−f)⌉ clients.
+func TestInstanceChangeLoadCap(t *testing.T) {
+	a := newAssignment(4, 8, 3) // cap ⌈8/3⌉ = 3; instance 1 serves clients 1 and 5
+	if res := string(a.change(0, 1, 1, 10, 20)); res[:2] != "ok" {
+		t.Fatalf("first move refused: %s", res)
+	}
+	if res := string(a.change(4, 1, 1, 10, 20)); res[:7] != "refused" {
+		t.Fatalf("move beyond the cap accepted: %s", res)
+	}
+	if a.instanceOf(0, 19) != 0 || a.instanceOf(0, 20) != 1 {
+		t.Fatal("move not effective exactly at its round")
+	}
+	if res := string(a.change(2, 3, 1, 10, 20)); res[:7] != "refused" {
+		t.Fatalf("instance change ordered by the wrong instance accepted: %s", res)
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	c := newCluster(t, 4, 3)
+	nd := c.nodes[1]
+	nd.prim.fail(0, 1)
+	nd.clients.change(0, 1, 1, 5, 9)
+	b := nd.State()
+	other := c.nodes[2]
+	if err := other.SetState(b); err != nil {
+		t.Fatal(err)
+	}
+	if other.StateDigest() != nd.StateDigest() {
+		t.Fatal("state differs after SetState")
+	}
+	before := other.StateDigest()
+	for _, bad := range [][]byte{nil, b[:len(b)-1], append(append([]byte(nil), b...), 0), []byte("garbage")} {
+		if err := other.SetState(bad); err == nil {
+			t.Fatalf("SetState accepted %d bad bytes", len(bad))
+		}
+		if other.StateDigest() != before {
+			t.Fatal("failed SetState changed the state")
 		}
 	}
 }

@@ -104,7 +104,8 @@ func (c *checker) accepted(key msg.RequestKey, result []byte) {
 		c.violate("client %d accepted request %d twice", key.Client, key.Number)
 		return
 	}
-	c.accepts[key] = result
+	d := digestOf(result)
+	c.accepts[key] = d[:]
 	c.acceptKeys = append(c.acceptKeys, key)
 }
 
@@ -124,6 +125,10 @@ func (c *checker) finish() {
 	for _, cl := range c.w.clients {
 		done += cl.completed()
 		total += cl.total
+	}
+	if c.w.load != nil {
+		done += len(c.w.load.done)
+		total += int(c.w.load.seq)
 	}
 	if done < total {
 		c.violate("liveness: only %d of %d requests completed by the deadline %v", done, total, c.w.opts.MaxVirtual)

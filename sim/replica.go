@@ -37,7 +37,19 @@ type replica struct {
 	transfer *pbft.StateTransfer
 
 	history [][]byte // replay behaviour: messages seen
+	held    []held   // throttle behaviour: proposals not yet released
+	ticks   int
 }
+
+type held struct {
+	to      msg.ReplicaID
+	payload []byte
+}
+
+// throttleEvery is how many ticks a throttling primary waits between
+// releasing proposals: it still decides, 5× slower than a correct primary
+// proposing every tick.
+const throttleEvery = 5
 
 type execState struct {
 	seq     uint64
@@ -46,6 +58,7 @@ type execState struct {
 	replies map[msg.ClientID]*msg.Reply
 
 	executedRequests uint64
+	paradigm         []byte // rcc: the paradigm's replicated state (primaries, assignments)
 }
 
 func (s execState) clone() execState {
@@ -77,7 +90,7 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 // build makes a fresh core for the run's protocol.
 func (r *replica) build() error {
 	if r.w.opts.Protocol == "rcc" {
-		rc, err := rcc.New(rcc.Config{ID: r.id, N: r.w.n, M: r.w.opts.M, Instance: r.cfg})
+		rc, err := rcc.New(rcc.Config{ID: r.id, N: r.w.n, M: r.w.opts.M, Instance: r.cfg, Clients: r.w.opts.Clients, Policy: r.w.opts.Policy})
 		r.rc = rc
 		return err
 	}
@@ -143,6 +156,11 @@ func (r *replica) restart() {
 		return
 	}
 	if r.rc != nil {
+		if r.state.paradigm != nil {
+			if err := r.rc.SetState(r.state.paradigm); err != nil {
+				r.w.chk.violate("replica %d: restored paradigm state rejected: %v", r.id, err)
+			}
+		}
 		r.rc.Restore(r.disk, r.state.seq, r.state.lastNum)
 	} else {
 		r.core.Restore(r.disk, r.state.seq, r.state.lastNum)
@@ -169,6 +187,15 @@ func (r *replica) receive(from int, payload []byte) {
 		r.history = append(r.history, payload)
 	}
 	switch x := r.w.byNet[from].(type) {
+	case *loadgen:
+		cr, ok := m.(*msg.ClientRequest)
+		if !ok || cr.Request.Client < loadBase {
+			r.w.dropped["client-sent-protocol"]++
+			return
+		}
+		if r.behaviour != "silent" {
+			r.onClientRequest(cr.Request)
+		}
 	case *client:
 		cr, ok := m.(*msg.ClientRequest)
 		if !ok || cr.Request.Client != x.id {
@@ -246,6 +273,19 @@ func (r *replica) output(o pbft.Outbound) {
 			continue
 		}
 		p := payload
+		if pp, ok := o.Msg.(*msg.PrePrepare); ok && pp.From == r.id {
+			switch r.behaviour {
+			case "dark":
+				if !r.w.dark[r.id][to] {
+					continue
+				}
+			case "throttle":
+				if !pp.Null {
+					r.held = append(r.held, held{to: to, payload: payload})
+					continue
+				}
+			}
+		}
 		if r.behaviour == "equivocate" && int(to) > r.w.n/2 {
 			if pp, ok := o.Msg.(*msg.PrePrepare); ok && pp.From == r.id {
 				p = msg.Marshal(r.equivocate(pp))
@@ -268,7 +308,23 @@ func (r *replica) sendReplica(to msg.ReplicaID, payload []byte) {
 func (r *replica) sendClient(c msg.ClientID, rep *msg.Reply) {
 	cp := *rep
 	cp.From = r.id
-	r.w.net.Send(r.net, r.w.n+int(c), msg.Marshal(&cp))
+	cp.Primary = r.primaryHint(c)
+	r.w.net.Send(r.net, r.w.clientNet(c), msg.Marshal(&cp))
+}
+
+// primaryHint is this replica's belief of who currently leads client c's instance.
+func (r *replica) primaryHint(c msg.ClientID) msg.ReplicaID {
+	if r.rc != nil {
+		inst := r.rc.Instance(int(r.rc.InstanceFor(c)))
+		if _, changing := inst.View(); changing {
+			return msg.NoReplica
+		}
+		return inst.Primary()
+	}
+	if _, changing := r.core.View(); changing {
+		return msg.NoReplica
+	}
+	return r.core.Primary()
 }
 
 // equivocate gives the second half of the replicas a different batch for
@@ -338,6 +394,17 @@ func (r *replica) garbage(to msg.ReplicaID, real []byte) {
 }
 
 func (r *replica) onTick() {
+	r.ticks++
+	if r.behaviour == "throttle" && len(r.held) > 0 && r.ticks%throttleEvery == 0 {
+		// Release one proposal, to everyone it was meant for.
+		first := r.held[0].payload
+		k := 0
+		for k < len(r.held) && string(r.held[k].payload) == string(first) {
+			r.sendReplica(r.held[k].to, r.held[k].payload)
+			k++
+		}
+		r.held = r.held[k:]
+	}
 	if r.behaviour == "replay" && len(r.history) > 0 {
 		rnd := r.w.s.Rand()
 		for k := 0; k < 3; k++ {
@@ -381,6 +448,12 @@ func (r *replica) executeRound(round rcc.Round) {
 		r.applyBatch(b.Batch, b.View)
 		parts = append(parts, b.Digest[:])
 	}
+	for _, ctl := range round.Controls {
+		r.applyControl(ctl)
+	}
+	r.state.paradigm = round.State
+	pd := digestOf(r.state.paradigm)
+	parts = append(parts, pd[:])
 	combined := digestOf(parts...)
 	r.finishDecision(pbft.Decision{Seq: round.Round, Digest: combined})
 }
@@ -411,9 +484,23 @@ func (r *replica) applyBatch(batch msg.Batch, view uint64) {
 		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Result: result[:], From: r.id}
 		r.state.replies[req.Client] = rep
 		r.state.executedRequests++
-		r.w.chk.executed(r, req.Key(), result)
+		r.w.chk.executed(r, req.Key(), digestOf(result[:]))
 		r.sendClient(req.Client, rep)
 	}
+}
+
+// applyControl answers an instance-change request the paradigm executed.
+func (r *replica) applyControl(ctl rcc.Control) {
+	req := ctl.Request
+	if req.Number <= r.state.lastNum[req.Client] {
+		return
+	}
+	r.state.lastNum[req.Client] = req.Number
+	rep := &msg.Reply{Client: req.Client, Number: req.Number, Result: ctl.Result, From: r.id}
+	r.state.replies[req.Client] = rep
+	r.state.executedRequests++
+	r.w.chk.executed(r, req.Key(), digestOf(ctl.Result))
+	r.sendClient(req.Client, rep)
 }
 
 // finishDecision extends the hash chain, checks heads, and checkpoints.
@@ -454,6 +541,16 @@ func (r *replica) tryTransfer() {
 		snap, ok := peer.snaps[st.Seq]
 		if !ok || snap.chain != st.State {
 			continue
+		}
+		if st.Seq <= r.state.seq {
+			r.transfer = nil
+			return
+		}
+		if r.rc != nil {
+			if err := r.rc.SetState(snap.paradigm); err != nil {
+				r.w.chk.violate("replica %d: transferred paradigm state rejected: %v", r.id, err)
+				return
+			}
 		}
 		r.state = snap.clone()
 		r.snaps[st.Seq] = snap.clone()

@@ -105,5 +105,57 @@ var scenarios = map[string]scenario{
 	},
 }
 
+func init() {
+	scenarios["throttling-primary"] = scenario{
+		about:   "view 0's / instance 0's primary decides, but releases its proposals 5× slower than the others",
+		corrupt: func(w *world, byz int) { w.faulty[0] = "throttle" }, schedule: calm,
+	}
+	scenarios["f-byzantine-primaries"] = scenario{
+		about: "f primaries misbehave at once, mixed kinds: crash, silent, equivocate, throttle (in turn)",
+		corrupt: func(w *world, byz int) {
+			kinds := []string{"crash", "silent", "equivocate", "throttle"}
+			for i := 0; i < byz; i++ {
+				w.faulty[msg.ReplicaID(i)] = kinds[i%len(kinds)]
+			}
+		},
+		schedule: func(w *world) {
+			for id, b := range w.faulty {
+				if b == "crash" {
+					at(w, 300*time.Millisecond, w.replicas[id].crash)
+				}
+			}
+		},
+	}
+	scenarios["in-the-dark"] = scenario{
+		about: "up to two faulty primaries (instances 0 and 1) each send their proposals only to their own disjoint share of the correct replicas",
+		corrupt: func(w *world, byz int) {
+			k := min(byz, 2)
+			var correct []msg.ReplicaID
+			for i := k; i < w.n; i++ {
+				correct = append(correct, msg.ReplicaID(i))
+			}
+			for j := 0; j < k; j++ {
+				id := msg.ReplicaID(j)
+				w.faulty[id] = "dark"
+				w.dark[id] = map[msg.ReplicaID]bool{}
+				for x, c := range correct {
+					// k=1: the first half only; k=2: even and odd positions.
+					if (k == 1 && x < len(correct)/2) || (k == 2 && x%2 == j) {
+						w.dark[id][c] = true
+					}
+				}
+			}
+		},
+		schedule: calm,
+	}
+	scenarios["client-on-failed-instance"] = scenario{
+		about:   "replica 0 is down from the start: its clients (instance 0's, or view 0's primary's) must still be served",
+		corrupt: func(w *world, byz int) { w.faulty[0] = "crash" },
+		schedule: func(w *world) {
+			at(w, 0, w.replicas[0].crash)
+		},
+	}
+}
+
 // About describes a scenario.
 func About(name string) string { return scenarios[name].about }

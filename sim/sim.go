@@ -16,19 +16,23 @@ import (
 
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
+	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
 )
 
 // Options describe one run.
 type Options struct {
-	Protocol          string // "pbft" or "rcc"
-	M                 int    // rcc: instances, 1 ≤ M ≤ N; default N
+	Protocol          string     // "pbft" or "rcc"
+	M                 int        // rcc: instances, 1 ≤ M ≤ N; default N
+	Policy            rcc.Policy // rcc: failure policy; default by m (replace if m ≤ n−f)
 	Scenario          string
 	N                 int
 	Seed              uint64
-	Clients           int           // default 4
+	Clients           int           // default 4; negative: none (e.g. with Load)
 	RequestsPerClient int           // default 25
 	MaxVirtual        time.Duration // liveness deadline; default 60s
+	// Load adds an open-loop workload (for throughput measurements).
+	Load *Load
 	// Byzantine overrides how many replicas the scenario corrupts (where
 	// the scenario supports several). Setting it above f is the negative
 	// control: the checker must then find violations.
@@ -37,21 +41,28 @@ type Options struct {
 
 // Result summarises a run.
 type Result struct {
-	Scenario         string            `json:"scenario"`
-	Protocol         string            `json:"protocol"`
-	Seed             uint64            `json:"seed"`
-	N                int               `json:"n"`
-	F                int               `json:"f"`
-	Violations       []string          `json:"violations"`
-	DecidedRequests  uint64            `json:"decided_requests"`
-	ExecutedRequests uint64            `json:"executed_requests"`
-	ExecutedPerSec   float64           `json:"executed_per_virtual_second"`
-	Completed        int               `json:"completed_requests"`
-	Submitted        int               `json:"submitted_requests"`
-	ViewChanges      uint64            `json:"view_changes"`
-	VirtualSeconds   float64           `json:"virtual_seconds"`
-	TraceHash        string            `json:"trace_hash"`
-	Dropped          map[string]uint64 `json:"dropped"`
+	Scenario          string            `json:"scenario"`
+	Protocol          string            `json:"protocol"`
+	Seed              uint64            `json:"seed"`
+	N                 int               `json:"n"`
+	F                 int               `json:"f"`
+	Violations        []string          `json:"violations"`
+	DecidedRequests   uint64            `json:"decided_requests"`
+	ExecutedRequests  uint64            `json:"executed_requests"`
+	ExecutedPerSec    float64           `json:"executed_per_virtual_second"`
+	Completed         int               `json:"completed_requests"`
+	Submitted         int               `json:"submitted_requests"`
+	ViewChanges       uint64            `json:"view_changes"`
+	VirtualSeconds    float64           `json:"virtual_seconds"`
+	TraceHash         string            `json:"trace_hash"`
+	Dropped           map[string]uint64 `json:"dropped"`
+	SoftFailures      uint64            `json:"soft_failures"`
+	MaxSuspicionGap   uint64            `json:"max_suspicion_gap"`
+	FirstSuspicionGap uint64            `json:"first_suspicion_gap"`
+	Sigma             uint64            `json:"sigma"`
+	// LoadCompletions are the virtual times (seconds) at which open-loop
+	// requests were accepted by the load generator.
+	LoadCompletions []float64 `json:"-"`
 }
 
 const tickEvery = 10 * time.Millisecond
@@ -64,13 +75,16 @@ type world struct {
 	n, f     int
 	replicas []*replica // the main copy of each replica id
 	clients  []*client
+	load     *loadgen
 	byNet    map[int]any
 	faulty   map[msg.ReplicaID]string // replica → behaviour
 	twinB    map[msg.ReplicaID]*replica
-	side     map[msg.ReplicaID]int // correct replicas' side, when twins are present
+	dark     map[msg.ReplicaID]map[msg.ReplicaID]bool // in-the-dark: who a faulty primary sends proposals to
+	side     map[msg.ReplicaID]int                    // correct replicas' side, when twins are present
 	chk      *checker
 	dropped  map[string]uint64
 	minEnd   simnet.Time // the run lasts at least this long, so scheduled faults and recoveries happen
+	policy   rcc.Policy  // rcc: the effective failure policy
 }
 
 // Run executes one simulation.
@@ -95,6 +109,9 @@ func Run(o Options) (Result, error) {
 	if o.Clients == 0 {
 		o.Clients = 4
 	}
+	if o.Clients < 0 {
+		o.Clients = 0
+	}
 	if o.RequestsPerClient == 0 {
 		o.RequestsPerClient = 25
 	}
@@ -114,17 +131,27 @@ func Run(o Options) (Result, error) {
 		byNet:   make(map[int]any),
 		faulty:  make(map[msg.ReplicaID]string),
 		twinB:   make(map[msg.ReplicaID]*replica),
+		dark:    make(map[msg.ReplicaID]map[msg.ReplicaID]bool),
 		side:    make(map[msg.ReplicaID]int),
 		dropped: make(map[string]uint64),
 	}
 	w.chk = newChecker(w)
+	if o.Protocol == "rcc" {
+		w.policy = o.Policy
+		if w.policy == 0 {
+			w.policy = rcc.Replace
+			if o.M > o.N-w.f {
+				w.policy = rcc.InPlace
+			}
+		}
+	}
 	byz := o.Byzantine
 	if byz == 0 {
 		byz = w.f
 	}
 	sc.corrupt(w, byz)
 	twins := len(w.twinB)
-	w.net = simnet.NewNetwork(w.s, o.N+o.Clients+twins, w.deliver)
+	w.net = simnet.NewNetwork(w.s, o.N+o.Clients+twins+1, w.deliver)
 	w.net.SetDefaultLink(simnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
 	for i := 0; i < o.N; i++ {
 		r, err := newReplica(w, msg.ReplicaID(i), i, w.faulty[msg.ReplicaID(i)])
@@ -163,12 +190,19 @@ func Run(o Options) (Result, error) {
 		w.clients = append(w.clients, cl)
 		w.byNet[o.N+c] = cl
 	}
+	if o.Load != nil {
+		w.load = newLoadgen(w, *o.Load, next)
+		w.byNet[next] = w.load
+	}
 	for _, r := range w.allReplicas() {
 		r.start()
 	}
 	sc.schedule(w)
 	for _, cl := range w.clients {
 		cl.start()
+	}
+	if w.load != nil {
+		w.load.start()
 	}
 	w.s.RunWhile(func() bool { return !w.clientsDone() || w.s.Now() < w.minEnd }, simnet.FromDuration(o.MaxVirtual))
 	return w.result(), nil
@@ -188,6 +222,9 @@ func (w *world) correct(id msg.ReplicaID) bool {
 }
 
 func (w *world) clientsDone() bool {
+	if w.load != nil && !w.load.drained() {
+		return false
+	}
 	for _, c := range w.clients {
 		if !c.done() {
 			return false
@@ -237,7 +274,17 @@ func (w *world) deliver(from, to int, payload []byte) {
 		x.receive(from, payload)
 	case *client:
 		x.receive(from, payload)
+	case *loadgen:
+		x.receive(from, payload)
 	}
+}
+
+// clientNet is where replies to client c go.
+func (w *world) clientNet(c msg.ClientID) int {
+	if c >= loadBase && w.load != nil {
+		return w.load.net
+	}
+	return w.n + int(c)
 }
 
 func (w *world) result() Result {
@@ -253,6 +300,15 @@ func (w *world) result() Result {
 		if !w.correct(r.id) {
 			continue
 		}
+		if r.rc != nil {
+			st := r.rc.Stats()
+			res.SoftFailures = max(res.SoftFailures, st.SoftFailures)
+			res.MaxSuspicionGap = max(res.MaxSuspicionGap, st.MaxSuspicionGap)
+			if res.FirstSuspicionGap == 0 || (st.FirstSuspicionGap != 0 && st.FirstSuspicionGap < res.FirstSuspicionGap) {
+				res.FirstSuspicionGap = st.FirstSuspicionGap
+			}
+			res.Sigma = r.rc.Config().Sigma
+		}
 		decided, vcs, dropped := r.stats()
 		res.DecidedRequests = max(res.DecidedRequests, decided)
 		res.ViewChanges = max(res.ViewChanges, vcs)
@@ -260,6 +316,13 @@ func (w *world) result() Result {
 		for k, v := range dropped {
 			res.Dropped[k] += v
 		}
+	}
+	if w.load != nil {
+		for _, t := range w.load.done {
+			res.LoadCompletions = append(res.LoadCompletions, t.Seconds())
+		}
+		res.Completed += len(w.load.done)
+		res.Submitted += int(w.load.seq)
 	}
 	if res.VirtualSeconds > 0 {
 		res.ExecutedPerSec = float64(res.ExecutedRequests) / res.VirtualSeconds

@@ -1,0 +1,147 @@
+package rcc
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/pbft"
+)
+
+// executeReady executes rounds in order while all m decisions are known.
+// For each round: the failure decisions in it update the agreed primaries
+// (Figure 4 or in-place recovery, instance by instance in id order); then
+// Figure 3 — S is the non-empty batches ordered by instance id, executed in
+// the order f_S(Hash(S) mod |S|!). Requests from clients the ordering
+// instance does not serve in this round are dropped, identically everywhere.
+func (nd *Node) executeReady() {
+	for {
+		round := nd.executed + 1
+		row := nd.pending[round]
+		if row == nil {
+			row = make([]*pbft.Decision, nd.cfg.M)
+		}
+		for i, d := range row {
+			if d == nil && !nd.skipped(i, round) {
+				return
+			}
+		}
+		var out Round
+		delete(nd.pending, round)
+		out.Round = round
+		for i, d := range row {
+			if d == nil || !d.Failure {
+				continue
+			}
+			if nd.skipped(i, round) {
+				// A failure decision inside a skipped range has no effect,
+				// on every correct replica alike (the new view's marker is
+				// placed by resume hints precisely to avoid this; if too few
+				// replicas knew the resume round yet, the instance will fail
+				// again and its next marker lands right).
+				nd.stats.IgnoredFailures++
+				continue
+			}
+			out.Failures = append(out.Failures, nd.applyFailure(i, d.FailureView, round))
+		}
+		var entries []SeedEntry
+		var batches []InstanceBatch
+		for i, d := range row {
+			if d == nil || d.Null || len(d.Batch.Requests) == 0 || nd.skipped(i, round) {
+				continue
+			}
+			entries = append(entries, SeedEntry{Instance: uint32(i), Digest: d.Digest})
+			batches = append(batches, InstanceBatch{Instance: uint32(i), Digest: d.Digest, View: d.View, Batch: d.Batch})
+		}
+		out.Seed = RoundSeed(round, entries)
+		for _, idx := range ExecutionOrder(out.Seed, len(batches)) {
+			b := batches[idx]
+			kept := make([]msg.Request, 0, len(b.Batch.Requests))
+			for _, r := range b.Batch.Requests {
+				if target, ok := ParseInstanceChange(r.Op); ok {
+					effective := round + 2*nd.cfg.Sigma
+					res := nd.clients.change(r.Client, target, b.Instance, round, effective)
+					if nd.clients.final(r.Client) == target && int(target) < nd.cfg.M {
+						nd.pushTo[target] = max(nd.pushTo[target], effective-1)
+					}
+					out.Controls = append(out.Controls, Control{Request: r, Result: res})
+					nd.inst[b.Instance].ClientExecuted(r.Client, r.Number)
+					nd.stats.InstanceChanges++
+					continue
+				}
+				if nd.clients.instanceOf(r.Client, round) != b.Instance {
+					nd.stats.Filtered++
+					continue
+				}
+				kept = append(kept, r)
+				nd.inst[b.Instance].ClientExecuted(r.Client, r.Number)
+			}
+			b.Batch = msg.Batch{Requests: kept}
+			out.Batches = append(out.Batches, b)
+		}
+		nd.executed = round
+		nd.stats.RoundsExecuted++
+		out.State = nd.State()
+		nd.ready.Rounds = append(nd.ready.Rounds, out)
+		nd.has = true
+		for _, f := range out.Failures {
+			nd.inst[f.Instance].ResumeAt(f.Resume)
+			nd.inst[f.Instance].PrimaryChanged()
+		}
+	}
+}
+
+// applyFailure executes instance i's failure decision (made in view v) in
+// round: a new primary (or its own under in-place recovery) and a skip.
+func (nd *Node) applyFailure(i int, v, round uint64) Failure {
+	p := nd.prim.fail(uint32(i), v)
+	nd.prim.resume[i] = round + nd.skipFor(nd.prim.failures[i])
+	nd.stats.Failures++
+	return Failure{Instance: uint32(i), View: v, NewPrimary: p, Resume: nd.prim.resume[i]}
+}
+
+// skipped: instance i sits round out — after its failure decision in an
+// earlier round and before its resume round. Every correct replica executes
+// the same failure decisions in the same rounds, so they agree on which
+// rounds are skipped, and execution never waits for them.
+func (nd *Node) skipped(i int, round uint64) bool {
+	return round < nd.prim.resume[i]
+}
+
+// State serialises the paradigm's replicated state (agreed primaries,
+// failures, client assignments). It is part of the replica's checkpointed
+// state, so state transfer carries it and checkpoints certify it.
+func (nd *Node) State() []byte {
+	b := []byte("braid/rcc-state/v1")
+	b = nd.prim.encode(b)
+	return nd.clients.encode(b)
+}
+
+// StateDigest is the digest of State.
+func (nd *Node) StateDigest() msg.Digest { return sha256.Sum256(nd.State()) }
+
+// SetState installs a transferred or restored paradigm state; on error
+// nothing changes.
+func (nd *Node) SetState(b []byte) error {
+	tag := []byte("braid/rcc-state/v1")
+	if len(b) < len(tag) || string(b[:len(tag)]) != string(tag) {
+		return fmt.Errorf("rcc state: bad header")
+	}
+	d := &reader{b: b[len(tag):]}
+	prim := newPrimaries(nd.cfg.N, nd.cfg.M, nd.cfg.Policy)
+	if err := prim.decode(d); err != nil {
+		return err
+	}
+	cl := newAssignment(nd.cfg.M, nd.cfg.Clients, nd.cfg.N-nd.f)
+	if err := cl.decode(d); err != nil {
+		return err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("rcc state: %d trailing bytes", len(d.b))
+	}
+	*nd.prim, *nd.clients = *prim, *cl
+	for _, p := range nd.inst {
+		p.PrimaryChanged()
+	}
+	return nil
+}
