@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
@@ -72,7 +73,13 @@ func (c *client) sendNext() {
 		return
 	}
 	c.num++
-	op := []byte(fmt.Sprintf("op %d/%d", c.id, c.ops+1))
+	// Alternate writes and reads of a key the client shares with another,
+	// so results depend on the replicated state and its order.
+	key := []byte(fmt.Sprintf("k%d", c.id/2))
+	op := kv.Put(key, []byte(fmt.Sprintf("%d/%d", c.id, c.ops+1)))
+	if c.ops%2 == 1 {
+		op = kv.Get(key)
+	}
 	if c.changeTo >= 0 {
 		op = rcc.InstanceChangeOp(uint32(c.changeTo))
 	}

@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
@@ -69,7 +71,8 @@ func (g *loadgen) m() uint64 {
 func (g *loadgen) issue(inst uint32) {
 	c := loadBase + msg.ClientID(g.seq*g.m()+uint64(inst))
 	g.seq++
-	lr := &loadReq{req: msg.Request{Client: c, Number: 1, Op: []byte("load")}, inst: inst, votes: map[string]map[msg.ReplicaID]bool{}}
+	op := kv.Put([]byte(fmt.Sprintf("load/%d", g.seq%16)), []byte(fmt.Sprintf("%d", g.seq)))
+	lr := &loadReq{req: msg.Request{Client: c, Number: 1, Op: op}, inst: inst, votes: map[string]map[msg.ReplicaID]bool{}}
 	g.w.keys.signRequest(&lr.req)
 	g.pending[c] = lr
 	g.sendTo(lr, g.primary(inst))

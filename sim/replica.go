@@ -2,9 +2,11 @@ package sim
 
 import (
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"time"
 
+	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
 	"github.com/braid-bft/braid/rcc"
@@ -58,20 +60,31 @@ type execState struct {
 	replies map[msg.ClientID]*msg.Reply
 
 	executedRequests uint64
-	paradigm         []byte // rcc: the paradigm's replicated state (primaries, assignments)
+	paradigm         []byte    // rcc: the paradigm's replicated state (primaries, assignments)
+	app              *kv.Store // the replicated application
 }
 
+// clone copies the state through the application's own snapshot and
+// restore, the path real state transfer takes.
 func (s execState) clone() execState {
 	c := s
 	c.lastNum = maps.Clone(s.lastNum)
 	c.replies = maps.Clone(s.replies)
+	c.app = kv.New(kv.Config{Scope: kv.Shared})
+	snap, err := s.app.Snapshot()
+	if err == nil {
+		err = c.app.Restore(snap)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("sim: kv snapshot/restore failed: %v", err)) // a bug in app/kv, not bad input
+	}
 	return c
 }
 
 func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica, error) {
 	r := &replica{
 		w: w, id: id, net: net, behaviour: behaviour,
-		state: execState{lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{}},
+		state: execState{lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{}, app: kv.New(kv.Config{Scope: kv.Shared})},
 		snaps: map[uint64]execState{},
 	}
 	n := w.n
@@ -479,12 +492,14 @@ func (r *replica) applyBatch(batch msg.Batch, view uint64) {
 		if req.Number <= r.state.lastNum[req.Client] {
 			continue // duplicate: already executed, the reply cache answers
 		}
-		result := digestOf(r.state.chain[:], msgDigest(req))
+		var caller [8]byte
+		binary.BigEndian.PutUint64(caller[:], uint64(req.Client))
+		result := r.state.app.Execute(caller[:], req.Op)
 		r.state.lastNum[req.Client] = req.Number
-		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Result: result[:], From: r.id}
+		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Result: result, From: r.id}
 		r.state.replies[req.Client] = rep
 		r.state.executedRequests++
-		r.w.chk.executed(r, req.Key(), digestOf(result[:]))
+		r.w.chk.executed(r, req.Key(), digestOf(result))
 		r.sendClient(req.Client, rep)
 	}
 }
@@ -507,7 +522,8 @@ func (r *replica) applyControl(ctl rcc.Control) {
 func (r *replica) finishDecision(d pbft.Decision) {
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], d.Seq)
-	r.state.chain = digestOf(r.state.chain[:], seq[:], d.Digest[:])
+	app := r.state.app.Digest()
+	r.state.chain = digestOf(r.state.chain[:], seq[:], d.Digest[:], app[:])
 	r.state.seq = d.Seq
 	r.w.chk.decided(r, d, r.state.chain)
 	r.w.s.Trace("decide", d.Digest[:], uint64(r.net), d.Seq)
@@ -519,11 +535,6 @@ func (r *replica) finishDecision(d pbft.Decision) {
 			r.core.Checkpoint(d.Seq, r.state.chain)
 		}
 	}
-}
-
-func msgDigest(req *msg.Request) []byte {
-	d := digestOf(req.SignedBytes(), req.Sig)
-	return d[:]
 }
 
 // tryTransfer fetches the state of a stable checkpoint from any replica that
