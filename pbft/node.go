@@ -91,9 +91,11 @@ type Node struct {
 	transferring uint64 // stable checkpoint awaiting StateTransferred, 0 if none
 	nextSeq      uint64 // primary: next sequence number to propose
 	resumeAt     uint64 // the paradigm layer ignores this instance's rounds below it: propose no requests there
+	holdUntil    int64  // propose nothing before this tick (relearning after Announce)
 	planEnd      uint64 // last sequence number the current view's NewView fixed
 
 	slots    map[uint64]*slot
+	learned  map[uint64]*learnSlot         // decisions observed from outside our view
 	prepared map[uint64]*msg.PreparedProof // highest-view prepared proof per seq above low
 	ckpts    map[msg.ReplicaID][]msg.Checkpoint
 	own      map[uint64]msg.Digest // own checkpoint digests above low
@@ -138,6 +140,7 @@ func New(cfg Config) (*Node, error) {
 		view:     cfg.InitialView,
 		nextSeq:  1,
 		slots:    make(map[uint64]*slot),
+		learned:  make(map[uint64]*learnSlot),
 		prepared: make(map[uint64]*msg.PreparedProof),
 		ckpts:    make(map[msg.ReplicaID][]msg.Checkpoint),
 		own:      make(map[uint64]msg.Digest),
@@ -296,8 +299,15 @@ func (n *Node) Step(from msg.ReplicaID, m msg.Message) {
 		}
 	}
 	if signed && sender == n.cfg.ID && !n.replaying {
-		n.drop("from-self")
-		return
+		// Our own signed pre-prepares and prepares come back only when a
+		// peer answers our beacon after we lost them (a wiped disk):
+		// taking them back restores what we had said, never contradicts it.
+		switch m.(type) {
+		case *msg.PrePrepare, *msg.Prepare:
+		default:
+			n.drop("from-self")
+			return
+		}
 	}
 	n.stats.Received[m.Kind().String()]++
 	switch m := m.(type) {
@@ -399,7 +409,7 @@ func (n *Node) enqueue(r msg.Request) {
 // maybePropose cuts batches while the window has room: a full batch at
 // once, a partial one when BatchTicks have passed (force).
 func (n *Node) maybePropose(force bool) {
-	if !n.IsPrimary() || n.transferring != 0 {
+	if !n.IsPrimary() || n.transferring != 0 || n.tick < n.holdUntil {
 		return
 	}
 	for len(n.queue) > 0 && n.nextSeq <= n.high() {
@@ -437,7 +447,7 @@ func (n *Node) maybePropose(force bool) {
 // it when other instances are ahead, so an idle instance does not hold back
 // execution; nothing else proposes empty batches, so an idle cluster is silent.
 func (n *Node) ProposeEmpty(upTo uint64) {
-	if !n.IsPrimary() || n.transferring != 0 {
+	if !n.IsPrimary() || n.transferring != 0 || n.tick < n.holdUntil {
 		return
 	}
 	for n.nextSeq <= upTo && n.nextSeq <= n.high() {
@@ -489,6 +499,7 @@ func (n *Node) propose(batch msg.Batch) {
 
 func (n *Node) onPrePrepare(pp *msg.PrePrepare) {
 	if reason := n.checkNormal(pp.View, pp.Seq); reason != "" {
+		n.learnPrePrepare(pp)
 		n.drop(reason)
 		return
 	}
@@ -574,6 +585,9 @@ func (n *Node) checkBatch(pp *msg.PrePrepare) string {
 }
 
 func (n *Node) acceptPrePrepare(pp *msg.PrePrepare) {
+	if pp.From == n.cfg.ID && pp.Seq >= n.nextSeq {
+		n.nextSeq = pp.Seq + 1 // our own proposal, handed back after we lost it
+	}
 	s := n.slot(pp.Seq)
 	s.view = n.view
 	s.pp = pp
@@ -645,6 +659,8 @@ func (n *Node) checkPrepared(seq uint64, s *slot) {
 
 func (n *Node) onCommit(c *msg.Commit) {
 	if reason := n.checkNormal(c.View, c.Seq); reason != "" {
+		// Not usable for voting here, but it may teach us a decision.
+		n.learnCommit(c)
 		n.drop(reason)
 		return
 	}
@@ -686,6 +702,7 @@ func (n *Node) deliver() {
 			break
 		}
 		n.lastDecided++
+		delete(n.learned, n.lastDecided)
 		pp := s.pp
 		for i := range pp.Batch.Requests {
 			r := &pp.Batch.Requests[i]
@@ -709,7 +726,100 @@ func (n *Node) deliver() {
 			n.pendingReady = true
 		}
 	}
+	if n.learned[n.lastDecided+1] != nil {
+		n.tryLearn()
+	}
 	n.maybePropose(false)
+}
+
+// ------------------------------------------------------------ learning
+//
+// A replica that is not in the view the others decide in — it was cut off
+// and suspected alone, or it restarted — can still learn decisions without
+// voting: q commits for (v, s, d) from distinct replicas mean at least
+// q−f ≥ f+1 correct replicas prepared d at s in view v, so d is committed
+// and every view change keeps it; any pre-prepare whose digest is d carries
+// its content (the digest binds the batch, no-op and failure flags alike).
+
+type learnSlot struct {
+	votes map[msg.ReplicaID]learnVote // latest commit per sender
+	pps   map[msg.Digest]*msg.PrePrepare
+}
+
+type learnVote struct {
+	view   uint64
+	digest msg.Digest
+}
+
+const maxLearnBodies = 4 // distinct pre-prepare bodies kept per sequence number
+
+func (n *Node) learnWindow(seq uint64) bool {
+	return seq > n.lastDecided && seq <= n.lastDecided+n.cfg.Window && seq > n.low
+}
+
+func (n *Node) learning(seq uint64) *learnSlot {
+	l := n.learned[seq]
+	if l == nil {
+		l = &learnSlot{votes: map[msg.ReplicaID]learnVote{}, pps: map[msg.Digest]*msg.PrePrepare{}}
+		n.learned[seq] = l
+	}
+	return l
+}
+
+func (n *Node) learnCommit(c *msg.Commit) bool {
+	if !n.learnWindow(c.Seq) {
+		return false
+	}
+	l := n.learning(c.Seq)
+	if have, ok := l.votes[c.From]; ok && have.view >= c.View {
+		return false
+	}
+	l.votes[c.From] = learnVote{c.View, c.Digest}
+	n.tryLearn()
+	return true
+}
+
+func (n *Node) learnPrePrepare(pp *msg.PrePrepare) bool {
+	if !n.learnWindow(pp.Seq) || n.checkBatch(pp) != "" {
+		return false
+	}
+	l := n.learning(pp.Seq)
+	if _, ok := l.pps[pp.Digest]; ok || len(l.pps) >= maxLearnBodies {
+		return false
+	}
+	l.pps[pp.Digest] = pp
+	n.tryLearn()
+	return true
+}
+
+// tryLearn delivers, in order, every next sequence number a commit quorum
+// proves decided and whose content we hold.
+func (n *Node) tryLearn() {
+	for n.transferring == 0 {
+		seq := n.lastDecided + 1
+		l := n.learned[seq]
+		if l == nil {
+			return
+		}
+		count := map[learnVote]int{}
+		var won *msg.PrePrepare
+		for _, v := range l.votes {
+			count[v]++
+			if count[v] >= n.q {
+				won = l.pps[v.digest]
+			}
+		}
+		if won == nil {
+			return
+		}
+		s := n.slot(seq)
+		s.pp, s.prepared, s.committed = won, true, true
+		n.stats.Learned++
+		n.deliver()
+		if n.lastDecided < seq {
+			return
+		}
+	}
 }
 
 // ------------------------------------------------------------ checkpoints
@@ -799,6 +909,11 @@ func (n *Node) makeStable(seq uint64, state msg.Digest, proof []msg.Checkpoint) 
 			delete(n.prepared, s)
 		}
 	}
+	for s := range n.learned {
+		if s <= seq {
+			delete(n.learned, s)
+		}
+	}
 	for s := range n.own {
 		if s <= seq {
 			delete(n.own, s)
@@ -880,6 +995,10 @@ func (n *Node) Tick() {
 		return
 	}
 	if n.IsPrimary() {
+		if n.tick == n.holdUntil {
+			n.nextSeq = max(n.nextSeq, n.lastDecided+1)
+			n.maybePropose(true)
+		}
 		if len(n.queue) > 0 && n.tick-n.queuedAt >= int64(n.cfg.BatchTicks) {
 			n.maybePropose(true)
 		}
@@ -959,16 +1078,23 @@ func (n *Node) onStatus(st *msg.Status) {
 		}
 	}
 	if st.View < n.view {
-		if !n.changing && n.newView != nil {
-			n.send(to, n.newView)
-		} else if n.changing && n.ownVC != nil {
-			n.send(to, n.ownVC)
+		if n.changing {
+			if n.ownVC != nil {
+				n.send(to, n.ownVC)
+			}
+			return
 		}
+		if n.newView != nil {
+			// The asker enters our view first (messages on a link arrive in
+			// order), then gets the slots below.
+			n.send(to, n.newView)
+		}
+	}
+	if n.changing {
 		return
 	}
-	if st.View > n.view || n.changing {
-		return
-	}
+	// Whatever the asker's view — even one it moved to alone — it can
+	// learn decisions from our pre-prepares and commits (see tryLearn).
 	for _, seq := range sortedSeqs(n.slots) {
 		if seq < st.NextSeq {
 			continue
@@ -987,6 +1113,21 @@ func (n *Node) onStatus(st *msg.Status) {
 			n.send(to, s.ownCommit)
 		}
 	}
+}
+
+// Announce broadcasts this replica's progress once (a Status beacon), so
+// peers answer with what it is missing: stable checkpoint proofs, the
+// current NewView, and their messages above what it decided. The shell calls
+// it after a restart and when a peer connection is (re)established — the
+// moments a replica may have silently fallen behind.
+//
+// Until the answers are in (two retransmit periods), the replica proposes
+// nothing: a primary that lost its disk must first relearn its own earlier
+// proposals (peers hand them back), or it would contradict them.
+func (n *Node) Announce() {
+	n.holdUntil = n.tick + 2*int64(n.cfg.RetransmitTicks)
+	n.lastBeacon = n.tick
+	n.broadcast(&msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID})
 }
 
 // Suspect starts a view change on external evidence: the RCC layer's

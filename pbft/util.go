@@ -43,6 +43,7 @@ type Stats struct {
 	Suspicions         uint64
 	StableCheckpoints  uint64
 	StateTransfers     uint64
+	Learned            uint64 // decisions learned from commit quorums of another view
 	CheckpointMismatch uint64
 }
 

@@ -65,6 +65,12 @@ func (pr *primaries) fail(i uint32, v uint64) msg.ReplicaID {
 			pr.assigned[i][v] = p
 			return p
 		}
+		if len(pr.failed) == 0 {
+			// Every replica leads an instance (m = n with f = 0): there is
+			// no one else, so the instance keeps its primary.
+			pr.assigned[i][v] = pr.current[i]
+			return pr.current[i]
+		}
 		pr.failed = pr.failed[1:] // reconsider the earliest failed replica
 	}
 }

@@ -66,8 +66,8 @@ func (c *Config) setDefaults() error {
 	if c.N < 1 {
 		return fmt.Errorf("rcc config: field N: %d, need at least 1", c.N)
 	}
-	if c.M < 1 || c.M > c.N {
-		return fmt.Errorf("rcc config: field M: %d outside [1, N=%d]", c.M, c.N)
+	if c.M < 1 || c.M > c.N || c.M > MaxOrderSize {
+		return fmt.Errorf("rcc config: field M: %d outside [1, min(N=%d, %d)]", c.M, c.N, MaxOrderSize)
 	}
 	f := pbft.Faults(c.N)
 	if c.Policy == 0 {
@@ -152,22 +152,23 @@ type Ready struct {
 // rounds are buffered while execution waits for all m decisions of the
 // next round.
 type Node struct {
-	cfg      Config
-	f        int
-	inst     []*pbft.Node
-	pending  map[uint64][]*pbft.Decision // round → decision per instance
-	executed uint64
-	prim     *primaries
-	clients  *assignment
-	tick     int64
-	entered  []int64 // tick each instance last entered a view (soft-failure grace)
-	lagSince []int64 // tick an instance started lagging without progress, 0 if not
-	lagAt    []uint64
-	pushTo   []uint64 // per instance: propose at least up to this round (pending client moves)
-	views    []uint64
-	ready    Ready
-	has      bool
-	stats    Stats
+	cfg         Config
+	f           int
+	inst        []*pbft.Node
+	pending     map[uint64][]*pbft.Decision // round → decision per instance
+	executed    uint64
+	prim        *primaries
+	clients     *assignment
+	tick        int64
+	entered     []int64 // tick each instance last entered a view (soft-failure grace)
+	lagSince    []int64 // tick an instance started lagging without progress, 0 if not
+	wasChanging []bool
+	lagAt       []uint64
+	pushTo      []uint64 // per instance: propose at least up to this round (pending client moves)
+	views       []uint64
+	ready       Ready
+	has         bool
+	stats       Stats
 }
 
 // Stats counts what the paradigm layer did.
@@ -208,6 +209,7 @@ func New(cfg Config) (*Node, error) {
 		clients: newAssignment(cfg.M, cfg.Clients, cfg.N-pbft.Faults(cfg.N)),
 		entered: make([]int64, cfg.M), views: make([]uint64, cfg.M),
 		lagSince: make([]int64, cfg.M), lagAt: make([]uint64, cfg.M), pushTo: make([]uint64, cfg.M),
+		wasChanging: make([]bool, cfg.M),
 	}
 	for i := range nd.entered {
 		nd.entered[i] = -1 << 40 // no grace before the first view change
@@ -319,9 +321,12 @@ func (nd *Node) detectSoftFailures() {
 	grace := int64(nd.inst[0].ViewChangeTimeout())
 	for i, p := range nd.inst {
 		v, changing := p.View()
-		if v != nd.views[i] {
+		if v != nd.views[i] || (nd.wasChanging[i] && !changing) {
+			// The grace period counts from entering the new view, not
+			// from starting the view change.
 			nd.views[i], nd.entered[i] = v, nd.tick
 		}
+		nd.wasChanging[i] = changing
 		if changing || nd.tick-nd.entered[i] < grace || p.Behind() {
 			continue
 		}
@@ -393,6 +398,14 @@ func (nd *Node) keepUp() {
 			p.ProposeEmpty(target)
 		}
 	}
+}
+
+// Announce makes every instance broadcast its progress (see pbft.Announce).
+func (nd *Node) Announce() {
+	for _, p := range nd.inst {
+		p.Announce()
+	}
+	nd.collect()
 }
 
 // Checkpoint hands every instance the state digest after round k.

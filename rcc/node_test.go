@@ -352,3 +352,15 @@ func TestStateRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// With f = 0 and m = n every replica leads an instance: a failure must keep
+// the primary rather than run out of candidates.
+func TestReplacementWithoutSpares(t *testing.T) {
+	pr := newPrimaries(3, 3, Replace)
+	if p := pr.fail(0, 1); p != 0 {
+		t.Fatalf("new primary %d, want the only possible one, 0", p)
+	}
+	if p := pr.fail(0, 2); p != 0 {
+		t.Fatalf("second failure: new primary %d, want 0", p)
+	}
+}

@@ -19,7 +19,7 @@ type checker struct {
 	decidedAt  map[uint64]msg.Digest
 	headAt     map[uint64]msg.Digest
 	results    map[msg.RequestKey]msg.Digest
-	execBy     map[msg.RequestKey]map[msg.ReplicaID]bool
+	execBy     map[msg.RequestKey]map[msg.ReplicaID]uint64 // round it executed in
 	accepts    map[msg.RequestKey][]byte
 	acceptKeys []msg.RequestKey
 }
@@ -27,7 +27,7 @@ type checker struct {
 func newChecker(w *world) *checker {
 	return &checker{
 		w: w, decidedAt: map[uint64]msg.Digest{}, headAt: map[uint64]msg.Digest{},
-		results: map[msg.RequestKey]msg.Digest{}, execBy: map[msg.RequestKey]map[msg.ReplicaID]bool{},
+		results: map[msg.RequestKey]msg.Digest{}, execBy: map[msg.RequestKey]map[msg.ReplicaID]uint64{},
 		accepts: map[msg.RequestKey][]byte{},
 	}
 }
@@ -79,24 +79,54 @@ func (c *checker) transferred(r *replica, seq uint64, head msg.Digest) {
 
 // executed: no request executes twice on a replica, and correct replicas
 // compute the same result for it.
-func (c *checker) executed(r *replica, key msg.RequestKey, result msg.Digest) {
+func (c *checker) executed(r *replica, key msg.RequestKey, result msg.Digest, round uint64) {
 	if !c.isCorrect(r) {
 		return
 	}
 	by := c.execBy[key]
 	if by == nil {
-		by = map[msg.ReplicaID]bool{}
+		by = map[msg.ReplicaID]uint64{}
 		c.execBy[key] = by
 	}
-	if by[r.id] {
+	if _, twice := by[r.id]; twice {
 		c.violate("validity: replica %d executed request %v twice", r.id, key)
 	}
-	by[r.id] = true
+	by[r.id] = round
 	if have, ok := c.results[key]; ok && have != result {
 		c.violate("non-divergence: replica %d computed a different result for %v", r.id, key)
 	} else if !ok {
 		c.results[key] = result
 	}
+}
+
+// reverted: the replica lost its executed state above round (a crash that
+// lost unsynced writes, or a wiped disk); re-executing those rounds is
+// recovery, not double execution.
+func (c *checker) reverted(r *replica, round uint64) {
+	for _, by := range c.execBy {
+		if at, ok := by[r.id]; ok && at > round {
+			delete(by, r.id)
+		}
+	}
+}
+
+// converged reports whether every up, correct-or-recovering replica has
+// the same ledger head.
+func (c *checker) converged() (bool, string) {
+	var ref *replica
+	for _, r := range c.w.replicas {
+		if !r.up || (!c.w.correct(r.id) && r.behaviour != "wiped") {
+			continue
+		}
+		if ref == nil {
+			ref = r
+			continue
+		}
+		if r.state.seq != ref.state.seq || r.state.chain != ref.state.chain {
+			return false, fmt.Sprintf("replica %d at height %d, replica %d at height %d", r.id, r.state.seq, ref.id, ref.state.seq)
+		}
+	}
+	return true, ""
 }
 
 func (c *checker) accepted(key msg.RequestKey, result []byte) {

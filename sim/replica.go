@@ -64,6 +64,10 @@ type execState struct {
 	app              *kv.Store // the replicated application
 }
 
+func freshState() execState {
+	return execState{lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{}, app: kv.New(kv.Config{Scope: kv.Shared})}
+}
+
 // clone copies the state through the application's own snapshot and
 // restore, the path real state transfer takes.
 func (s execState) clone() execState {
@@ -84,7 +88,7 @@ func (s execState) clone() execState {
 func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica, error) {
 	r := &replica{
 		w: w, id: id, net: net, behaviour: behaviour,
-		state: execState{lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{}, app: kv.New(kv.Config{Scope: kv.Shared})},
+		state: freshState(),
 		snaps: map[uint64]execState{},
 	}
 	n := w.n
@@ -162,6 +166,45 @@ func (r *replica) crash() {
 	r.transfer = nil
 }
 
+// loseUnsynced models group commit: blocks executed since the last fsync
+// (here: since the last checkpoint snapshot) are lost in the crash. The
+// consensus records survive — the shell syncs them before it sends.
+func (r *replica) loseUnsynced() {
+	var best uint64
+	for seq := range r.snaps {
+		if seq <= r.state.seq && seq > best {
+			best = seq
+		}
+	}
+	if best == 0 {
+		r.state = freshState()
+	} else {
+		r.state = r.snaps[best].clone()
+	}
+	r.w.chk.reverted(r, r.state.seq)
+}
+
+// wipe models a lost disk: no records, no state, no snapshots.
+func (r *replica) wipe() {
+	r.disk = nil
+	r.snaps = map[uint64]execState{}
+	r.state = freshState()
+	r.w.chk.reverted(r, 0)
+}
+
+// announce is what the shell does when a replica (re)connects.
+func (r *replica) announce() {
+	if !r.up {
+		return
+	}
+	if r.rc != nil {
+		r.rc.Announce()
+	} else {
+		r.core.Announce()
+	}
+	r.flush()
+}
+
 // restart rebuilds the core from its persisted records.
 func (r *replica) restart() {
 	if err := r.build(); err != nil {
@@ -181,6 +224,7 @@ func (r *replica) restart() {
 	r.up = true
 	r.w.net.Up(r.net)
 	r.flush()
+	r.announce()
 }
 
 func (r *replica) receive(from int, payload []byte) {
@@ -499,7 +543,7 @@ func (r *replica) applyBatch(batch msg.Batch, view uint64) {
 		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Result: result, From: r.id}
 		r.state.replies[req.Client] = rep
 		r.state.executedRequests++
-		r.w.chk.executed(r, req.Key(), digestOf(result))
+		r.w.chk.executed(r, req.Key(), digestOf(result), r.state.seq+1)
 		r.sendClient(req.Client, rep)
 	}
 }
@@ -514,7 +558,7 @@ func (r *replica) applyControl(ctl rcc.Control) {
 	rep := &msg.Reply{Client: req.Client, Number: req.Number, Result: ctl.Result, From: r.id}
 	r.state.replies[req.Client] = rep
 	r.state.executedRequests++
-	r.w.chk.executed(r, req.Key(), digestOf(ctl.Result))
+	r.w.chk.executed(r, req.Key(), digestOf(ctl.Result), r.state.seq+1)
 	r.sendClient(req.Client, rep)
 }
 
@@ -573,6 +617,7 @@ func (r *replica) tryTransfer() {
 			r.core.StateTransferred(st.Seq, r.state.lastNum)
 		}
 		r.flush()
+		r.announce() // fetch what was decided after the checkpoint
 		return
 	}
 }

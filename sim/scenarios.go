@@ -12,6 +12,7 @@ import (
 // (schedule). Faults are data around unmodified cores.
 type scenario struct {
 	about    string
+	converge bool // at the end, every up replica must reach the same ledger head
 	corrupt  func(w *world, byz int)
 	schedule func(w *world)
 }
@@ -147,6 +148,37 @@ func init() {
 			}
 		},
 		schedule: calm,
+	}
+	last := func(w *world) *replica { return w.replicas[w.n-1] }
+	scenarios["crash-restart"] = scenario{
+		about:    "the highest replica crashes at 0.4s losing writes not yet fsynced (blocks since its last checkpoint), restarts at 1.2s from its records, and must catch up",
+		converge: true,
+		corrupt:  none,
+		schedule: func(w *world) {
+			at(w, 400*time.Millisecond, func() { last(w).crash(); last(w).loseUnsynced() })
+			at(w, 1200*time.Millisecond, func() { last(w).restart() })
+			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
+		},
+	}
+	scenarios["wiped-disk"] = scenario{
+		about:    "the highest replica loses its disk at 0.4s and rejoins empty at 1.2s: state transfer must bring it to the others' ledger head (counted as faulty while it cannot vouch for its past votes)",
+		converge: true,
+		corrupt:  func(w *world, byz int) { w.faulty[msg.ReplicaID(w.n-1)] = "wiped" },
+		schedule: func(w *world) {
+			at(w, 400*time.Millisecond, func() { last(w).crash(); last(w).wipe() })
+			at(w, 1200*time.Millisecond, func() { last(w).restart() })
+			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
+		},
+	}
+	scenarios["long-partition"] = scenario{
+		about:    "the highest replica is cut off from 0.3s to 3s, longer than its window lasts, then reconnects and must catch up",
+		converge: true,
+		corrupt:  none,
+		schedule: func(w *world) {
+			at(w, 300*time.Millisecond, func() { w.net.Isolate(w.n - 1) })
+			at(w, 3*time.Second, func() { w.net.Heal(); last(w).announce() })
+			w.minEnd = simnet.FromDuration(3 * time.Second)
+		},
 	}
 	scenarios["client-on-failed-instance"] = scenario{
 		about:   "replica 0 is down from the start: its clients (instance 0's, or view 0's primary's) must still be served",

@@ -205,6 +205,16 @@ func Run(o Options) (Result, error) {
 		w.load.start()
 	}
 	w.s.RunWhile(func() bool { return !w.clientsDone() || w.s.Now() < w.minEnd }, simnet.FromDuration(o.MaxVirtual))
+	if sc.converge {
+		// Recovery: the restarted or reconnected replica must reach the
+		// others' ledger head. Idle replicas answer its beacons, so give it
+		// a bounded while.
+		limit := w.s.Now() + simnet.FromDuration(10*time.Second)
+		w.s.RunWhile(func() bool { ok, _ := w.chk.converged(); return !ok }, limit)
+		if ok, why := w.chk.converged(); !ok {
+			w.chk.violate("recovery: ledger heads differ at the end: %s", why)
+		}
+	}
 	return w.result(), nil
 }
 
