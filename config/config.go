@@ -141,7 +141,7 @@ type Config struct {
 	// window rounds past it. Their lead over the stuck instance therefore
 	// tops out near window − checkpoint_interval: with σ at or above that the
 	// gap might never be observed and the cluster would stall instead of
-	// skipping the stuck instance. Default window/4, at least 2.
+	// skipping the stuck instance. Default window/2, at least 2 (measured: docs/protocol.md).
 	Sigma int `json:"sigma"`
 	// Epsilon (ε) is the skip size, in rounds: a failed instance's next ε
 	// rounds become agreed no-ops, so execution never waits for them.
@@ -307,10 +307,10 @@ func (c *Config) ApplyDefaults() {
 		c.Window = DefaultWindowIntervals * c.CheckpointInterval
 	}
 	if c.Sigma == 0 {
-		c.Sigma = max(c.Window/4, 2)
+		c.Sigma = max(c.Window/2, 2) // measured: see docs/protocol.md (σ/ε sweep)
 	}
 	if c.Epsilon == 0 {
-		c.Epsilon = c.Sigma
+		c.Epsilon = max(c.CheckpointInterval/2, 1)
 	}
 	if c.Tick == "" {
 		c.Tick = DefaultTick

@@ -77,7 +77,7 @@ func TestDefault(t *testing.T) {
 			if c.M != tt.wantM || c.FailurePolicy != tt.wantPol {
 				t.Errorf("m, failure_policy = %d, %q; want %d, %q", c.M, c.FailurePolicy, tt.wantM, tt.wantPol)
 			}
-			if c.BatchSize != 100 || c.CheckpointInterval != 16 || c.Window != 64 || c.Sigma != 16 || c.Epsilon != 16 ||
+			if c.BatchSize != 100 || c.CheckpointInterval != 16 || c.Window != 64 || c.Sigma != 32 || c.Epsilon != 8 ||
 				c.Tick != "10ms" || c.RequestTimeout != 40 || c.ProgressTimeout != 40 || c.ViewChangeTimeout != 40 ||
 				c.Fsync != FsyncPerBatch || c.GroupCommitInterval != "2ms" || c.DataDir != "data/replica-{id}" ||
 				c.KVScope != KVPerClient || c.Clients.Admission != AdmissionList {
@@ -99,12 +99,12 @@ func TestDefault(t *testing.T) {
 func TestApplyDefaultsDerived(t *testing.T) {
 	c := &Config{N: 4, CheckpointInterval: 32}
 	c.ApplyDefaults()
-	if c.Window != 128 || c.Sigma != 32 || c.Epsilon != 32 {
-		t.Errorf("window, sigma, epsilon = %d, %d, %d; want 128, 32, 32", c.Window, c.Sigma, c.Epsilon)
+	if c.Window != 128 || c.Sigma != 64 || c.Epsilon != 16 {
+		t.Errorf("window, sigma, epsilon = %d, %d, %d; want 128, 64, 16", c.Window, c.Sigma, c.Epsilon)
 	}
 	c = &Config{N: 4, Window: 48, CheckpointInterval: 8, Sigma: 5}
 	c.ApplyDefaults()
-	if c.Window != 48 || c.Sigma != 5 || c.Epsilon != 5 {
+	if c.Window != 48 || c.Sigma != 5 || c.Epsilon != 4 {
 		t.Errorf("explicit values overwritten: window, sigma, epsilon = %d, %d, %d", c.Window, c.Sigma, c.Epsilon)
 	}
 	// Tiny windows still get a usable sigma.
@@ -280,7 +280,6 @@ func TestWarnings(t *testing.T) {
 			c.Sigma, c.Epsilon = 1, 1
 			return c
 		}, []string{"sigma"}},
-		{"epsilon below sigma", func() *Config { c := validConfig(t, 4, 0, 1); c.Epsilon = 4; return c }, []string{"epsilon"}},
 		{"shared data_dir", func() *Config { c := validConfig(t, 4, 0, 1); c.DataDir = "/var/lib/braid"; return c }, []string{"data_dir"}},
 	}
 	for _, tt := range tests {
@@ -498,7 +497,7 @@ func TestLoadRejects(t *testing.T) {
 		{"trailing data", string(good) + "{}", "unexpected data after the configuration object"},
 		{"empty", "", "empty"},
 		{"truncated", string(good[:len(good)/2]), "ends in the middle"},
-		{"invalid value", replace(`"sigma": 16`, `"sigma": 60`), "invalid configuration:\nconfig: sigma: 60"},
+		{"invalid value", replace(`"sigma": 32`, `"sigma": 60`), "invalid configuration:\nconfig: sigma: 60"},
 		{"not an object", "[1,2]", "config: (top level)"},
 		{"type in a list", replace(`"id": 2,`, `"id": "2",`), "config: replicas[2].id: a JSON string, want an integer"},
 		{"object for a string", replace(`"tick": "10ms"`, `"tick": {"ms": 10}`), "config: tick: a JSON object, want a string"},

@@ -288,9 +288,6 @@ func (c *Config) Warnings() []string {
 	if c.Sigma == 1 {
 		add("sigma", "1: an instance one round behind is suspected, which normal pipelining causes constantly; prefer ≥ 2")
 	}
-	if c.Epsilon >= 1 && c.Epsilon < c.Sigma {
-		add("epsilon", "%d is below sigma (%d): after skipping, a recovered instance may still trail by sigma and be suspected again", c.Epsilon, c.Sigma)
-	}
 	if c.N > 1 && c.DataDir != "" && !strings.Contains(c.DataDir, IDPlaceholder) {
 		add("data_dir", "%q has no %q: replicas on one host would share a data directory", c.DataDir, IDPlaceholder)
 	}

@@ -107,7 +107,7 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 // build makes a fresh core for the run's protocol.
 func (r *replica) build() error {
 	if r.w.opts.Protocol == "rcc" {
-		rc, err := rcc.New(rcc.Config{ID: r.id, N: r.w.n, M: r.w.opts.M, Instance: r.cfg, Clients: r.w.opts.Clients, Policy: r.w.opts.Policy})
+		rc, err := rcc.New(rcc.Config{ID: r.id, N: r.w.n, M: r.w.opts.M, Instance: r.cfg, Clients: r.w.opts.Clients, Policy: r.w.opts.Policy, Sigma: r.w.opts.Sigma, Epsilon: r.w.opts.Epsilon})
 		r.rc = rc
 		return err
 	}

@@ -25,6 +25,7 @@ type Options struct {
 	Protocol          string     // "pbft" or "rcc"
 	M                 int        // rcc: instances, 1 ≤ M ≤ N; default N
 	Policy            rcc.Policy // rcc: failure policy; default by m (replace if m ≤ n−f)
+	Sigma, Epsilon    uint64     // rcc: gap and skip sizes; 0 = the rcc defaults
 	Scenario          string
 	N                 int
 	Seed              uint64

@@ -13,6 +13,7 @@ Usage:
   braid sim [flags]     run the deterministic simulator (braid sim --help)
   braid init [flags]    create a cluster: configuration and keys (braid init --help)
   braid keygen [flags]  write one key pair and print its public key (braid keygen --help)
+  braid ledger CMD      verify or export a replica's ledger (braid ledger --help)
 
 `
 
@@ -29,6 +30,8 @@ func main() {
 		err = runInit(os.Args[2:], os.Stdout, os.Stderr)
 	case "keygen":
 		err = runKeygen(os.Args[2:], os.Stdout, os.Stderr)
+	case "ledger":
+		err = runLedger(os.Args[2:], os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

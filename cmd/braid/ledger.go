@@ -1,0 +1,329 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/ledger"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/storage"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+const ledgerUsage = `Usage:
+  braid ledger verify --config FILE (--dir DATA | --id I | --export FILE)
+  braid ledger export (--dir DATA | --config FILE --id I) --out FILE [--force]
+
+verify checks a ledger offline with the cluster's public keys: the hash chain,
+every client signature and every checkpoint certificate. It prints
+  ok: height H, head HASH, C certificates, certified up to height K
+and exits 0, or prints
+  FAILED at height H: reason
+and exits 1. Blocks above the last certificate are hash-chained but not yet
+signed by a quorum.
+
+export writes a replica's blocks and certificates to one portable file that
+verify --export checks.
+
+DATA is a replica's data directory, the one holding ` + storage.FileName + `;
+--id I stands for replica I's data directory as the configuration names it.
+A replica holds its store locked while it runs: stop it (or verify an
+export) first.
+`
+
+// runLedger implements `braid ledger`: offline ledger tools.
+func runLedger(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, ledgerUsage)
+		return exitCode(2)
+	}
+	switch args[0] {
+	case "verify":
+		return runLedgerVerify(args[1:], stdout, stderr)
+	case "export":
+		return runLedgerExport(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, ledgerUsage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "braid ledger: unknown subcommand %q\n\n%s", args[0], ledgerUsage)
+		return exitCode(2)
+	}
+}
+
+func ledgerFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("braid ledger "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, ledgerUsage+"\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
+	fs := ledgerFlags("verify", stderr)
+	cfgPath := fs.String("config", "", "cluster configuration with the replicas' and clients' public keys (required)")
+	dir := fs.String("dir", "", "replica data directory to verify")
+	id := fs.Int("id", -1, "replica whose data directory (from the configuration) to verify, if --dir is not given")
+	export := fs.String("export", "", "ledger export file (braid ledger export) to verify instead of a data directory")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return exitCode(2)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected argument %q (flags only; see braid ledger --help)", fs.Arg(0))
+	case *cfgPath == "":
+		return errors.New("--config is required: the cluster configuration holding the public keys")
+	case *export != "" && (*dir != "" || *id >= 0):
+		return errors.New("--export cannot be combined with --dir or --id")
+	case *export == "" && *dir == "" && *id < 0:
+		return errors.New("nothing to verify: give --dir DATA, --id I or --export FILE")
+	case *id < -1:
+		return fmt.Errorf("--id %d: replica ids are ≥ 0", *id)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	ring, err := keyringFromConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *cfgPath, err)
+	}
+
+	var src ledger.Source
+	var what string
+	if *export != "" {
+		src, err = openExportFile(*export)
+		if err != nil {
+			return err
+		}
+		what = *export
+	} else {
+		data, err := dataDir(cfg, *dir, *id)
+		if err != nil {
+			return err
+		}
+		st, err := openStore(data)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		src, what = st, filepath.Join(data, storage.FileName)
+	}
+
+	rep, err := ledger.Verify(src, ring, cfg.N, ledger.VerifyOptions{})
+	var be *ledger.BreakError
+	switch {
+	case errors.As(err, &be):
+		fmt.Fprintf(stdout, "FAILED at height %d: %s\n", be.Height, be.Reason)
+		return exitCode(1)
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	printReport(stdout, rep)
+	return nil
+}
+
+func printReport(w io.Writer, rep ledger.Report) {
+	if rep.Height == 0 {
+		fmt.Fprintln(w, "ok: height 0 (empty ledger)")
+		return
+	}
+	fmt.Fprintf(w, "ok: height %d, head %x, %d certificates, ", rep.Height, rep.Head[:], rep.Certificates)
+	if rep.Certified == 0 {
+		fmt.Fprintln(w, "no block certified")
+	} else {
+		fmt.Fprintf(w, "certified up to height %d\n", rep.Certified)
+	}
+	if rep.Height > rep.Certified {
+		fmt.Fprintf(w, "note: blocks %d to %d are hash-chained but not yet covered by a certificate\n", rep.Certified+1, rep.Height)
+	}
+}
+
+func runLedgerExport(args []string, stdout, stderr io.Writer) error {
+	fs := ledgerFlags("export", stderr)
+	dir := fs.String("dir", "", "replica data directory to export")
+	cfgPath := fs.String("config", "", "cluster configuration, to find replica --id's data directory")
+	id := fs.Int("id", -1, "replica whose data directory (from --config) to export, if --dir is not given")
+	out := fs.String("out", "", "export file to write (required)")
+	force := fs.Bool("force", false, "overwrite --out if it exists")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return exitCode(2)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected argument %q (flags only; see braid ledger --help)", fs.Arg(0))
+	case *out == "":
+		return errors.New("--out is required: the export file to write")
+	case *dir == "" && (*id < 0 || *cfgPath == ""):
+		return errors.New("nothing to export: give --dir DATA, or --config FILE and --id I")
+	case *id < -1:
+		return fmt.Errorf("--id %d: replica ids are ≥ 0", *id)
+	}
+	var cfg *config.Config
+	if *dir == "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	data, err := dataDir(cfg, *dir, *id)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(*out); err == nil && !*force {
+		return fmt.Errorf("%s already exists; use --force to replace it", *out)
+	}
+	st, err := openStore(data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	src := &countingSource{Source: st}
+	size, err := writeExport(*out, src)
+	if err != nil {
+		return err
+	}
+	height, _ := src.Height()
+	fmt.Fprintf(stdout, "exported %d blocks and %d certificates from %s to %s (%d bytes)\n",
+		height, src.certs, filepath.Join(data, storage.FileName), *out, size)
+	return nil
+}
+
+// writeExport writes the export of src to path atomically: a temporary file
+// in the same directory, synced and renamed over path, so a failed export
+// never leaves a truncated file that looks like a short ledger.
+func writeExport(path string, src ledger.Source) (size int64, err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = ledger.Export(f, src); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = os.Chmod(f.Name(), 0o644); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return st.Size(), nil
+}
+
+// countingSource counts the certificates read through it.
+type countingSource struct {
+	ledger.Source
+	certs int
+}
+
+func (c *countingSource) Certificate(h uint64) (*ledger.Certificate, error) {
+	cert, err := c.Source.Certificate(h)
+	if cert != nil {
+		c.certs++
+	}
+	return cert, err
+}
+
+// keyringFromConfig builds the verifier for a cluster's signatures.
+func keyringFromConfig(cfg *config.Config) (auth.Keyring, error) {
+	replicas, err := cfg.ReplicaPublicKeys()
+	if err != nil {
+		return auth.Keyring{}, err
+	}
+	clients, err := cfg.ClientPublicKeys()
+	if err != nil {
+		return auth.Keyring{}, err
+	}
+	ring := auth.Keyring{
+		Replicas:      make(map[msg.ReplicaID]auth.PublicKey, len(replicas)),
+		Clients:       make(map[msg.ClientID]auth.PublicKey, len(clients)),
+		OpenAdmission: cfg.Clients.Admission == config.AdmissionOpen,
+	}
+	for i, k := range replicas {
+		ring.Replicas[msg.ReplicaID(i)] = k
+	}
+	for id, k := range clients {
+		ring.Clients[msg.ClientID(id)] = k
+	}
+	return ring, nil
+}
+
+// dataDir returns the data directory to open: dir if given, else replica
+// id's from cfg.
+func dataDir(cfg *config.Config, dir string, id int) (string, error) {
+	if dir != "" {
+		if cfg != nil && id >= cfg.N {
+			return "", fmt.Errorf("--id %d: the cluster has replicas 0 to %d", id, cfg.N-1)
+		}
+		return dir, nil
+	}
+	if id >= cfg.N {
+		return "", fmt.Errorf("--id %d: the cluster has replicas 0 to %d", id, cfg.N-1)
+	}
+	return cfg.ReplicaDataDir(id), nil
+}
+
+// openStore opens the store in an existing data directory. storage.Open
+// would create a missing one, so a mistyped path is caught here instead of
+// turning into an empty (and valid) ledger.
+func openStore(dir string) (*storage.Store, error) {
+	path := filepath.Join(dir, storage.FileName)
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("cannot read ledger: %w (is %s a replica data directory?)", err, dir)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("cannot read ledger: %s is not a regular file", path)
+	}
+	s, err := storage.Open(dir, storage.Options{})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("cannot read ledger %s: it is locked by another process (a running replica?); stop it, or export and verify the export", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read ledger: %w", err) // names the path
+	}
+	return s, nil
+}
+
+// openExportFile reads a ledger export into memory.
+func openExportFile(path string) (ledger.Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read export: %w", err)
+	}
+	defer f.Close()
+	src, err := ledger.OpenExport(f)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read export %s: %w", path, err)
+	}
+	return src, nil
+}
