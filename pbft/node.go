@@ -60,7 +60,9 @@ type Ready struct {
 	StateTransfer *StateTransfer
 	// Stable, when non-zero, is a new stable checkpoint: records and
 	// decisions at or below it may be garbage-collected by the shell.
-	Stable uint64
+	// StableProof is its certificate: q matching signed checkpoints.
+	Stable      uint64
+	StableProof []msg.Checkpoint
 }
 
 type slot struct {
@@ -927,6 +929,7 @@ func (n *Node) makeStable(seq uint64, state msg.Digest, proof []msg.Checkpoint) 
 	}
 	if !n.replaying {
 		n.ready.Stable = seq
+		n.ready.StableProof = proof
 		n.pendingReady = true
 	}
 	n.stats.StableCheckpoints++

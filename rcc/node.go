@@ -173,6 +173,7 @@ type Node struct {
 	ready       Ready
 	has         bool
 	stats       Stats
+	certs       []Certificate
 }
 
 // Stats counts what the paradigm layer did.
@@ -438,6 +439,21 @@ func (nd *Node) StateTransferred(round uint64, executed map[msg.ClientID]uint64)
 	nd.collect()
 }
 
+// Certificate is a stable checkpoint: q signed checkpoints over the same
+// digest of (round, ledger head, state), to be stored with the block.
+type Certificate struct {
+	Round uint64
+	Proof []msg.Checkpoint
+}
+
+// TakeCertificates returns and forgets the stable checkpoints reached
+// since the last call.
+func (nd *Node) TakeCertificates() []Certificate {
+	c := nd.certs
+	nd.certs = nil
+	return c
+}
+
 // HasReady reports whether there is output.
 func (nd *Node) HasReady() bool { return nd.has }
 
@@ -460,6 +476,11 @@ func (nd *Node) collect() {
 			progressed = true
 			rd := p.Ready()
 			nd.ready.Persist = append(nd.ready.Persist, rd.Persist...)
+			if i == 0 && rd.Stable != 0 {
+				// Every instance checkpoints the same (round, ledger head,
+				// state) digest; instance 0's certificate serves the ledger.
+				nd.certs = append(nd.certs, Certificate{Round: rd.Stable, Proof: rd.StableProof})
+			}
 			nd.ready.Messages = append(nd.ready.Messages, rd.Messages...)
 			if st := rd.StateTransfer; st != nil {
 				if st.Seq <= nd.executed {

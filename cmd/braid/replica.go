@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/replica"
+)
+
+// runReplica is `braid replica --config FILE --id I`: one replica process,
+// stopped gracefully by SIGINT or SIGTERM.
+func runReplica(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("braid replica", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "cluster config file (from braid init)")
+	id := fs.Int("id", -1, "this replica's id, 0 ≤ id < n")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return exitCode(2)
+	}
+	if *cfgPath == "" || *id < 0 {
+		fmt.Fprintln(stderr, "braid replica: --config FILE and --id I are required")
+		return exitCode(2)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	r, err := replica.New(cfg, *id, replica.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return r.Run(ctx)
+}
