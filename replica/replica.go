@@ -234,9 +234,13 @@ func (r *Replica) drain() {
 			for i, m := range rd.Persist {
 				recs[i] = msg.Marshal(m)
 			}
-			if err := r.store.AppendRecords(recs); err == nil {
+			err := r.store.AppendRecords(recs)
+			if err == nil {
 				err = r.store.Sync()
-			} else {
+			}
+			if err != nil {
+				// Sending what we could not make durable could make a
+				// restarted replica contradict itself: stay silent instead.
 				r.log.Error("cannot persist consensus records; not sending", "err", err)
 				continue
 			}
