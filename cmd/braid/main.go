@@ -1,5 +1,5 @@
-// Command braid is Braid's command line: the simulator today; replicas,
-// clusters, clients, benchmarks and ledger tools as they land.
+// Command braid is Braid's command line: simulator, cluster setup, replica
+// processes, a local cluster, and ledger tools.
 package main
 
 import (
@@ -14,6 +14,8 @@ Usage:
   braid init [flags]    create a cluster: configuration and keys (braid init --help)
   braid keygen [flags]  write one key pair and print its public key (braid keygen --help)
   braid ledger CMD      verify or export a replica's ledger (braid ledger --help)
+  braid replica [flags] run one replica (braid replica --config FILE --id I)
+  braid local [flags]   run a persistent local cluster of replica processes (braid local --n 4)
 
 `
 
@@ -32,6 +34,10 @@ func main() {
 		err = runKeygen(os.Args[2:], os.Stdout, os.Stderr)
 	case "ledger":
 		err = runLedger(os.Args[2:], os.Stdout, os.Stderr)
+	case "replica":
+		err = runReplica(os.Args[2:], os.Stdout, os.Stderr)
+	case "local":
+		err = runLocal(os.Args[2:], os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
