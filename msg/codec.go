@@ -140,6 +140,18 @@ func (e *encoder) message(m Message, withSig bool) {
 		}
 		e.u32(uint32(m.From))
 		e.sig(m.Sig, withSig)
+	case *Fetch:
+		e.u64(m.From)
+		e.u64(m.To)
+		e.u32(uint32(m.Sender))
+	case *Blocks:
+		e.u64(m.From)
+		e.u32(uint32(len(m.Blocks)))
+		for _, b := range m.Blocks {
+			e.bytes(b)
+		}
+		e.bytes(m.Paradigm)
+		e.u32(uint32(m.Sender))
 	case *Reply:
 		e.u64(uint64(m.Client))
 		e.u64(m.Number)
@@ -349,6 +361,17 @@ func (d *decoder) message() Message {
 		}
 		m.From = ReplicaID(d.u32())
 		m.Sig = d.bytes(MaxSigSize, "signature")
+		return m
+	case KindFetch:
+		return &Fetch{From: d.u64(), To: d.u64(), Sender: ReplicaID(d.u32())}
+	case KindBlocks:
+		m := &Blocks{From: d.u64()}
+		n := d.count(MaxFetchBlocks, 4, "blocks")
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Blocks = append(m.Blocks, d.bytes(MaxMessageBytes, "block"))
+		}
+		m.Paradigm = d.bytes(MaxMessageBytes, "paradigm state")
+		m.Sender = ReplicaID(d.u32())
 		return m
 	case KindReply:
 		m := &Reply{Client: ClientID(d.u64()), Number: d.u64(), View: d.u64(), Primary: ReplicaID(d.u32())}

@@ -34,6 +34,7 @@ const (
 	MaxProofs       = 4096     // prepared proofs in one view change
 	MaxQuorumMsgs   = 1024     // messages inside one certificate (≥ 2f+1 for n ≤ 1024)
 	MaxMessageBytes = 64 << 20 // one encoded message
+	MaxFetchBlocks  = 256      // blocks in one state-transfer answer
 )
 
 // Request is a client's signed operation. Number is the client's request
@@ -116,10 +117,12 @@ const (
 	KindNewView
 	KindStatus
 	KindReply
+	KindFetch
+	KindBlocks
 	kindEnd
 )
 
-var kindNames = [...]string{"", "request", "pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "status", "reply"}
+var kindNames = [...]string{"", "request", "pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "status", "reply", "fetch", "blocks"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kindEnd {
@@ -253,6 +256,27 @@ type Reply struct {
 	From    ReplicaID
 }
 
+// Fetch asks a replica for the ledger blocks From..To (inclusive) and the
+// paradigm state after To: state transfer for a replica that fell behind a
+// stable checkpoint. Everything returned is checked against the certified
+// checkpoint digest, so the answering replica needs no trust.
+type Fetch struct {
+	From, To uint64
+	Sender   ReplicaID
+}
+
+// Blocks answers a Fetch: encoded ledger blocks from From on (possibly fewer
+// than asked, to bound the message), and, if the last one is the requested
+// To, the paradigm state after it.
+type Blocks struct {
+	From     uint64
+	Blocks   [][]byte
+	Paradigm []byte
+	Sender   ReplicaID
+}
+
+func (*Fetch) Kind() Kind         { return KindFetch }
+func (*Blocks) Kind() Kind        { return KindBlocks }
 func (*ClientRequest) Kind() Kind { return KindRequest }
 func (*Reply) Kind() Kind         { return KindReply }
 func (*PrePrepare) Kind() Kind    { return KindPrePrepare }

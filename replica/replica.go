@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/braid-bft/braid/app/kv"
@@ -50,7 +51,10 @@ type Replica struct {
 	round    uint64
 	head     msg.Digest
 	recent   map[uint64][2]msg.Digest // round → (block hash, state digest), for certificates
-	clientID map[string]msg.ClientID  // public key → admitted client id
+	xfer     *transfer                // state transfer under way
+	ticks    int64
+	progress atomic.Uint64           // r.round, readable from other goroutines
+	clientID map[string]msg.ClientID // public key → admitted client id
 }
 
 type event struct {
@@ -149,6 +153,9 @@ func kvScope(cfg *config.Config) kv.Scope {
 	return kv.Shared
 }
 
+// Round is the last executed round (safe to call from any goroutine).
+func (r *Replica) Round() uint64 { return r.progress.Load() }
+
 // Run serves until ctx is cancelled, then shuts down cleanly.
 func (r *Replica) Run(ctx context.Context) error {
 	if err := r.peers.Start(); err != nil {
@@ -168,7 +175,9 @@ func (r *Replica) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return r.close()
 		case <-tick.C:
+			r.ticks++
 			r.node.Tick()
+			r.onTickTransfer()
 		case ev := <-r.events:
 			r.handle(ev)
 		}
@@ -190,6 +199,14 @@ func (r *Replica) handle(ev event) {
 	}
 	if ev.client != nil {
 		r.onClient(ev.client, m)
+		return
+	}
+	switch x := m.(type) {
+	case *msg.Fetch:
+		r.serveFetch(ev.from, x)
+		return
+	case *msg.Blocks:
+		r.onBlocks(ev.from, x)
 		return
 	}
 	if err := msg.Verify(m, r.keyring); err != nil {
@@ -257,8 +274,7 @@ func (r *Replica) drain() {
 			r.execute(round)
 		}
 		if rd.StateTransfer != nil {
-			r.log.Warn("behind a stable checkpoint: state transfer over the network is not implemented yet; waiting for peers to resend",
-				"checkpoint", rd.StateTransfer.Seq, "round", r.round)
+			r.startTransfer(rd.StateTransfer)
 		}
 		for _, c := range r.node.TakeCertificates() {
 			r.certify(c)
@@ -301,12 +317,14 @@ func (r *Replica) execute(round rcc.Round) {
 	}
 	_ = r.store.PutMeta("paradigm", round.State)
 	r.head, r.round = b.Hash(), round.Round
+	r.progress.Store(r.round)
 	r.recent[round.Round] = [2]msg.Digest{r.head, state}
 	k := uint64(r.cfg.CheckpointInterval)
 	if round.Round%k == 0 {
 		if snap, err := r.app.Snapshot(); err == nil {
 			_ = r.store.PutSnapshot(round.Round, snap)
 		}
+		_ = r.store.PutMeta(paradigmKey(round.Round), round.State)
 		r.node.Checkpoint(round.Round, ledger.CheckpointDigest(r.head, state))
 	}
 	for old := range r.recent {

@@ -67,6 +67,7 @@ func (r *Replica) restore() error {
 		records = append(records, m)
 	}
 	r.node.Restore(records, r.round, r.lastNum)
+	r.progress.Store(r.round)
 	if height > 0 || len(records) > 0 {
 		r.log.Info("restored", "height", height, "snapshot", snapRound, "records", len(records))
 	}
