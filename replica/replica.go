@@ -53,7 +53,8 @@ type Replica struct {
 	recent   map[uint64][2]msg.Digest // round → (block hash, state digest), for certificates
 	xfer     *transfer                // state transfer under way
 	ticks    int64
-	progress atomic.Uint64           // r.round, readable from other goroutines
+	progress atomic.Uint64 // r.round, readable from other goroutines
+	inspect  chan chan string
 	clientID map[string]msg.ClientID // public key → admitted client id
 }
 
@@ -86,8 +87,8 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 	r := &Replica{
 		cfg: cfg, id: msg.ReplicaID(id), log: opts.Logger.With("replica", id),
 		keyring: auth.Keyring{Replicas: map[msg.ReplicaID]auth.PublicKey{}, Clients: map[msg.ClientID]auth.PublicKey{}},
-		events:  make(chan event, 4096),
-		app:     kv.New(kv.Config{Scope: kvScope(cfg)}), lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{},
+		events:  make(chan event, 4096), inspect: make(chan chan string),
+		app: kv.New(kv.Config{Scope: kvScope(cfg)}), lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{},
 		conns: map[msg.ClientID]*transport.ClientConn{}, recent: map[uint64][2]msg.Digest{}, clientID: map[string]msg.ClientID{},
 	}
 	for i, k := range pubs {
@@ -153,6 +154,28 @@ func kvScope(cfg *config.Config) kv.Scope {
 	return kv.Shared
 }
 
+// Describe returns a one-line summary of the replica's protocol state,
+// taken by its own goroutine (for logs and failing tests).
+func (r *Replica) Describe(ctx context.Context) string {
+	q := make(chan string, 1)
+	select {
+	case r.inspect <- q:
+		return <-q
+	case <-ctx.Done():
+		return "(not running)"
+	}
+}
+
+func (r *Replica) describe() string {
+	out := fmt.Sprintf("round=%d %s", r.round, r.node.Debug())
+	for i := 0; i < r.cfg.M; i++ {
+		p := r.node.Instance(i)
+		v, ch := p.View()
+		out += fmt.Sprintf(" [i%d v%d ch=%v ld=%d low=%d next=%d p=%d]", i, v, ch, p.LastDecided(), p.LowWatermark(), p.NextProposal(), p.Primary())
+	}
+	return out
+}
+
 // Round is the last executed round (safe to call from any goroutine).
 func (r *Replica) Round() uint64 { return r.progress.Load() }
 
@@ -180,6 +203,8 @@ func (r *Replica) Run(ctx context.Context) error {
 			r.onTickTransfer()
 		case ev := <-r.events:
 			r.handle(ev)
+		case q := <-r.inspect:
+			q <- r.describe()
 		}
 		r.drain()
 	}

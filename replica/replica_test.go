@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -67,7 +68,10 @@ func cluster(t *testing.T, n int) (*config.Config, auth.PrivateKey) {
 	}
 	cfg.Clients.Keys = []config.ClientKey{{ID: 0, PublicKey: auth.MarshalPublicKey(cpub)}}
 	cfg.DataDir = filepath.Join(dir, "data-{id}")
-	cfg.Tick = "5ms"
+	// Timeouts of a second: the race detector slows replicas several-fold,
+	// and timeouts far below the processing time churn views (see notes).
+	cfg.Tick = "10ms"
+	cfg.RequestTimeout, cfg.ProgressTimeout, cfg.ViewChangeTimeout = 100, 100, 100
 	cfg.SetDir(dir)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -85,7 +89,7 @@ func TestClusterOnLoopback(t *testing.T) {
 	reps := make([]*Replica, 4)
 	stops := make([]context.CancelFunc, 4)
 	start := func(i int) {
-		r, err := New(cfg, i, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		r, err := New(cfg, i, Options{Logger: slog.New(slog.NewTextHandler(logSink, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,6 +183,11 @@ func TestClusterOnLoopback(t *testing.T) {
 					return rep.Result
 				}
 			case <-timeout:
+				for i, r := range reps {
+					dctx, dcancel := context.WithTimeout(ctx, time.Second)
+					t.Logf("replica %d: %s", i, r.Describe(dctx))
+					dcancel()
+				}
 				t.Fatalf("request %d: no f+1 matching replies: %v", num, votes)
 			}
 		}
@@ -248,3 +257,11 @@ func TestClusterOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+// logSink discards replica logs unless BRAID_TEST_LOGS is set.
+var logSink io.Writer = func() io.Writer {
+	if os.Getenv("BRAID_TEST_LOGS") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}()
