@@ -112,7 +112,7 @@ type Node struct {
 	proposed map[msg.RequestKey]struct{}
 	watching map[msg.RequestKey]watch // backup: requests relayed to the primary
 	decided  map[msg.ClientID]uint64  // highest decided request number per client
-	answered map[msg.ReplicaID]int64  // tick we last answered each replica's Status
+	answered map[msg.ReplicaID]answer // when we last answered each replica's Status, and what it asked
 
 	tick         int64
 	vcDeadline   int64
@@ -122,6 +122,11 @@ type Node struct {
 	stats        Stats
 	ready        Ready
 	pendingReady bool
+}
+
+type answer struct {
+	tick         int64
+	next, stable uint64
 }
 
 type watch struct {
@@ -151,7 +156,7 @@ func New(cfg Config) (*Node, error) {
 		proposed: make(map[msg.RequestKey]struct{}),
 		watching: make(map[msg.RequestKey]watch),
 		decided:  make(map[msg.ClientID]uint64),
-		answered: make(map[msg.ReplicaID]int64),
+		answered: make(map[msg.ReplicaID]answer),
 		stats:    newStats(),
 	}
 	return n, nil
@@ -1070,11 +1075,14 @@ func (n *Node) onStatus(st *msg.Status) {
 	to := st.From
 	// Answer each replica at most once per retransmit period: a Byzantine
 	// replica cannot turn its beacons into an amplification attack.
-	if last, ok := n.answered[to]; ok && n.tick-last < int64(n.cfg.RetransmitTicks) {
+	// A beacon that reports progress since our last answer (a state
+	// transfer completed, say) is a new question and gets an answer.
+	if last, ok := n.answered[to]; ok && n.tick-last.tick < int64(n.cfg.RetransmitTicks) &&
+		last.next == st.NextSeq && last.stable == st.StableSeq {
 		n.drop("status-too-frequent")
 		return
 	}
-	n.answered[to] = n.tick
+	n.answered[to] = answer{n.tick, st.NextSeq, st.StableSeq}
 	if st.StableSeq < n.low {
 		for i := range n.stableProof {
 			n.send(to, &n.stableProof[i])
