@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/app/kv"
+	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/config"
 	"github.com/braid-bft/braid/ledger"
@@ -44,7 +45,7 @@ type Replica struct {
 	events  chan event
 
 	// Executed state (owned by the loop goroutine).
-	app      *kv.Store
+	app      *mux.App
 	lastNum  map[msg.ClientID]uint64
 	replies  map[msg.ClientID]*msg.Reply
 	conns    map[msg.ClientID]*transport.ClientConn
@@ -88,7 +89,7 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 		cfg: cfg, id: msg.ReplicaID(id), log: opts.Logger.With("replica", id),
 		keyring: auth.Keyring{Replicas: map[msg.ReplicaID]auth.PublicKey{}, Clients: map[msg.ClientID]auth.PublicKey{}},
 		events:  make(chan event, 4096), inspect: make(chan chan string),
-		app: kv.New(kv.Config{Scope: kvScope(cfg)}), lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{},
+		app: mux.New(kvScope(cfg)), lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{},
 		conns: map[msg.ClientID]*transport.ClientConn{}, recent: map[uint64][2]msg.Digest{}, clientID: map[string]msg.ClientID{},
 	}
 	for i, k := range pubs {

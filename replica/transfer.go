@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/braid-bft/braid/app/kv"
+	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
@@ -104,7 +104,7 @@ func (r *Replica) onBlocks(from int, bl *msg.Blocks) {
 	if err != nil {
 		return
 	}
-	app := kv.New(kv.Config{Scope: kvScope(r.cfg)})
+	app := mux.New(kvScope(r.cfg))
 	if err := app.Restore(snap); err != nil {
 		return
 	}

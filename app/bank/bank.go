@@ -69,10 +69,10 @@ import (
 const MaxNameLen = 64
 
 const (
-	opOpen     byte = 0x01
-	opDeposit  byte = 0x02
-	opBalance  byte = 0x03
-	opTransfer byte = 0x04
+	opOpen     byte = 0x11 // 0x1_: bank; kv uses 0x0_, so one replica can serve both (app/mux)
+	opDeposit  byte = 0x12
+	opBalance  byte = 0x13
+	opTransfer byte = 0x14
 )
 
 const hashTag = "braid/app/bank/v1\x00"

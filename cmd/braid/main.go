@@ -16,6 +16,9 @@ Usage:
   braid ledger CMD      verify or export a replica's ledger (braid ledger --help)
   braid replica [flags] run one replica (braid replica --config FILE --id I)
   braid local [flags]   run a persistent local cluster of replica processes (braid local --n 4)
+  braid kv CMD          put, get, delete or scan keys as a client (braid kv --help)
+  braid bank CMD        open accounts, deposit, transfer, check balances as a client (braid bank --help)
+  braid demo            4 replica processes, a live workload, a primary killed and restarted, ledgers verified
 
 `
 
@@ -38,6 +41,12 @@ func main() {
 		err = runReplica(os.Args[2:], os.Stdout, os.Stderr)
 	case "local":
 		err = runLocal(os.Args[2:], os.Stdout, os.Stderr)
+	case "kv":
+		err = runKV(os.Args[2:], os.Stdout, os.Stderr)
+	case "bank":
+		err = runBank(os.Args[2:], os.Stdout, os.Stderr)
+	case "demo":
+		err = runDemo(os.Args[2:], os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -1,0 +1,86 @@
+// Package mux serves several applications from one replicated state: an
+// operation's first byte picks the application (kv uses 0x0_, bank 0x1_),
+// the state digest binds both digests, and a snapshot holds both snapshots.
+package mux
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/bank"
+	"github.com/braid-bft/braid/app/kv"
+)
+
+// App is kv and bank behind one app.Application.
+type App struct {
+	scope kv.Scope
+	kv    *kv.Store
+	bank  *bank.Bank
+}
+
+// New returns an empty kv + bank application.
+func New(scope kv.Scope) *App {
+	return &App{scope: scope, kv: kv.New(kv.Config{Scope: scope}), bank: bank.New()}
+}
+
+var _ app.Application = (*App)(nil)
+
+func (a *App) route(op []byte) app.Application {
+	if len(op) > 0 && op[0]&0xf0 == 0x10 {
+		return a.bank
+	}
+	return a.kv
+}
+
+// Execute runs op on the application its first byte names.
+func (a *App) Execute(caller app.Caller, op []byte) []byte { return a.route(op).Execute(caller, op) }
+
+// ReadOnly reports whether op cannot change state.
+func (a *App) ReadOnly(op []byte) bool { return a.route(op).ReadOnly(op) }
+
+// Digest binds both applications' digests.
+func (a *App) Digest() [32]byte {
+	k, b := a.kv.Digest(), a.bank.Digest()
+	return sha256.Sum256(append(append([]byte("braid/app/mux/v1"), k[:]...), b[:]...))
+}
+
+// Snapshot is the kv snapshot then the bank snapshot, each length-prefixed.
+func (a *App) Snapshot() ([]byte, error) {
+	k, err := a.kv.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("mux: kv: %w", err)
+	}
+	b, err := a.bank.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("mux: bank: %w", err)
+	}
+	out := binary.BigEndian.AppendUint64(nil, uint64(len(k)))
+	out = append(out, k...)
+	return append(out, b...), nil
+}
+
+// Restore installs a snapshot; on error nothing changes.
+func (a *App) Restore(s []byte) error {
+	if len(s) < 8 {
+		return errors.New("mux: snapshot truncated")
+	}
+	n := binary.BigEndian.Uint64(s)
+	if n > uint64(len(s)-8) {
+		return errors.New("mux: snapshot: kv part exceeds the data")
+	}
+	k, b := s[8:8+n], s[8+n:]
+	nk, nb := kv.New(a.kvConfig()), bank.New()
+	if err := nk.Restore(k); err != nil {
+		return fmt.Errorf("mux: kv: %w", err)
+	}
+	if err := nb.Restore(b); err != nil {
+		return fmt.Errorf("mux: bank: %w", err)
+	}
+	a.kv, a.bank = nk, nb
+	return nil
+}
+
+func (a *App) kvConfig() kv.Config { return kv.Config{Scope: a.scope} }

@@ -1,0 +1,598 @@
+// Package client submits operations to a Braid cluster and returns their
+// results once enough replicas vouch for them.
+//
+// # Protocol
+//
+// A Client holds one authenticated transport connection per replica (to the
+// replica's client_addr, pinned to its configured public key), opened lazily
+// the first time the replica is needed and reopened with backoff after a
+// failure. A replica that is down or stalls in the handshake never delays
+// traffic to the others: every dial runs on its own goroutine.
+//
+// Submit signs a msg.Request{Client: id, Number: n, Op: op} and sends it,
+// as a msg.ClientRequest frame, first to the replica the client believes is
+// the primary of its instance (initially rcc.PrimaryOf(n, id mod m, 0), later
+// the Primary hint of the last accepted reply). If no result is accepted
+// within Options.Timeout, the request is re-sent to every replica, and again
+// every Timeout, until the context ends. A result is accepted once f+1
+// replicas (f = ⌊(n−1)/3⌋) sent byte-identical results for (id, n): at least
+// one of them is correct, so a result is never accepted on the word of
+// Byzantine replicas alone. A reply counts only for the replica at the other
+// end of the link it arrived on (its From must name that replica), and each
+// replica counts once (its latest reply).
+//
+// # Exactly-once and serialisation
+//
+// Replicas execute a client's requests only with increasing numbers and
+// answer an older one only from a one-entry reply cache, so a client may
+// have one request outstanding. Submit therefore serialises: concurrent
+// calls on one Client are safe but run one at a time, in no particular
+// order. Request numbers are max(last+1, wall-clock nanoseconds), so they
+// keep increasing across process restarts as long as the clock does not go
+// back; two processes must not use the same client key at the same time.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/rcc"
+	"github.com/braid-bft/braid/transport"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultTimeout     = time.Second
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// Reconnect backoff: the delay after the k-th consecutive failure of a
+// replica is min(backoffMin·2^(k−1), backoffMax), jittered into [d/2, d].
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+var (
+	// ErrNoReplicas means that no replica could be reached: during one
+	// Submit every replica's connection attempt failed and none is open.
+	// It is also wrapped, next to the context's error, when the context
+	// ends while no connection is open.
+	ErrNoReplicas = errors.New("client: no replicas reachable")
+	// ErrClosed is returned by Submit after Close.
+	ErrClosed = errors.New("client: closed")
+	// ErrNotAdmitted means the client's key is not the one the cluster
+	// configuration lists (clients.keys) for it.
+	ErrNotAdmitted = errors.New("client: key not admitted by the cluster configuration")
+)
+
+// Options tunes a Client. The zero value is usable.
+type Options struct {
+	// Timeout is how long a request may go unanswered before it is re-sent
+	// to every replica (and then again every Timeout). Default 1s.
+	Timeout time.Duration
+	// DialTimeout bounds one connection attempt (TCP, TLS and hello) to one
+	// replica. Default 5s.
+	DialTimeout time.Duration
+	// Broadcast sends every request to all replicas at once instead of to
+	// the believed primary first. It costs n× the request traffic (and
+	// relays among replicas) but does not depend on the primary hint, and
+	// lets every replica reply on the first try: replicas answer a client
+	// only on a connection it has sent a request on, so with primary-first
+	// routing a client's first request is answered by f+1 replicas only
+	// after one Timeout. Useful for one-shot clients such as the CLI.
+	Broadcast bool
+	// Logger receives connection and protocol events; nil discards them.
+	Logger *slog.Logger
+}
+
+// replica is the client's state for one replica. Guarded by Client.mu.
+type replica struct {
+	id   msg.ReplicaID
+	addr string
+	pub  auth.PublicKey
+
+	tc       *transport.Client // open connection, or nil
+	dialing  bool
+	failures int       // consecutive failures since the last good reply
+	retryAt  time.Time // no automatic redial before this
+	failedIn uint64    // epoch of the Submit during which the last dial failed
+	lastErr  error
+}
+
+type inbound struct {
+	from msg.ReplicaID
+	rep  *msg.Reply
+}
+
+// Client submits operations as one admitted client. It is safe for
+// concurrent use; Submit calls are serialised (see the package doc).
+type Client struct {
+	id       msg.ClientID
+	key      auth.PrivateKey
+	signer   auth.Signer
+	n, f     int
+	instance uint32
+	opts     Options
+	log      *slog.Logger
+
+	life   context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sem     chan struct{} // one Submit at a time; holds lastNum and hint
+	lastNum uint64
+	hint    msg.ReplicaID
+
+	replies chan inbound
+	wake    chan struct{} // a connection attempt failed or a link dropped
+
+	mu     sync.Mutex
+	closed bool
+	reps   []*replica
+	// The outstanding request: its frame (nil if none), whether it goes to
+	// every replica or only to target, and the Submit's epoch.
+	cur    []byte
+	curAll bool
+	target msg.ReplicaID
+	epoch  uint64
+}
+
+// New returns a client with id id and private key key for the cluster cfg.
+// It does not connect: connections open when Submit first needs them.
+// It fails if cfg's replicas are malformed or if cfg lists id with another
+// key (or, under list admission, does not list id at all).
+func New(cfg *config.Config, id msg.ClientID, key auth.PrivateKey, opts Options) (*Client, error) {
+	if cfg == nil {
+		return nil, errors.New("client: nil configuration")
+	}
+	if len(key) != auth.PrivateKeySize {
+		return nil, fmt.Errorf("client: private key has %d bytes, want %d", len(key), auth.PrivateKeySize)
+	}
+	if cfg.N < 1 || len(cfg.Replicas) != cfg.N {
+		return nil, fmt.Errorf("client: configuration lists %d replicas for n = %d", len(cfg.Replicas), cfg.N)
+	}
+	pubs, err := cfg.ReplicaPublicKeys()
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if err := checkAdmitted(cfg, id, key.Public()); err != nil {
+		return nil, err
+	}
+	m := cfg.M
+	if m < 1 || m > cfg.N {
+		m = cfg.N
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	life, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		id:       id,
+		key:      key,
+		signer:   auth.ClientSigner(key),
+		n:        cfg.N,
+		f:        cfg.F(),
+		instance: uint32(uint64(id) % uint64(m)),
+		opts:     opts,
+		log:      log.With("client", uint64(id)),
+		life:     life,
+		cancel:   cancel,
+		sem:      make(chan struct{}, 1),
+		hint:     msg.NoReplica,
+		replies:  make(chan inbound, 64),
+		wake:     make(chan struct{}, 1),
+		reps:     make([]*replica, cfg.N),
+	}
+	for _, r := range cfg.Replicas {
+		if r.ClientAddr == "" {
+			cancel()
+			return nil, fmt.Errorf("client: replica %d has no client_addr", r.ID)
+		}
+		c.reps[r.ID] = &replica{id: msg.ReplicaID(r.ID), addr: r.ClientAddr, pub: pubs[r.ID]}
+	}
+	for i, r := range c.reps {
+		if r == nil {
+			cancel()
+			return nil, fmt.Errorf("client: configuration has no replica with id %d", i)
+		}
+	}
+	return c, nil
+}
+
+// checkAdmitted fails unless cfg admits pub as client id.
+func checkAdmitted(cfg *config.Config, id msg.ClientID, pub auth.PublicKey) error {
+	for i, k := range cfg.Clients.Keys {
+		if k.ID != uint64(id) {
+			continue
+		}
+		want, err := auth.ParsePublicKey(k.PublicKey)
+		if err != nil {
+			return fmt.Errorf("client: clients.keys[%d].public_key: %w", i, err)
+		}
+		if !want.Equal(pub) {
+			return fmt.Errorf("%w: client %d is listed with public key %s, this key is %s", ErrNotAdmitted, id, want, pub)
+		}
+		return nil
+	}
+	if cfg.Clients.Admission == config.AdmissionOpen {
+		return nil
+	}
+	return fmt.Errorf("%w: client id %d is not in clients.keys", ErrNotAdmitted, id)
+}
+
+// ID returns the client's id.
+func (c *Client) ID() msg.ClientID { return c.id }
+
+// Submit executes op on the cluster and returns its result once f+1
+// replicas sent the same result. It retransmits until ctx is done, then
+// returns an error wrapping ctx.Err() (and ErrNoReplicas if no replica
+// was connected at that point). It returns an error wrapping ErrNoReplicas
+// early if every replica's connection attempt failed, and ErrClosed after
+// Close. Calls are serialised per Client: a call waits for earlier ones,
+// and honours ctx while it waits.
+//
+// A request that Submit gave up on may still execute later; its result is
+// then lost, and the next Submit uses a higher request number.
+func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
+	if len(op) > msg.MaxOpSize {
+		return nil, fmt.Errorf("client: operation of %d bytes exceeds the limit of %d", len(op), msg.MaxOpSize)
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("client: waiting for the previous request: %w", ctx.Err())
+	case <-c.life.Done():
+		return nil, ErrClosed
+	}
+	defer func() { <-c.sem }()
+
+	num := max(c.lastNum+1, uint64(time.Now().UnixNano()))
+	c.lastNum = num
+	req := msg.Request{Client: c.id, Number: num, Op: op}
+	req.Sig = c.signer.Sign(req.SignedBytes())
+	frame := msg.Marshal(&msg.ClientRequest{Request: req})
+
+	primary := c.hint
+	if primary == msg.NoReplica || int(primary) >= c.n {
+		primary = rcc.PrimaryOf(c.n, c.instance, 0)
+	}
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.epoch++
+	c.cur, c.target, c.curAll = frame, primary, false
+	if c.opts.Broadcast {
+		c.curAll = true
+		c.sendAllLocked()
+	} else {
+		c.sendPrimaryLocked()
+	}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.cur = nil
+		c.mu.Unlock()
+	}()
+
+	timer := time.NewTimer(c.opts.Timeout)
+	defer timer.Stop()
+	latest := make([]*msg.Reply, c.n) // each replica's latest reply to num
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, c.ctxError(num, ctx.Err())
+		case <-c.life.Done():
+			return nil, ErrClosed
+		case <-timer.C:
+			c.log.Debug("request timed out, sending to all replicas", "number", num)
+			c.mu.Lock()
+			c.curAll = true
+			c.sendAllLocked()
+			c.mu.Unlock()
+			timer.Reset(c.opts.Timeout)
+		case <-c.wake:
+			if err := c.unreachable(); err != nil {
+				return nil, err
+			}
+		case in := <-c.replies:
+			rep := in.rep
+			if rep.Client != c.id || rep.Number != num {
+				continue
+			}
+			latest[in.from] = rep
+			if res, ok := c.accept(latest, rep.Result); ok {
+				return res, nil
+			}
+		}
+	}
+}
+
+// accept reports whether f+1 replicas' latest replies carry result, and if
+// so adopts the primary hint most of them give.
+func (c *Client) accept(latest []*msg.Reply, result []byte) ([]byte, bool) {
+	votes := 0
+	hints := make(map[msg.ReplicaID]int)
+	for _, r := range latest {
+		if r != nil && bytes.Equal(r.Result, result) {
+			votes++
+			if r.Primary != msg.NoReplica && int(r.Primary) < c.n {
+				hints[r.Primary]++
+			}
+		}
+	}
+	if votes < c.f+1 {
+		return nil, false
+	}
+	best, bestVotes := msg.NoReplica, 0
+	for h, v := range hints {
+		if v > bestVotes || (v == bestVotes && h < best) {
+			best, bestVotes = h, v
+		}
+	}
+	if best != msg.NoReplica {
+		c.hint = best
+	}
+	c.mu.Lock()
+	for _, r := range latest {
+		if r != nil && bytes.Equal(r.Result, result) {
+			c.reps[r.From].failures = 0
+		}
+	}
+	c.mu.Unlock()
+	return result, true
+}
+
+// unreachable returns an ErrNoReplicas error if, during the current Submit,
+// every replica's connection attempt failed and none is open or pending.
+func (c *Client) unreachable() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var why []string
+	for _, r := range c.reps {
+		if r.tc != nil || r.dialing || r.failedIn != c.epoch {
+			return nil
+		}
+		why = append(why, fmt.Sprintf("replica %d (%s): %v", r.id, r.addr, r.lastErr))
+	}
+	return fmt.Errorf("%w: %s", ErrNoReplicas, strings.Join(why, "; "))
+}
+
+func (c *Client) ctxError(num uint64, err error) error {
+	c.mu.Lock()
+	connected := 0
+	var last error
+	for _, r := range c.reps {
+		if r.tc != nil {
+			connected++
+		} else if r.lastErr != nil {
+			last = r.lastErr
+		}
+	}
+	c.mu.Unlock()
+	if connected == 0 {
+		if last != nil {
+			return fmt.Errorf("client: request %d: %w (last error: %v): %w", num, ErrNoReplicas, last, err)
+		}
+		return fmt.Errorf("client: request %d: %w: %w", num, ErrNoReplicas, err)
+	}
+	return fmt.Errorf("client: request %d: no %d matching replies from %d connected replicas: %w", num, c.f+1, connected, err)
+}
+
+// sendPrimaryLocked sends the outstanding request to its target, dialing
+// it if needed; if the target cannot be tried now, to every replica.
+func (c *Client) sendPrimaryLocked() {
+	r := c.reps[c.target]
+	switch {
+	case r.tc != nil:
+		c.sendLocked(r)
+	case r.dialing:
+		// Sent when the connection is up (or broadcast if it fails).
+	case !time.Now().Before(r.retryAt):
+		c.dialLocked(r)
+	default:
+		c.curAll = true
+		c.sendAllLocked()
+	}
+}
+
+// sendAllLocked sends the outstanding request to every replica it can,
+// starting connection attempts to the others whose backoff has passed (or
+// to all of them if no connection is open or pending).
+func (c *Client) sendAllLocked() {
+	alive := false
+	for _, r := range c.reps {
+		if r.tc != nil || r.dialing {
+			alive = true
+			break
+		}
+	}
+	now := time.Now()
+	for _, r := range c.reps {
+		switch {
+		case r.tc != nil:
+			c.sendLocked(r)
+		case r.dialing:
+		case !alive || !now.Before(r.retryAt):
+			c.dialLocked(r)
+		}
+	}
+}
+
+// sendLocked queues the outstanding request on r's open connection.
+func (c *Client) sendLocked(r *replica) {
+	err := r.tc.Send(c.cur)
+	if err == nil {
+		return
+	}
+	if errors.Is(err, transport.ErrQueueFull) {
+		c.log.Debug("send queue full, dropping", "replica", r.id)
+		return
+	}
+	c.downLocked(r, r.tc, err)
+}
+
+// dialLocked starts a connection attempt to r.
+func (c *Client) dialLocked(r *replica) {
+	if c.closed {
+		return
+	}
+	r.dialing = true
+	c.wg.Add(1)
+	go c.dial(r)
+}
+
+func (c *Client) dial(r *replica) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.life, c.opts.DialTimeout)
+	tc, err := transport.Dial(ctx, r.addr, ed25519.PublicKey(r.pub), ed25519.PrivateKey(c.key), 0)
+	cancel()
+	c.mu.Lock()
+	r.dialing = false
+	if err != nil {
+		r.failedIn = c.epoch
+		c.failLocked(r, err)
+		c.mu.Unlock()
+		c.log.Debug("cannot connect to replica", "replica", r.id, "addr", r.addr, "err", err)
+		c.poke()
+		return
+	}
+	if c.closed {
+		c.mu.Unlock()
+		tc.Close()
+		return
+	}
+	c.log.Debug("connected to replica", "replica", r.id, "addr", r.addr)
+	r.tc = tc
+	c.wg.Add(1)
+	go c.read(r, tc)
+	if c.cur != nil && (c.curAll || c.target == r.id) {
+		c.sendLocked(r)
+	}
+	c.mu.Unlock()
+}
+
+// read delivers r's replies to Submit until the connection ends.
+func (c *Client) read(r *replica, tc *transport.Client) {
+	defer c.wg.Done()
+	defer tc.Close()
+	for {
+		frame, err := tc.Recv(c.life)
+		if err != nil {
+			c.mu.Lock()
+			c.downLocked(r, tc, err)
+			c.mu.Unlock()
+			c.poke()
+			return
+		}
+		m, err := msg.Unmarshal(frame)
+		if err != nil {
+			c.log.Debug("dropped malformed frame", "replica", r.id, "err", err)
+			continue
+		}
+		rep, ok := m.(*msg.Reply)
+		if !ok {
+			c.log.Debug("dropped unexpected message", "replica", r.id, "kind", m.Kind())
+			continue
+		}
+		if rep.From != r.id {
+			c.log.Warn("dropped reply claiming another sender", "replica", r.id, "from", rep.From)
+			continue
+		}
+		select {
+		case c.replies <- inbound{from: r.id, rep: rep}:
+		case <-c.life.Done():
+			return
+		}
+	}
+}
+
+// downLocked forgets r's connection tc after err, if it is still r's.
+func (c *Client) downLocked(r *replica, tc *transport.Client, err error) {
+	if r.tc != tc {
+		return
+	}
+	r.tc = nil
+	if c.closed {
+		return
+	}
+	c.log.Debug("connection to replica lost", "replica", r.id, "err", err)
+	c.failLocked(r, err)
+	// The connection's reader goroutine closes tc: a failed Send means the
+	// transport already shut it down, so its Recv fails too.
+}
+
+// failLocked records a failure of r and, if the outstanding request was
+// meant for r alone, sends it to everyone instead.
+func (c *Client) failLocked(r *replica, err error) {
+	r.failures++
+	r.lastErr = err
+	r.retryAt = time.Now().Add(backoff(r.failures))
+	if c.cur != nil && !c.curAll && c.target == r.id {
+		c.curAll = true
+		c.sendAllLocked()
+	}
+}
+
+func (c *Client) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// backoff is the jittered delay after k consecutive failures.
+func backoff(k int) time.Duration {
+	d := backoffMax
+	if k < 16 {
+		d = min(backoffMin<<max(k-1, 0), backoffMax)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Close disconnects from every replica and waits for the client's
+// goroutines. Pending and later Submits fail with ErrClosed. It is
+// idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.cancel()
+	var open []*transport.Client
+	for _, r := range c.reps {
+		if r.tc != nil {
+			open = append(open, r.tc)
+			r.tc = nil
+		}
+	}
+	c.mu.Unlock()
+	for _, tc := range open {
+		tc.Close()
+	}
+	c.wg.Wait()
+	return nil
+}
