@@ -123,6 +123,8 @@ type Client struct {
 	key      auth.PrivateKey
 	signer   auth.Signer
 	n, f     int
+	m        uint32
+	inPlace  bool // the cluster's failure policy is in-place recovery: move on when ignored
 	instance uint32
 	opts     Options
 	log      *slog.Logger
@@ -192,6 +194,8 @@ func New(cfg *config.Config, id msg.ClientID, key auth.PrivateKey, opts Options)
 		n:        cfg.N,
 		f:        cfg.F(),
 		instance: uint32(uint64(id) % uint64(m)),
+		m:        uint32(m),
+		inPlace:  cfg.FailurePolicy == config.InPlace && m > 1,
 		opts:     opts,
 		log:      log.With("client", uint64(id)),
 		life:     life,
@@ -265,6 +269,43 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 	}
 	defer func() { <-c.sem }()
 
+	// Under in-place recovery a failed primary keeps its instance, so a
+	// client that instance keeps ignoring moves (Section 4.2): after
+	// changeAfter timeouts it asks the next instance to take it over, then
+	// sends the operation again. The abandoned request number can never
+	// execute afterwards: the instance change has a higher number, and
+	// replicas execute only numbers above the last one executed.
+	giveUp := 0
+	if c.inPlace {
+		giveUp = changeAfter
+	}
+	for tries := 0; ; tries++ {
+		res, stuck, err := c.attempt(ctx, op, c.opts.Broadcast, giveUp)
+		if !stuck {
+			return res, err
+		}
+		target := (c.instance + 1 + uint32(tries)) % c.m
+		if target == c.instance {
+			target = (target + 1) % c.m
+		}
+		c.log.Info("instance ignores us; asking another to serve us", "from", c.instance, "to", target)
+		res, _, err = c.attempt(ctx, rcc.InstanceChangeOp(target), true, 0)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.HasPrefix(res, []byte("ok")) {
+			c.instance, c.hint = target, msg.NoReplica
+		}
+	}
+}
+
+// changeAfter is how many timeouts in a row make an in-place client move.
+const changeAfter = 3
+
+// attempt sends op once under a fresh request number and waits for f+1
+// matching results; with giveUp > 0 it reports stuck after that many
+// timeouts instead of waiting forever.
+func (c *Client) attempt(ctx context.Context, op []byte, broadcast bool, giveUp int) ([]byte, bool, error) {
 	num := max(c.lastNum+1, uint64(time.Now().UnixNano()))
 	c.lastNum = num
 	req := msg.Request{Client: c.id, Number: num, Op: op}
@@ -279,11 +320,11 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	c.epoch++
 	c.cur, c.target, c.curAll = frame, primary, false
-	if c.opts.Broadcast {
+	if broadcast {
 		c.curAll = true
 		c.sendAllLocked()
 	} else {
@@ -299,13 +340,17 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 	timer := time.NewTimer(c.opts.Timeout)
 	defer timer.Stop()
 	latest := make([]*msg.Reply, c.n) // each replica's latest reply to num
+	timeouts := 0
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, c.ctxError(num, ctx.Err())
+			return nil, false, c.ctxError(num, ctx.Err())
 		case <-c.life.Done():
-			return nil, ErrClosed
+			return nil, false, ErrClosed
 		case <-timer.C:
+			if timeouts++; giveUp > 0 && timeouts >= giveUp {
+				return nil, true, nil
+			}
 			c.log.Debug("request timed out, sending to all replicas", "number", num)
 			c.mu.Lock()
 			c.curAll = true
@@ -314,7 +359,7 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 			timer.Reset(c.opts.Timeout)
 		case <-c.wake:
 			if err := c.unreachable(); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		case in := <-c.replies:
 			rep := in.rep
@@ -323,7 +368,7 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 			}
 			latest[in.from] = rep
 			if res, ok := c.accept(latest, rep.Result); ok {
-				return res, nil
+				return res, false, nil
 			}
 		}
 	}

@@ -247,13 +247,25 @@ type ClientKey struct {
 	PublicKey string `json:"public_key"`
 }
 
+// DefaultM is n − f: the largest m for which unified primary replacement
+// works, so a crashed primary is replaced and its clients keep being served
+// without client action. (m = n, the paper's usual setting, uses in-place
+// recovery, where clients of a dead primary must move by instance change;
+// measured slow in this version — see docs/protocol.md.)
+func DefaultM(n int) int {
+	if n < 1 {
+		return n
+	}
+	return max(n-(n-1)/3, 1)
+}
+
 // Default returns a configuration for n replicas and m instances (m ≤ 0
-// means n) on 127.0.0.1 with ports from 7000 (see SetLocalAddresses), with
+// means n − f, see DefaultM) on 127.0.0.1 with ports from 7000 (see SetLocalAddresses), with
 // every default applied. Public keys are left empty: fill them in (braid
 // init does) before the result validates.
 func Default(n, m int) *Config {
 	if m <= 0 {
-		m = n
+		m = DefaultM(n)
 	}
 	c := &Config{N: n, M: m}
 	c.Replicas = make([]Replica, max(n, 0))
@@ -288,7 +300,7 @@ func (c *Config) SetLocalAddresses(host string, basePort int) error {
 // idempotent and never overwrites a non-zero field.
 func (c *Config) ApplyDefaults() {
 	if c.M == 0 {
-		c.M = c.N
+		c.M = DefaultM(c.N)
 	}
 	if c.FailurePolicy == "" {
 		if c.M <= c.N-c.F() {

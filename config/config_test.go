@@ -63,13 +63,15 @@ func TestDefault(t *testing.T) {
 		wantM   int
 		wantPol FailurePolicy
 	}{
-		{4, 0, 4, InPlace}, // RCC's usual m = n > n−f
+		{4, 0, 3, Replace}, // default m = n−f: crashed primaries are replaced
+		{4, 4, 4, InPlace}, // RCC's usual m = n > n−f
 		{4, 3, 3, Replace}, // m = n−f: a spare replica exists
 		{4, 1, 1, Replace}, // plain PBFT
 		{7, 6, 6, InPlace}, // n−f = 5
 		{7, 5, 5, Replace}, // m = n−f
 		{1, 0, 1, Replace}, // f = 0
-		{10, 0, 10, InPlace},
+		{10, 0, 7, Replace},
+		{10, 10, 10, InPlace},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("n=%d,m=%d", tt.n, tt.m), func(t *testing.T) {
@@ -493,7 +495,7 @@ func TestLoadRejects(t *testing.T) {
 		{"negative client id", replace(`"id": 0,
         "public_key"`, `"id": -1,
         "public_key"`), "config: clients.keys[0].id: a JSON number -1, want a non-negative integer"},
-		{"syntax", replace(`"m": 4,`, `"m": 4,,`), "config: line 3, column"},
+		{"syntax", replace(`"m": 3,`, `"m": 3,,`), "config: line 3, column"},
 		{"trailing data", string(good) + "{}", "unexpected data after the configuration object"},
 		{"empty", "", "empty"},
 		{"truncated", string(good[:len(good)/2]), "ends in the middle"},

@@ -40,8 +40,9 @@ type Control struct {
 
 type move struct {
 	instance uint32
-	from     uint64 // first round the move is in effect
+	from     uint64 // first round the old instance stops serving the client
 	prev     uint32 // the instance before
+	at       uint64 // round the move was executed: the new instance serves from the next one
 }
 
 type assignment struct {
@@ -68,6 +69,21 @@ func (a *assignment) instanceOf(c msg.ClientID, round uint64) uint32 {
 		return mv.prev
 	}
 	return uint32(uint64(c) % uint64(a.m))
+}
+
+// serves reports whether instance inst may order c's requests in round.
+// The new instance serves a moved client from the round after the move
+// executed — at once, rather than at ρ+2σ as in the paper, so a client whose
+// old instance ignores it is not left waiting — and the old one keeps
+// serving it until ρ+2σ, so its in-flight proposals are not lost. Both may
+// order the client's requests meanwhile; per-client request numbers keep
+// execution exactly-once and in the client's order.
+func (a *assignment) serves(c msg.ClientID, inst uint32, round uint64) bool {
+	if a.instanceOf(c, round) == inst {
+		return true
+	}
+	mv, ok := a.moves[c]
+	return ok && mv.instance == inst && round > mv.at
 }
 
 // final is where c ends up once pending moves take effect.
@@ -106,7 +122,7 @@ func (a *assignment) change(c msg.ClientID, target, via uint32, round, effective
 	case a.load(target) >= a.cap:
 		return []byte(fmt.Sprintf("refused: instance %d serves %d clients, the cap ⌈|C|/(n−f)⌉", target, a.cap))
 	}
-	a.moves[c] = move{instance: target, from: effective, prev: a.instanceOf(c, round)}
+	a.moves[c] = move{instance: target, from: effective, prev: a.instanceOf(c, round), at: round}
 	return []byte(fmt.Sprintf("ok: served by instance %d from round %d", target, effective))
 }
 
@@ -123,16 +139,17 @@ func (a *assignment) encode(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, mv.instance)
 		b = binary.BigEndian.AppendUint64(b, mv.from)
 		b = binary.BigEndian.AppendUint32(b, mv.prev)
+		b = binary.BigEndian.AppendUint64(b, mv.at)
 	}
 	return b
 }
 
 func (a *assignment) decode(d *reader) error {
-	k := d.count(24)
+	k := d.count(32)
 	moves := make(map[msg.ClientID]move, k)
 	for j := 0; j < k; j++ {
 		c := msg.ClientID(d.u64())
-		moves[c] = move{instance: d.u32(), from: d.u64(), prev: d.u32()}
+		moves[c] = move{instance: d.u32(), from: d.u64(), prev: d.u32(), at: d.u64()}
 	}
 	if d.err != nil {
 		return d.err

@@ -69,7 +69,7 @@ func (nd *Node) executeReady() {
 					nd.stats.InstanceChanges++
 					continue
 				}
-				if nd.clients.instanceOf(r.Client, round) != b.Instance {
+				if !nd.clients.serves(r.Client, b.Instance, round) {
 					nd.stats.Filtered++
 					continue
 				}

@@ -34,7 +34,7 @@ base-port+2n+i (HTTP).
 		fs.PrintDefaults()
 	}
 	n := fs.Int("n", 4, "number of replicas; n = 3f+1 tolerates f Byzantine replicas")
-	m := fs.Int("m", 0, "number of parallel instances, 1 ≤ m ≤ n (default n)")
+	m := fs.Int("m", 0, "number of parallel instances, 1 ≤ m ≤ n (default n − f, so crashed primaries are replaced)")
 	dir := fs.String("dir", "", "directory to create the cluster in (required)")
 	basePort := fs.Int("base-port", config.DefaultBasePort, "first port; the cluster uses 3n consecutive ports")
 	clients := fs.Int("clients", 4, "development client keys to generate and admit")

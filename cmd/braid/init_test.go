@@ -33,7 +33,8 @@ func TestInitWritesLoadableCluster(t *testing.T) {
 		n, m, clients int
 		policy        config.FailurePolicy
 	}{
-		{4, 0, 4, config.InPlace},
+		{4, 0, 4, config.Replace}, // default m = n−f
+		{4, 4, 4, config.InPlace},
 		{4, 1, 2, config.Replace},
 		{7, 5, 0, config.Replace},
 		{1, 0, 1, config.Replace},
@@ -58,7 +59,7 @@ func TestInitWritesLoadableCluster(t *testing.T) {
 			}
 			wantM := tt.m
 			if wantM == 0 {
-				wantM = tt.n
+				wantM = config.DefaultM(tt.n)
 			}
 			if cfg.N != tt.n || cfg.M != wantM || cfg.FailurePolicy != tt.policy {
 				t.Errorf("n, m, policy = %d, %d, %q", cfg.N, cfg.M, cfg.FailurePolicy)

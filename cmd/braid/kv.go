@@ -36,7 +36,7 @@ Flags (every command; put them before the arguments, or end them with --):
   --key FILE         client private key (default DIR/keys/client-0.key next to the configuration)
   --timeout D        give up after D (default 10s)
   --retransmit D     re-send the request to every replica after D without a result (default 1s)
-  --broadcast        send the request to every replica at once, not to the primary first
+  --broadcast        send to every replica at once (default true; --broadcast=false: primary first)
 
 Example:
   braid kv put --config mycluster/cluster.json greeting hello
@@ -58,7 +58,7 @@ func (cf *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&cf.key, "key", "", "client private key file (default DIR/keys/client-0.key, DIR the configuration's directory)")
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "give up after this long")
 	fs.DurationVar(&cf.retransmit, "retransmit", client.DefaultTimeout, "re-send to every replica after this long without a result")
-	fs.BoolVar(&cf.broadcast, "broadcast", false, "send the request to every replica at once")
+	fs.BoolVar(&cf.broadcast, "broadcast", true, "send the request to every replica at once (a one-shot client has no connections open yet, and replicas answer only on a connection that carried the request); --broadcast=false tries the primary first")
 }
 
 // subcommandFlags parses a client subcommand's flags. done is true if the

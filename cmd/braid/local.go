@@ -88,7 +88,7 @@ func runLocal(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("braid local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 4, "replicas")
-	m := fs.Int("m", 0, "parallel instances (default n)")
+	m := fs.Int("m", 0, "parallel instances (default n − f)")
 	dir := fs.String("dir", "braid-local", "cluster directory (created by braid init if missing; reused otherwise, with its data)")
 	basePort := fs.Int("base-port", config.DefaultBasePort, "first port")
 	if err := fs.Parse(args); err != nil {
