@@ -45,7 +45,7 @@ func freePorts(t *testing.T, k int) []int {
 func cluster(t *testing.T, n int) (*config.Config, auth.PrivateKey) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := config.Default(n, n)
+	cfg := config.Default(n, 0) // the product default, m = n − f
 	ports := freePorts(t, 2*n)
 	for i := range cfg.Replicas {
 		pub, priv, err := auth.GenerateKey(rand.Reader)
