@@ -222,8 +222,19 @@ func TestClusterOnLoopback(t *testing.T) {
 	if err != nil || !found || string(v) != "v128" {
 		t.Fatalf("get k3 = %q, %v, %v; want v128", v, found, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for reps[3].Round() < reps[0].Round() && time.Now().Before(deadline) {
+	// Wait (bounded) until every replica has executed the same rounds: the
+	// restarted one catching up, the others finishing what is in flight.
+	deadline := time.Now().Add(60 * time.Second)
+	same := func() bool {
+		r0 := reps[0].Round()
+		for _, r := range reps[1:] {
+			if r.Round() != r0 {
+				return false
+			}
+		}
+		return true
+	}
+	for !same() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond) // polling a result with a deadline, not ordering events
 	}
 	t.Logf("after restart: replica 3 at round %d, replica 0 at round %d", reps[3].Round(), reps[0].Round())
