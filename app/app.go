@@ -23,6 +23,13 @@ const MaxCallerLen = 64
 // namespace prefix.
 type Caller []byte
 
+// CallerID is the caller identity replicas use today: the client's id,
+// 8 bytes big-endian. One function, so the convention cannot drift between
+// execution, restart replay and state transfer.
+func CallerID(id uint64) Caller {
+	return Caller{byte(id >> 56), byte(id >> 48), byte(id >> 40), byte(id >> 32), byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
+}
+
 // ValidCaller reports whether c is usable as an identity (non-empty and at
 // most MaxCallerLen bytes). An empty caller would collapse every anonymous
 // request into one shared identity, so applications refuse it wherever

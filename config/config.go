@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/pbft"
 )
 
 // FailurePolicy says how the cluster recovers an instance whose primary
@@ -370,13 +371,13 @@ func (c *Config) F() int {
 	if c.N < 1 {
 		return 0
 	}
-	return (c.N - 1) / 3
+	return pbft.Faults(c.N)
 }
 
 // Quorum returns the Byzantine quorum size: any two quorums intersect in at
 // least f+1 replicas. It is 2f+1 when n = 3f+1 and ⌊(n+f)/2⌋+1 in general,
 // the same as pbft.Quorum.
-func (c *Config) Quorum() int { return (c.N+c.F())/2 + 1 }
+func (c *Config) Quorum() int { return pbft.Quorum(c.N) }
 
 // Replica returns the replica with the given id.
 func (c *Config) Replica(id int) (Replica, bool) {

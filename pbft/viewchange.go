@@ -329,7 +329,7 @@ func (n *Node) checkNewView(nv *msg.NewView) (newViewPlan, string) {
 	for i, e := range p.entries {
 		pp := &nv.PrePrepares[i]
 		if pp.Instance != n.cfg.Instance || pp.View != nv.View || pp.Seq != e.seq || pp.Digest != e.digest ||
-			pp.Null != e.null || pp.Failure != e.failure || pp.FailureView != e.failureView || pp.From != nv.From || n.checkPlanBatch(pp) != "" {
+			pp.Null != e.null || pp.Failure != e.failure || pp.FailureView != e.failureView || pp.From != nv.From || n.checkBatch(pp) != "" {
 			return newViewPlan{}, "bad-new-view-pre-prepares"
 		}
 	}
@@ -388,7 +388,3 @@ func (n *Node) enterView(nv *msg.NewView, p newViewPlan) {
 	// ours to propose if we are it).
 	n.PrimaryChanged()
 }
-
-// checkPlanBatch validates a NewView entry's batch (failure markers are
-// legitimate here, unlike in a normal-case pre-prepare).
-func (n *Node) checkPlanBatch(pp *msg.PrePrepare) string { return n.checkBatch(pp) }

@@ -3,6 +3,7 @@ package rcc
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/braid-bft/braid/msg"
@@ -93,7 +94,7 @@ func (pr *primaries) encode(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(c))
 		b = binary.BigEndian.AppendUint64(b, pr.failures[i])
 		b = binary.BigEndian.AppendUint64(b, pr.resume[i])
-		views := sortedViews(pr.assigned[i])
+		views := slices.Sorted(maps.Keys(pr.assigned[i]))
 		b = binary.BigEndian.AppendUint32(b, uint32(len(views)))
 		for _, v := range views {
 			b = binary.BigEndian.AppendUint64(b, v)
@@ -142,15 +143,6 @@ func (pr *primaries) decode(d *reader) error {
 	}
 	pr.current, pr.failures, pr.assigned, pr.failed, pr.resume = cur, fails, assigned, failed, resume
 	return nil
-}
-
-func sortedViews(m map[uint64]msg.ReplicaID) []uint64 {
-	vs := make([]uint64, 0, len(m))
-	for v := range m {
-		vs = append(vs, v)
-	}
-	slices.Sort(vs)
-	return vs
 }
 
 // reader is a small bounds-checked decoder for the paradigm state.

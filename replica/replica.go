@@ -8,13 +8,13 @@ package replica
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
+	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/auth"
@@ -366,9 +366,7 @@ func (r *Replica) execute(round rcc.Round) {
 			if req.Number <= r.lastNum[req.Client] {
 				continue
 			}
-			var caller [8]byte
-			binary.BigEndian.PutUint64(caller[:], uint64(req.Client))
-			res := r.app.Execute(caller[:], req.Op)
+			res := r.app.Execute(app.CallerID(uint64(req.Client)), req.Op)
 			r.finishRequest(req, b.View, res)
 			reqs, results = append(reqs, req), append(results, res)
 		}
@@ -424,9 +422,14 @@ func (r *Replica) reply(rep *msg.Reply) {
 }
 
 // stateDigest binds the application state and the paradigm state.
-func (r *Replica) stateDigest(paradigm []byte) msg.Digest {
-	app := r.app.Digest()
-	return ledger.ResultsDigest([][]byte{app[:], paradigm})
+func (r *Replica) stateDigest(paradigm []byte) msg.Digest { return stateDigest(r.app, paradigm) }
+
+// stateDigest is what a block's StateDigest (and so a checkpoint) binds:
+// the application digest and the paradigm state. Execution and state
+// transfer must compute it the same way.
+func stateDigest(a *mux.App, paradigm []byte) msg.Digest {
+	d := a.Digest()
+	return ledger.ResultsDigest([][]byte{d[:], paradigm})
 }
 
 // certify stores a stable checkpoint's certificate with the block it covers.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/storage"
@@ -41,9 +42,7 @@ func (r *Replica) restore() error {
 			}
 			if h > snapRound {
 				if _, ctl := rcc.ParseInstanceChange(req.Op); !ctl {
-					var caller [8]byte
-					putU64(caller[:], uint64(req.Client))
-					r.app.Execute(caller[:], req.Op)
+					r.app.Execute(app.CallerID(uint64(req.Client)), req.Op)
 				}
 			}
 		}
@@ -72,11 +71,4 @@ func (r *Replica) restore() error {
 		r.log.Info("restored", "height", height, "snapshot", snapRound, "records", len(records))
 	}
 	return nil
-}
-
-func putU64(b []byte, v uint64) {
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(v)
-		v >>= 8
-	}
 }

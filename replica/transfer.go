@@ -1,10 +1,9 @@
 package replica
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 
+	braidapp "github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
@@ -120,7 +119,6 @@ func (r *Replica) onBlocks(from int, bl *msg.Blocks) {
 			r.log.Warn("rejected fetched blocks", "peer", from, "height", bl.From+uint64(i), "err", err)
 			return
 		}
-		var results [][]byte
 		for _, req := range b.Requests {
 			if req.Number > lastNum[req.Client] {
 				lastNum[req.Client] = req.Number
@@ -128,18 +126,14 @@ func (r *Replica) onBlocks(from int, bl *msg.Blocks) {
 			if _, ctl := rcc.ParseInstanceChange(req.Op); ctl {
 				continue
 			}
-			var caller [8]byte
-			binary.BigEndian.PutUint64(caller[:], uint64(req.Client))
-			results = append(results, app.Execute(caller[:], req.Op))
+			app.Execute(braidapp.CallerID(uint64(req.Client)), req.Op)
 		}
-		_ = results // results of controls are not in the block's app state; the results digest is checked by ledger verify
 		head = b.Hash()
 		blocks = append(blocks, b)
 	}
 	last := blocks[len(blocks)-1]
 	if last.Height == x.target.Seq {
-		appDigest := app.Digest()
-		state := ledger.ResultsDigest([][]byte{appDigest[:], bl.Paradigm})
+		state := stateDigest(app, bl.Paradigm)
 		if state != last.StateDigest || ledger.CheckpointDigest(head, state) != x.target.State {
 			r.log.Warn("fetched state does not match the certified checkpoint", "peer", from, "round", last.Height)
 			return
@@ -173,5 +167,3 @@ func (r *Replica) onBlocks(from int, bl *msg.Blocks) {
 }
 
 func paradigmKey(round uint64) string { return fmt.Sprintf("paradigm/%d", round) }
-
-var _ = bytes.Equal

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
-	"time"
 
+	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
@@ -536,9 +536,7 @@ func (r *replica) applyBatch(batch msg.Batch, view uint64) {
 		if req.Number <= r.state.lastNum[req.Client] {
 			continue // duplicate: already executed, the reply cache answers
 		}
-		var caller [8]byte
-		binary.BigEndian.PutUint64(caller[:], uint64(req.Client))
-		result := r.state.app.Execute(caller[:], req.Op)
+		result := r.state.app.Execute(app.CallerID(uint64(req.Client)), req.Op)
 		r.state.lastNum[req.Client] = req.Number
 		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Result: result, From: r.id}
 		r.state.replies[req.Client] = rep
@@ -621,5 +619,3 @@ func (r *replica) tryTransfer() {
 		return
 	}
 }
-
-var _ = time.Second
