@@ -61,6 +61,7 @@ func (nd *Node) executeReady() {
 				if target, ok := ParseInstanceChange(r.Op); ok {
 					effective := round + 2*nd.cfg.Sigma
 					res := nd.clients.change(r.Client, target, b.Instance, round, effective)
+					nd.stateCache = nil
 					if nd.clients.final(r.Client) == target && int(target) < nd.cfg.M {
 						nd.pushTo[target] = max(nd.pushTo[target], effective-1)
 					}
@@ -94,6 +95,7 @@ func (nd *Node) executeReady() {
 // applyFailure executes instance i's failure decision (made in view v) in
 // round: a new primary (or its own under in-place recovery) and a skip.
 func (nd *Node) applyFailure(i int, v, round uint64) Failure {
+	nd.stateCache = nil
 	p := nd.prim.fail(uint32(i), v)
 	nd.prim.resume[i] = round + nd.skipFor(nd.prim.failures[i])
 	nd.stats.Failures++
@@ -110,11 +112,17 @@ func (nd *Node) skipped(i int, round uint64) bool {
 
 // State serialises the paradigm's replicated state (agreed primaries,
 // failures, client assignments). It is part of the replica's checkpointed
-// state, so state transfer carries it and checkpoints certify it.
+// state, so state transfer carries it and checkpoints certify it. The
+// returned slice is shared: callers must not modify it.
 func (nd *Node) State() []byte {
-	b := []byte("braid/rcc-state/v1")
-	b = nd.prim.encode(b)
-	return nd.clients.encode(b)
+	// It changes only when a failure or an instance change executes, yet
+	// every round reports it: encode once per change, not once per round.
+	if nd.stateCache == nil {
+		b := []byte("braid/rcc-state/v1")
+		b = nd.prim.encode(b)
+		nd.stateCache = nd.clients.encode(b)
+	}
+	return nd.stateCache
 }
 
 // StateDigest is the digest of State.
@@ -140,6 +148,7 @@ func (nd *Node) SetState(b []byte) error {
 		return fmt.Errorf("rcc state: %d trailing bytes", len(d.b))
 	}
 	*nd.prim, *nd.clients = *prim, *cl
+	nd.stateCache = nil
 	for _, p := range nd.inst {
 		p.PrimaryChanged()
 	}

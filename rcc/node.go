@@ -174,6 +174,7 @@ type Node struct {
 	has         bool
 	stats       Stats
 	certs       []Certificate
+	stateCache  []byte // encoded State, nil when it must be re-encoded
 }
 
 // Stats counts what the paradigm layer did.

@@ -6,6 +6,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -45,20 +46,21 @@ type Replica struct {
 	events  chan event
 
 	// Executed state (owned by the loop goroutine).
-	app      *mux.App
-	lastNum  map[msg.ClientID]uint64
-	replies  map[msg.ClientID]*msg.Reply
-	conns    map[msg.ClientID]*transport.ClientConn
-	round    uint64
-	head     msg.Digest
-	recent   map[uint64][2]msg.Digest // round → (block hash, state digest), for certificates
-	xfer     *transfer                // state transfer under way
-	ticks    int64
-	progress atomic.Uint64 // r.round, readable from other goroutines
-	inspect  chan chan string
-	pool     *auth.Pool               // bounded workers for batch signature verification
-	charged  map[msg.ReplicaID]uint64 // invalid client signatures each replica forwarded
-	clientID map[string]msg.ClientID  // public key → admitted client id
+	app          *mux.App
+	lastNum      map[msg.ClientID]uint64
+	replies      map[msg.ClientID]*msg.Reply
+	conns        map[msg.ClientID]*transport.ClientConn
+	round        uint64
+	head         msg.Digest
+	recent       map[uint64][2]msg.Digest // round → (block hash, state digest), for certificates
+	xfer         *transfer                // state transfer under way
+	ticks        int64
+	progress     atomic.Uint64 // r.round, readable from other goroutines
+	inspect      chan chan string
+	lastParadigm []byte                   // the paradigm state last written to storage
+	pool         *auth.Pool               // bounded workers for batch signature verification
+	charged      map[msg.ReplicaID]uint64 // invalid client signatures each replica forwarded
+	clientID     map[string]msg.ClientID  // public key → admitted client id
 }
 
 type event struct {
@@ -383,7 +385,10 @@ func (r *Replica) execute(round rcc.Round) {
 	if err := r.store.PutBlock(b); err != nil {
 		r.log.Error("cannot store block", "height", b.Height, "err", err)
 	}
-	_ = r.store.PutMeta("paradigm", round.State)
+	if !bytes.Equal(round.State, r.lastParadigm) { // it changes only on failures and instance changes
+		_ = r.store.PutMeta("paradigm", round.State)
+		r.lastParadigm = round.State
+	}
 	r.head, r.round = b.Hash(), round.Round
 	r.progress.Store(r.round)
 	r.recent[round.Round] = [2]msg.Digest{r.head, state}
