@@ -15,8 +15,12 @@ import (
 // primary of instance 0 and restarts it, reads back every acknowledged
 // write, and verifies every replica's ledger offline.
 func TestDemoEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs real processes; skipped with -short")
+	// Four replica processes on two cores: run alone, not beside the
+	// simulator suite that `go test ./...` runs in parallel (under that load
+	// a restarted primary's rejoin stalled the cluster for minutes once —
+	// recorded as an open liveness problem). .ci/run runs it as its own step.
+	if os.Getenv("BRAID_E2E") == "" {
+		t.Skip("multi-process end-to-end test: set BRAID_E2E=1 (CI runs it as a separate step)")
 	}
 	bin := filepath.Join(t.TempDir(), "braid")
 	build := exec.Command("go", "build", "-o", bin, ".")
