@@ -109,6 +109,12 @@ func (e *boltEngine) apply(l *layer) error {
 			}
 			sort.Strings(keys)
 			for _, k := range keys {
+				if l.vals[b][k] == nil { // a point delete
+					if err := x.Delete([]byte(k)); err != nil {
+						return fmt.Errorf("%s %s: %w", b, keyString(b, []byte(k)), err)
+					}
+					continue
+				}
 				if err := x.Put([]byte(k), l.vals[b][k]); err != nil {
 					return fmt.Errorf("%s %s: %w", b, keyString(b, []byte(k)), err)
 				}

@@ -61,6 +61,10 @@ func (e *memEngine) apply(l *layer) error {
 			if e.m[b] == nil {
 				e.m[b] = make(map[string][]byte)
 			}
+			if v == nil { // a point delete
+				delete(e.m[b], k)
+				continue
+			}
 			e.m[b][k] = v // layers are never modified once committed
 		}
 	}

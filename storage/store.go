@@ -83,6 +83,9 @@ type Interface interface {
 	// TruncateSnapshotsBefore drops snapshots of rounds below round.
 	TruncateSnapshotsBefore(round uint64) error
 
+	// Apply writes a Batch atomically: all of it survives a crash or none.
+	Apply(b *Batch) error
+
 	// PutMeta stores a small named value; GetMeta returns it or ErrNotFound.
 	PutMeta(key string, val []byte) error
 	GetMeta(key string) ([]byte, error)
