@@ -46,6 +46,15 @@ type Config struct {
 	ViewChangeTimeout  int    // wait for a NewView, doubled after each failed attempt; default 40
 	RetransmitTicks    int    // period of the stuck-replica beacon and view-change resend; default 10
 	MaxPending         int    // queued requests at the primary / watched requests at a backup; default 100000
+	// AnswerBytes bounds, per peer, what the peer can make us send by
+	// asking — answers to its Status beacons and NewView resends to its
+	// stale view changes: a token bucket of AnswerBytes encoded bytes,
+	// refilled at AnswerBytes per RetransmitTicks. Answers are trimmed to it
+	// (the earliest sequence numbers first, which is what the asker needs
+	// next); a message is sent while the bucket is not empty, so over any T
+	// ticks a peer draws at most (1 + T/RetransmitTicks)·AnswerBytes plus
+	// one message. Default 1 MiB.
+	AnswerBytes int
 	// ExecutionFeedback: a decided batch does not by itself mark its
 	// requests done; the shell reports executed requests (ClientExecuted).
 	// The paradigm layer needs this because it may skip a decided batch (a
@@ -92,6 +101,9 @@ func (c *Config) setDefaults() {
 	if c.MaxPending == 0 {
 		c.MaxPending = 100000
 	}
+	if c.AnswerBytes == 0 {
+		c.AnswerBytes = 1 << 20
+	}
 }
 
 func (c *Config) validate() error {
@@ -124,7 +136,8 @@ func (c *Config) validate() error {
 		name string
 		v    int
 	}{{"BatchTicks", c.BatchTicks}, {"RequestTimeout", c.RequestTimeout}, {"ProgressTimeout", c.ProgressTimeout},
-		{"ViewChangeTimeout", c.ViewChangeTimeout}, {"RetransmitTicks", c.RetransmitTicks}, {"MaxPending", c.MaxPending}} {
+		{"ViewChangeTimeout", c.ViewChangeTimeout}, {"RetransmitTicks", c.RetransmitTicks}, {"MaxPending", c.MaxPending},
+		{"AnswerBytes", c.AnswerBytes}} {
 		if t.v < 1 {
 			errs = append(errs, fmt.Errorf("field %s: %d must be positive", t.name, t.v))
 		}

@@ -100,7 +100,8 @@ type Node struct {
 	learned  map[uint64]*learnSlot         // decisions observed from outside our view
 	prepared map[uint64]*msg.PreparedProof // highest-view prepared proof per seq above low
 	ckpts    map[msg.ReplicaID][]msg.Checkpoint
-	own      map[uint64]msg.Digest // own checkpoint digests above low
+	own      map[uint64]msg.Digest  // own checkpoint digests above low
+	signed   map[voteKey]msg.Digest // own pre-prepares, prepares, commits of the current view (see bind)
 
 	vcs     map[msg.ReplicaID]*msg.ViewChange // latest valid view change per sender
 	ownVC   *msg.ViewChange
@@ -110,9 +111,9 @@ type Node struct {
 	queued   map[msg.RequestKey]struct{}
 	queuedAt int64
 	proposed map[msg.RequestKey]struct{}
-	watching map[msg.RequestKey]watch // backup: requests relayed to the primary
-	decided  map[msg.ClientID]uint64  // highest decided request number per client
-	answered map[msg.ReplicaID]answer // when we last answered each replica's Status, and what it asked
+	watching map[msg.RequestKey]watch  // backup: requests relayed to the primary
+	decided  map[msg.ClientID]uint64   // highest decided request number per client
+	answered map[msg.ReplicaID]*answer // per replica: its last Status and its answer budget
 
 	tick         int64
 	vcDeadline   int64
@@ -125,8 +126,39 @@ type Node struct {
 }
 
 type answer struct {
-	tick         int64
+	tick         int64 // when we last answered its Status, and what it asked
 	next, stable uint64
+	asked        bool
+	tokens       int64 // answer bytes it may still draw (negative: in debt for the last message)
+	refilled     int64 // tick the bucket was last refilled
+}
+
+// budget returns peer to's answer state with its token bucket refilled up to now.
+func (n *Node) budget(to msg.ReplicaID) *answer {
+	capacity := int64(n.cfg.AnswerBytes)
+	a := n.answered[to]
+	if a == nil {
+		a = &answer{tokens: capacity, refilled: n.tick}
+		n.answered[to] = a
+	}
+	if dt := n.tick - a.refilled; dt > 0 {
+		rate := max(capacity/int64(n.cfg.RetransmitTicks), 1)
+		a.tokens = min(capacity, a.tokens+min(dt, int64(n.cfg.RetransmitTicks))*rate)
+		a.refilled = n.tick
+	}
+	return a
+}
+
+// answer sends m to the peer that asked for it if its budget is not spent,
+// and charges the budget m's encoded size. It reports whether m was sent.
+func (n *Node) answer(a *answer, to msg.ReplicaID, m msg.Message) bool {
+	if a.tokens <= 0 {
+		n.drop("answer-over-budget")
+		return false
+	}
+	a.tokens -= int64(len(msg.Marshal(m)))
+	n.send(to, m)
+	return true
 }
 
 type watch struct {
@@ -151,12 +183,13 @@ func New(cfg Config) (*Node, error) {
 		prepared: make(map[uint64]*msg.PreparedProof),
 		ckpts:    make(map[msg.ReplicaID][]msg.Checkpoint),
 		own:      make(map[uint64]msg.Digest),
+		signed:   make(map[voteKey]msg.Digest),
 		vcs:      make(map[msg.ReplicaID]*msg.ViewChange),
 		queued:   make(map[msg.RequestKey]struct{}),
 		proposed: make(map[msg.RequestKey]struct{}),
 		watching: make(map[msg.RequestKey]watch),
 		decided:  make(map[msg.ClientID]uint64),
-		answered: make(map[msg.ReplicaID]answer),
+		answered: make(map[msg.ReplicaID]*answer),
 		stats:    newStats(),
 	}
 	return n, nil
@@ -187,6 +220,7 @@ func (n *Node) PrimaryChanged() {
 		return
 	}
 	n.nextSeq = max(n.nextSeq, n.planEnd+1, n.low+1)
+	n.skipOwnProposals()
 	if n.IsPrimary() {
 		for _, key := range sortedKeys(n.watching) {
 			w := n.watching[key]
@@ -495,8 +529,18 @@ func (n *Node) propose(batch msg.Batch) {
 		Instance: n.cfg.Instance, View: n.view, Seq: n.nextSeq,
 		Digest: batch.Digest(), Batch: batch, From: n.cfg.ID,
 	}
-	n.sign(pp)
 	n.nextSeq++
+	if _, taken := n.signed[voteKey{msg.KindPrePrepare, pp.View, pp.Seq}]; taken {
+		// Unreachable while nextSeq stays past our own pre-prepares
+		// (skipOwnProposals); never sign over one. The requests go back to
+		// being proposable when their clients retry.
+		n.drop("would-equivocate")
+		for _, r := range batch.Requests {
+			delete(n.proposed, r.Key())
+		}
+		return
+	}
+	n.sign(pp)
 	n.stats.Proposed++
 	n.acceptPrePrepare(pp)
 	n.broadcast(pp)
@@ -510,7 +554,10 @@ func (n *Node) onPrePrepare(pp *msg.PrePrepare) {
 		n.drop(reason)
 		return
 	}
-	if pp.From != n.cfg.Primary(n.view) {
+	// Replaying, the primary rule is not consulted: a recorded pre-prepare
+	// passed it when first accepted, and the rule may answer differently
+	// after a restart (the paradigm layer's state may be older or newer).
+	if pp.From != n.cfg.Primary(n.view) && !n.replaying {
 		n.drop("pre-prepare-not-from-primary")
 		return
 	}
@@ -592,6 +639,16 @@ func (n *Node) checkBatch(pp *msg.PrePrepare) string {
 }
 
 func (n *Node) acceptPrePrepare(pp *msg.PrePrepare) {
+	// Our signatures bind: no pre-prepare other than ours where we proposed,
+	// and none other than the one we prepared where we prepared.
+	mine := msg.KindPrepare
+	if pp.From == n.cfg.ID {
+		mine = msg.KindPrePrepare
+	}
+	if !n.bind(mine, n.view, pp.Seq, pp.Digest) {
+		n.drop("conflicts-own-vote")
+		return
+	}
 	if pp.From == n.cfg.ID && pp.Seq >= n.nextSeq {
 		n.nextSeq = pp.Seq + 1 // our own proposal, handed back after we lost it
 	}
@@ -620,13 +677,19 @@ func (n *Node) onPrepare(p *msg.Prepare) {
 		return
 	}
 	if s := n.slots[p.Seq]; (s != nil && s.pp != nil && p.From == s.pp.From) ||
-		((s == nil || s.pp == nil) && p.From == n.cfg.Primary(n.view) && p.From == n.cfg.Leader(n.view)) {
+		((s == nil || s.pp == nil) && p.From == n.cfg.Primary(n.view) && p.From == n.cfg.Leader(n.view) && !n.replaying) {
 		n.drop("prepare-from-primary")
 		return
 	}
 	s := n.slot(p.Seq)
 	if _, dup := s.prepares[p.From]; dup {
 		n.drop("duplicate")
+		return
+	}
+	if p.From == n.cfg.ID && !n.bind(msg.KindPrepare, p.View, p.Seq, p.Digest) {
+		// Our own prepare handed back (we lost our disk) contradicting one
+		// we know we signed: keep the one we know.
+		n.drop("conflicts-own-vote")
 		return
 	}
 	s.prepares[p.From] = p
@@ -656,7 +719,14 @@ func (n *Node) checkPrepared(seq uint64, s *slot) {
 		}
 	}
 	n.prepared[seq] = proof
+	if !n.bind(msg.KindCommit, n.view, seq, s.pp.Digest) {
+		n.drop("conflicts-own-vote") // unreachable: the pre-prepare is bound to our vote
+		return
+	}
 	c := &msg.Commit{Instance: n.cfg.Instance, View: n.view, Seq: seq, Digest: s.pp.Digest, From: n.cfg.ID}
+	if own := s.ownCommit; own != nil && own.Digest == c.Digest {
+		c = own // restored: keep the commit we already sent
+	}
 	s.ownCommit = c
 	s.commits[n.cfg.ID] = c.Digest
 	n.persist(c)
@@ -838,12 +908,19 @@ func (n *Node) Checkpoint(seq uint64, state msg.Digest) {
 	if seq == 0 || seq%n.cfg.CheckpointInterval != 0 || seq <= n.low {
 		return
 	}
-	if _, dup := n.own[seq]; dup {
+	if have, dup := n.own[seq]; dup {
+		if have != state {
+			// We signed another state for seq before (a restart re-executed
+			// differently: the application is not deterministic). Our word
+			// stands; count it.
+			n.drop("checkpoint-differs-from-signed")
+		}
 		return
 	}
 	n.own[seq] = state
 	c := &msg.Checkpoint{Instance: n.cfg.Instance, Seq: seq, State: state, From: n.cfg.ID}
 	n.sign(c)
+	n.persist(c) // restored on restart, so we never sign another state for seq
 	n.broadcast(c)
 	n.addCheckpoint(c)
 }
@@ -906,6 +983,7 @@ func (n *Node) makeStable(seq uint64, state msg.Digest, proof []msg.Checkpoint) 
 		n.stats.CheckpointMismatch++
 	}
 	n.low, n.stableState, n.stableProof = seq, state, proof
+	n.forgetSigned()
 	for s := range n.slots {
 		if s <= seq {
 			delete(n.slots, s)
@@ -993,8 +1071,18 @@ func (n *Node) Tick() {
 	n.tick++
 	if n.changing {
 		if n.tick >= n.vcDeadline {
-			n.startViewChange(n.view + 1)
-			return
+			if n.viewChangeQuorum() {
+				n.startViewChange(n.view + 1)
+				return
+			}
+			// Fewer than a quorum want this view yet (PBFT starts the
+			// view-change timer only on 2f+1 view changes): climbing
+			// further alone would only put us more views ahead of
+			// replicas that still run the current one — a replica that
+			// timed out alone, e.g. while it caught up after a restart,
+			// would otherwise be ladders of doubling timeouts away from
+			// the others' next view change. Wait, and keep beaconing.
+			n.vcDeadline = n.tick + int64(n.cfg.ViewChangeTimeout)
 		}
 		if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) && n.ownVC != nil {
 			n.lastBeacon = n.tick
@@ -1019,6 +1107,19 @@ func (n *Node) Tick() {
 		n.lastBeacon = n.tick
 		n.broadcast(&msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID})
 	}
+}
+
+// viewChangeQuorum: a quorum (us included) asked for the view we are
+// changing to or a later one, so the view change is under way everywhere
+// and only its new primary can be failing.
+func (n *Node) viewChangeQuorum() bool {
+	k := 0
+	for _, vc := range n.vcs {
+		if vc.NewView >= n.view {
+			k++
+		}
+	}
+	return k >= n.q
 }
 
 // primarySuspect: a watched request or an accepted pre-prepare has waited too long.
@@ -1067,38 +1168,51 @@ func (n *Node) outstanding() bool {
 			return true
 		}
 	}
+	// Commits of another view for a sequence number we have not decided:
+	// a decision we are learning (answers trimmed to a budget come in parts).
+	for seq, l := range n.learned {
+		if seq > n.lastDecided && len(l.votes) > 0 {
+			return true
+		}
+	}
 	return false
 }
 
 // onStatus answers a stuck replica with what it may have missed, to it alone.
 func (n *Node) onStatus(st *msg.Status) {
 	to := st.From
-	// Answer each replica at most once per retransmit period: a Byzantine
-	// replica cannot turn its beacons into an amplification attack.
-	// A beacon that reports progress since our last answer (a state
-	// transfer completed, say) is a new question and gets an answer.
-	if last, ok := n.answered[to]; ok && n.tick-last.tick < int64(n.cfg.RetransmitTicks) &&
-		last.next == st.NextSeq && last.stable == st.StableSeq {
+	a := n.budget(to)
+	// Repeating a question within a retransmit period gets no answer; a
+	// beacon that reports progress since our last answer (a state transfer
+	// completed, say) is a new question. Whatever a peer asks, it draws on
+	// its byte budget (Config.AnswerBytes), so a Byzantine one reporting a
+	// different number every time cannot turn beacons into amplification.
+	if a.asked && n.tick-a.tick < int64(n.cfg.RetransmitTicks) &&
+		a.next == st.NextSeq && a.stable == st.StableSeq {
 		n.drop("status-too-frequent")
 		return
 	}
-	n.answered[to] = answer{n.tick, st.NextSeq, st.StableSeq}
+	a.asked, a.tick, a.next, a.stable = true, n.tick, st.NextSeq, st.StableSeq
 	if st.StableSeq < n.low {
 		for i := range n.stableProof {
-			n.send(to, &n.stableProof[i])
+			if !n.answer(a, to, &n.stableProof[i]) {
+				return
+			}
 		}
 	}
 	if st.View < n.view {
 		if n.changing {
 			if n.ownVC != nil {
-				n.send(to, n.ownVC)
+				n.answer(a, to, n.ownVC)
 			}
 			return
 		}
 		if n.newView != nil {
 			// The asker enters our view first (messages on a link arrive in
 			// order), then gets the slots below.
-			n.send(to, n.newView)
+			if !n.answer(a, to, n.newView) {
+				return
+			}
 		}
 	}
 	if n.changing {
@@ -1106,24 +1220,61 @@ func (n *Node) onStatus(st *msg.Status) {
 	}
 	// Whatever the asker's view — even one it moved to alone — it can
 	// learn decisions from our pre-prepares and commits (see tryLearn).
-	for _, seq := range sortedSeqs(n.slots) {
+	// Lowest first: what the asker needs next comes first when the budget
+	// trims the answer. But first our vote for the highest slot: a trimmed
+	// answer must still show the asker there is more, or it would stop
+	// asking (it beacons only while it sees outstanding work).
+	seqs := sortedSeqs(n.slots)
+	hint := uint64(0)
+	for i := len(seqs) - 1; i >= 0 && seqs[i] >= st.NextSeq; i-- {
+		s := n.slots[seqs[i]]
+		if v := ownVote(s, n.cfg.ID); v != nil {
+			if !n.answer(a, to, v) {
+				return
+			}
+			hint = seqs[i]
+			break
+		}
+	}
+	for _, seq := range seqs {
 		if seq < st.NextSeq {
 			continue
 		}
 		s := n.slots[seq]
+		// Our votes before the pre-prepare: they are small, and the slot is
+		// complete for the asker even if the budget ends right after the
+		// pre-prepare (it asks from the same NextSeq again otherwise, and
+		// would get the same prefix every time).
+		if s.ownCommit != nil && seq != hint {
+			if !n.answer(a, to, s.ownCommit) {
+				return
+			}
+		}
+		if p := s.prepares[n.cfg.ID]; p != nil && !(seq == hint && s.ownCommit == nil) {
+			if !n.answer(a, to, p) {
+				return
+			}
+		}
 		if s.pp != nil {
 			// Forward the pre-prepare whoever proposed it: it is signed, so
 			// the asker can verify it, and a primary that keeps some
 			// replicas in the dark cannot stop the others from lighting them.
-			n.send(to, s.pp)
-		}
-		if p := s.prepares[n.cfg.ID]; p != nil {
-			n.send(to, p)
-		}
-		if s.ownCommit != nil {
-			n.send(to, s.ownCommit)
+			if !n.answer(a, to, s.pp) {
+				return
+			}
 		}
 	}
+}
+
+// ownVote is our commit for a slot, or else our prepare, or nil.
+func ownVote(s *slot, id msg.ReplicaID) msg.Message {
+	if s.ownCommit != nil {
+		return s.ownCommit
+	}
+	if p := s.prepares[id]; p != nil {
+		return p
+	}
+	return nil
 }
 
 // Announce broadcasts this replica's progress once (a Status beacon), so

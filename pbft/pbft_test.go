@@ -287,3 +287,22 @@ func TestOvertakenWatchDoesNotSuspect(t *testing.T) {
 		t.Fatalf("backup moved to view %d over an overtaken request", v)
 	}
 }
+
+// A replica that starts a view change alone (nobody else suspects the
+// primary) does not climb further views on its own: it stays at the view it
+// asked for, where the others' next view change will meet it, instead of a
+// ladder of doubling timeouts above them.
+func TestLoneViewChangeDoesNotClimb(t *testing.T) {
+	nd, err := New(Config{ID: 3, N: 4, Primary: roundRobin(4), Signer: testSigner{3}, ViewChangeTimeout: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd.startViewChange(1)
+	for i := 0; i < 500; i++ {
+		nd.Tick()
+		nd.Ready()
+	}
+	if v, changing := nd.View(); v != 1 || !changing {
+		t.Fatalf("alone in a view change for 500 ticks: view %d (changing %v), want to still wait for view 1", v, changing)
+	}
+}

@@ -11,6 +11,15 @@ import "github.com/braid-bft/braid/msg"
 // suppressed, because they were already produced before the crash, and
 // anything we send afterwards is consistent with them: we rebuild exactly
 // the view, pre-prepares, prepares and prepared proofs we had announced.
+//
+// The primary rule is not consulted while replaying: it may answer
+// differently now than when a record was first accepted (under RCC it
+// depends on paradigm state, which may be older or newer than the records).
+// Every record either passed it then or is our own signature. Our own
+// pre-prepares, prepares and commits are moreover binding whether or not
+// their slot can be re-installed (see bind): we never sign another message
+// for the same (view, sequence number, kind), and propose only after our own
+// pre-prepares.
 func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[msg.ClientID]uint64) {
 	n.replaying = true
 	n.lastDecided = lastDecided
@@ -26,17 +35,36 @@ func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[m
 		}
 		switch m := m.(type) {
 		case *msg.PrePrepare:
-			if n.checkNormal(m.View, m.Seq) == "" && m.Seq > n.planEnd && n.cfg.Primary(m.View) == n.cfg.ID {
+			if m.View < n.view || m.Seq <= n.low {
+				continue // superseded by a later record
+			}
+			n.bind(msg.KindPrePrepare, m.View, m.Seq, m.Digest)
+			if n.checkNormal(m.View, m.Seq) == "" && m.Seq > n.planEnd {
 				if s := n.slots[m.Seq]; s == nil || s.pp == nil {
 					n.acceptPrePrepare(m)
 				}
-				n.nextSeq = max(n.nextSeq, m.Seq+1)
 			}
 		case *msg.Prepare:
+			if m.View < n.view || m.Seq <= n.low {
+				continue
+			}
+			n.bind(msg.KindPrepare, m.View, m.Seq, m.Digest)
 			if n.checkNormal(m.View, m.Seq) == "" {
 				s := n.slot(m.Seq)
 				if s.prepares[n.cfg.ID] == nil {
 					s.prepares[n.cfg.ID] = m
+				}
+			}
+		case *msg.Commit:
+			if m.View < n.view || m.Seq <= n.low {
+				continue
+			}
+			n.bind(msg.KindCommit, m.View, m.Seq, m.Digest)
+			if n.checkNormal(m.View, m.Seq) == "" {
+				s := n.slot(m.Seq)
+				if s.ownCommit == nil {
+					s.ownCommit = m
+					s.commits[n.cfg.ID] = m.Digest
 				}
 			}
 		case *msg.ViewChange:
@@ -53,11 +81,20 @@ func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[m
 			}
 		case *msg.Checkpoint:
 			if m.Seq > n.low {
-				n.addCheckpoint(m)
+				if _, ok := n.own[m.Seq]; !ok {
+					n.own[m.Seq] = m.State
+				}
+				if !hasCheckpoint(n.ckpts[n.cfg.ID], m.Seq) {
+					n.addCheckpoint(m)
+				}
 			}
 		}
 	}
 	n.replaying = false
+	n.forgetSigned()
+	if !n.changing {
+		n.skipOwnProposals()
+	}
 	n.ready = Ready{}
 	n.pendingReady = false
 	if n.changing {
@@ -70,4 +107,13 @@ func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[m
 	if n.nextSeq <= n.low {
 		n.nextSeq = n.low + 1
 	}
+}
+
+func hasCheckpoint(list []msg.Checkpoint, seq uint64) bool {
+	for i := range list {
+		if list[i].Seq == seq {
+			return true
+		}
+	}
+	return false
 }

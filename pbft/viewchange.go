@@ -19,6 +19,7 @@ func (n *Node) startViewChange(to uint64) {
 	}
 	n.view = to
 	n.changing = true
+	n.forgetSigned()
 	n.stats.ViewChanges++
 	vc := &msg.ViewChange{
 		Instance: n.cfg.Instance, NewView: to, StableSeq: n.low, Resume: n.cfg.ResumeHint(),
@@ -45,8 +46,9 @@ func (n *Node) onViewChange(vc *msg.ViewChange) {
 	if vc.NewView < n.view || (vc.NewView == n.view && !n.changing) {
 		// The sender is behind: if we lead the view it asks for, we can
 		// bring it in by resending our NewView.
+		// It draws on the sender's answer budget, like a Status beacon.
 		if vc.NewView == n.view && n.newView != nil && n.newView.From == n.cfg.ID {
-			n.send(vc.From, n.newView)
+			n.answer(n.budget(vc.From), vc.From, n.newView)
 		}
 		n.drop("stale-view-change")
 		return
@@ -144,8 +146,9 @@ func (n *Node) validPreparedProof(p *msg.PreparedProof) bool {
 	// primary. When the primary is not known here yet, the q-1 ≥ 2f
 	// prepares carry the proof: at least f ≥ 1 of them are from correct
 	// backups, which prepare only what the legitimate proposer sent.
+	// Replaying our records, the rule is not consulted (see onPrePrepare).
 	if primary := n.cfg.Primary(pp.View); pp.From != n.cfg.Leader(pp.View) && pp.From != primary &&
-		(primary != msg.NoReplica || n.f == 0) {
+		(primary != msg.NoReplica || n.f == 0) && !n.replaying {
 		return false
 	}
 	if n.checkBatch(pp) != "" {
@@ -370,6 +373,8 @@ func (n *Node) enterView(nv *msg.NewView, p newViewPlan) {
 	}
 	n.planEnd = p.end
 	n.nextSeq = max(p.end, n.low) + 1
+	n.forgetSigned()
+	n.skipOwnProposals()
 	for _, key := range sortedKeys(n.watching) {
 		if w := n.watching[key]; w.req.Number <= n.decided[w.req.Client] {
 			delete(n.watching, key)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/braid-bft/braid/msg"
@@ -22,13 +23,30 @@ type checker struct {
 	execBy     map[msg.RequestKey]map[msg.ReplicaID]uint64 // round it executed in
 	accepts    map[msg.RequestKey][]byte
 	acceptKeys []msg.RequestKey
+	// signed maps every signed message a correct replica sent (by
+	// pbft.SignedKey, which names its signer) to the digest of its signed
+	// bytes. It belongs to the checker, so it outlives the replica's crashes
+	// and restarts.
+	signed map[string]msg.Digest
+	// recent, older: payloads from correct replicas checked lately (two
+	// generations, so memory stays bounded): the copies of a broadcast
+	// arrive close together and need checking once.
+	recent, older map[sentKey]struct{}
 }
+
+type sentKey struct {
+	from    msg.ReplicaID
+	payload msg.Digest
+}
+
+const recentPayloads = 4096
 
 func newChecker(w *world) *checker {
 	return &checker{
 		w: w, decidedAt: map[uint64]msg.Digest{}, headAt: map[uint64]msg.Digest{},
 		results: map[msg.RequestKey]msg.Digest{}, execBy: map[msg.RequestKey]map[msg.ReplicaID]uint64{},
-		accepts: map[msg.RequestKey][]byte{},
+		accepts: map[msg.RequestKey][]byte{}, signed: map[string]msg.Digest{},
+		recent: map[sentKey]struct{}{}, older: map[sentKey]struct{}{},
 	}
 }
 
@@ -47,6 +65,59 @@ func (c *checker) isCorrect(r *replica) bool {
 func (c *checker) violateIfCorrect(r *replica, format string, args ...any) {
 	if c.isCorrect(r) {
 		c.violate(format, args...)
+	}
+}
+
+// sent: no equivocation. A correct replica never sends two different signed
+// messages for the same (kind, instance, view, sequence) — see
+// pbft.SignedKey — across crashes and restarts. payload is one encoded
+// message the network delivered from r; it is checked with every signed
+// message nested in it that r signed itself (its NewView's pre-prepares, its
+// own prepares and checkpoints inside its view changes). Messages r relays
+// for others are theirs to answer for; identical re-sends are fine.
+//
+// No message kind is exempt: a correct replica re-broadcasts its view change
+// unchanged (the stored ownVC), signs one NewView per view (it leaves the
+// view-changing state doing so), and its checkpoint for seq depends only on
+// the agreed state at seq.
+func (c *checker) sent(r *replica, payload []byte) {
+	if !c.isCorrect(r) {
+		return
+	}
+	// Keyed by sender and payload digest: nothing is skipped that was not
+	// checked already.
+	key := sentKey{r.id, sha256.Sum256(payload)}
+	if _, ok := c.recent[key]; ok {
+		return
+	}
+	if _, ok := c.older[key]; ok {
+		return
+	}
+	if len(c.recent) >= recentPayloads {
+		c.older, c.recent = c.recent, make(map[sentKey]struct{}, recentPayloads)
+	}
+	c.recent[key] = struct{}{}
+	m, err := msg.Unmarshal(payload)
+	if err != nil {
+		return
+	}
+	c.signedBy(r.id, m)
+}
+
+// signedBy records the signed messages in m that id signed, and reports any
+// that contradicts one recorded before.
+func (c *checker) signedBy(id msg.ReplicaID, m msg.Message) {
+	for _, part := range pbft.SignedMessages(m) {
+		if from, _ := msg.Sender(part); from != id {
+			continue
+		}
+		key, _ := pbft.SignedKey(part)
+		d := digestOf(msg.SignedBytes(part))
+		if have, ok := c.signed[key]; !ok {
+			c.signed[key] = d
+		} else if have != d {
+			c.violate("equivocation: correct replica %d signed two different messages for %s (%x, then %x)", id, key, have[:4], d[:4])
+		}
 	}
 }
 

@@ -280,6 +280,12 @@ func (w *world) reachable(from *replica, to msg.ReplicaID) bool {
 }
 
 func (w *world) deliver(from, to int, payload []byte) {
+	if r, ok := w.byNet[from].(*replica); ok {
+		// Every message a replica sends to another passes here (a copy
+		// lost on the way contradicts nobody): the checker sees what each
+		// replica said, across its restarts.
+		w.chk.sent(r, payload)
+	}
 	switch x := w.byNet[to].(type) {
 	case *replica:
 		x.receive(from, payload)

@@ -1,0 +1,135 @@
+package pbft
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/braid-bft/braid/msg"
+)
+
+// fill makes replica 0 propose `slots` batches of `perBatch` requests with
+// ops of opSize bytes that prepare but never commit, so every replica holds
+// them and answers Status beacons with them.
+func fill(c *cluster, slots, perBatch, opSize int) {
+	inner := c.filter
+	c.filter = func(e envelope) []envelope {
+		if _, ok := e.m.(*msg.Commit); ok {
+			return nil
+		}
+		if inner != nil {
+			return inner(e)
+		}
+		return []envelope{e}
+	}
+	num := uint64(0)
+	for s := 0; s < slots; s++ {
+		for k := 0; k < perBatch; k++ {
+			num++
+			r := req(1, num)
+			r.Op = bytes.Repeat([]byte{byte(num)}, opSize)
+			c.nodes[0].Request(r)
+		}
+	}
+	c.run()
+	c.filter = inner
+}
+
+// answerBytes drains nd and sums the encoded size of what it sends to `to`.
+func answerBytes(nd *Node, to msg.ReplicaID) (total, largest int) {
+	for nd.HasReady() {
+		for _, o := range nd.Ready().Messages {
+			if !o.Broadcast && o.To == to {
+				size := len(msg.Marshal(o.Msg))
+				total += size
+				largest = max(largest, size)
+			}
+		}
+	}
+	return total, largest
+}
+
+// A Byzantine peer that reports a different NextSeq in every Status, many
+// times a tick, can make a replica send at most its answer budget per
+// retransmit period (plus one burst and one message in flight over it),
+// however often it asks — not a fresh answer of up to a window of full
+// batches per question.
+func TestStatusAnswersAreBoundedInBytes(t *testing.T) {
+	const budget = 32 << 10
+	c := newCluster(t, 4, func(cfg *Config) {
+		cfg.MaxBatch = 16
+		cfg.CheckpointInterval = 8
+		cfg.Window = 32
+		cfg.ProgressTimeout = 1 << 20 // stay in view 0: the slots are the answer
+		cfg.AnswerBytes = budget
+	})
+	fill(c, 32, 16, 512)
+	nd := c.nodes[1]
+	if got := len(nd.slots); got != 32 {
+		t.Fatalf("replica 1 holds %d slots, want 32", got)
+	}
+	const ticks, perTick = 100, 10
+	total, largest := 0, 0
+	next := uint64(1)
+	for tk := 0; tk < ticks; tk++ {
+		nd.Tick()
+		answerBytes(nd, 99) // beacons etc.: not answers to the attacker
+		for k := 0; k < perTick; k++ {
+			nd.Step(3, &msg.Status{View: 0, NextSeq: next, From: 3})
+			next = next%4 + 1 // always a "new question", always asking for nearly everything
+			b, l := answerBytes(nd, 3)
+			total += b
+			largest = max(largest, l)
+		}
+	}
+	bound := (1+ticks/nd.cfg.RetransmitTicks)*budget + largest
+	t.Logf("%d Status messages over %d ticks drew %d answer bytes (bound %d)", ticks*perTick, ticks, total, bound)
+	if total > bound {
+		t.Fatalf("a peer changing NextSeq drew %d answer bytes over %d ticks, want at most %d", total, ticks, bound)
+	}
+	if total == 0 {
+		t.Fatal("no answers at all: the budget must still allow catching up")
+	}
+}
+
+// Trimming answers to the budget slows a lagging replica's catch-up but does
+// not stop it: it asks again from where it got to, and learns the rest.
+func TestCatchUpWithinAnswerBudget(t *testing.T) {
+	c := newCluster(t, 4, func(cfg *Config) {
+		cfg.MaxBatch = 4
+		cfg.CheckpointInterval = 8
+		cfg.Window = 32
+		cfg.AnswerBytes = 4 << 10 // about one batch per retransmit period
+	})
+	c.filter = func(e envelope) []envelope {
+		if e.to == 3 {
+			return nil // replica 3 misses everything while the others decide
+		}
+		return []envelope{e}
+	}
+	num := uint64(0)
+	for s := 0; s < 6; s++ {
+		for k := 0; k < 4; k++ {
+			num++
+			r := req(1, num)
+			r.Op = bytes.Repeat([]byte{byte(num)}, 900)
+			c.nodes[0].Request(r)
+		}
+	}
+	c.run()
+	if got := c.nodes[1].LastDecided(); got != 6 {
+		t.Fatalf("the others decided %d batches, want 6", got)
+	}
+	c.filter = nil
+	c.nodes[3].Announce()
+	c.tick(200)
+	c.checkAgreement()
+	if got := c.nodes[3].LastDecided(); got != 6 {
+		t.Fatalf("lagging replica decided %d of 6 batches within the answer budget; drops: %v", got, c.nodes[1].Stats().Dropped)
+	}
+	if v, _ := c.nodes[3].View(); v != 0 {
+		t.Fatalf("lagging replica moved to view %d instead of catching up", v)
+	}
+	if c.nodes[1].Stats().Dropped["answer-over-budget"] == 0 {
+		t.Fatal("the budget never trimmed an answer: the test does not exercise it")
+	}
+}
