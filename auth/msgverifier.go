@@ -23,15 +23,10 @@ const (
 type Keyring struct {
 	// Replicas maps each replica id to its public key.
 	Replicas map[msg.ReplicaID]PublicKey
-	// Clients maps each admitted client id to its public key.
+	// Clients maps each admitted client id to its public key. A client id
+	// missing here is rejected: a signature cannot be checked without the
+	// signer's key.
 	Clients map[msg.ClientID]PublicKey
-	// OpenAdmission records that the cluster admits any client key
-	// (config clients.admission = "open"). It does not make unknown clients
-	// verify: a signature cannot be checked without the signer's key, so a
-	// client id missing from Clients is rejected either way. Whoever
-	// admits a new client under open admission must add its key to Clients
-	// before its requests are verified.
-	OpenAdmission bool
 }
 
 var (

@@ -111,11 +111,6 @@ func TestKeyringRejects(t *testing.T) {
 	// A request signed with the wrong client's key.
 	mustFail("request under wrong key", k.prePrepare(0, other.request(1, 1, "op")), k.ring)
 
-	// Open admission does not make unknown clients verify.
-	open := k.ring
-	open.OpenAdmission = true
-	mustFail("unknown client under open admission", k.prePrepare(0, r), open)
-
 	// Empty keyring.
 	mustFail("empty keyring", k.prepare(0), auth.Keyring{})
 }

@@ -11,15 +11,32 @@
 //
 // Submit signs a msg.Request{Client: id, Number: n, Op: op} and sends it,
 // as a msg.ClientRequest frame, first to the replica the client believes is
-// the primary of its instance (initially rcc.PrimaryOf(n, id mod m, 0), later
+// the primary of its instance (initially msg.PrimaryOf(n, id mod m, 0), later
 // the Primary hint of the last accepted reply). If no result is accepted
 // within Options.Timeout, the request is re-sent to every replica, and again
 // every Timeout, until the context ends. A result is accepted once f+1
-// replicas (f = ⌊(n−1)/3⌋) sent byte-identical results for (id, n): at least
-// one of them is correct, so a result is never accepted on the word of
-// Byzantine replicas alone. A reply counts only for the replica at the other
-// end of the link it arrived on (its From must name that replica), and each
-// replica counts once (its latest reply).
+// replicas (f = ⌊(n−1)/3⌋) sent replies for (id, n) with byte-identical
+// results and the same Outcome and Instance: at least one of them is
+// correct, so a result is never accepted on the word of Byzantine replicas
+// alone. A reply counts only for the replica at the other end of the link it
+// arrived on (its From must name that replica), and each replica counts once
+// (its latest reply).
+//
+// # Instance changes
+//
+// Under in-place recovery a failed primary keeps its instance and may ignore
+// the client forever (paper Section 4.2). After three timeouts on one
+// operation, Submit asks another instance to serve the client: it sends, to
+// every replica, an instance-change request (msg.InstanceChangeOp) that
+// carries the operation and has the same request number. Whichever of the
+// two requests executes first is the operation's one execution — the
+// change executes the operation it carries whether or not the move is
+// granted — and the other is a duplicate that replicas answer from their
+// reply cache. So an operation executes at most once however the timeouts
+// fall, also when the ignored request was only delayed. If the change goes
+// unanswered for three timeouts too, the next instance is asked, again
+// under the same number. A reply with Outcome msg.Moved tells the client
+// which instance serves it now.
 //
 // # Exactly-once and serialisation
 //
@@ -47,7 +64,6 @@ import (
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/config"
 	"github.com/braid-bft/braid/msg"
-	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/transport"
 )
 
@@ -126,6 +142,8 @@ type Client struct {
 	m        uint32
 	inPlace  bool // the cluster's failure policy is in-place recovery: move on when ignored
 	instance uint32
+	changes  uint32 // instance changes asked for so far: the next target rotates
+	refused  bool   // the last instance change was refused: the next operation goes straight to another instance
 	opts     Options
 	log      *slog.Logger
 
@@ -153,8 +171,8 @@ type Client struct {
 
 // New returns a client with id id and private key key for the cluster cfg.
 // It does not connect: connections open when Submit first needs them.
-// It fails if cfg's replicas are malformed or if cfg lists id with another
-// key (or, under list admission, does not list id at all).
+// It fails if cfg's replicas are malformed, or if cfg does not list id in
+// clients.keys with key's public key.
 func New(cfg *config.Config, id msg.ClientID, key auth.PrivateKey, opts Options) (*Client, error) {
 	if cfg == nil {
 		return nil, errors.New("client: nil configuration")
@@ -237,9 +255,6 @@ func checkAdmitted(cfg *config.Config, id msg.ClientID, pub auth.PublicKey) erro
 		}
 		return nil
 	}
-	if cfg.Clients.Admission == config.AdmissionOpen {
-		return nil
-	}
 	return fmt.Errorf("%w: client id %d is not in clients.keys", ErrNotAdmitted, id)
 }
 
@@ -254,11 +269,18 @@ func (c *Client) ID() msg.ClientID { return c.id }
 // Close. Calls are serialised per Client: a call waits for earlier ones,
 // and honours ctx while it waits.
 //
-// A request that Submit gave up on may still execute later; its result is
-// then lost, and the next Submit uses a higher request number.
+// If ctx ends first, the operation may still execute later; its result is
+// then lost, and the next Submit uses a higher request number. Under
+// in-place recovery Submit moves the client to another instance when its
+// own keeps ignoring it (see the package doc); the operation still
+// executes at most once.
 func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 	if len(op) > msg.MaxOpSize {
 		return nil, fmt.Errorf("client: operation of %d bytes exceeds the limit of %d", len(op), msg.MaxOpSize)
+	}
+	if c.inPlace && len(op) > msg.MaxOpSize-msg.InstanceChangeOverhead {
+		return nil, fmt.Errorf("client: operation of %d bytes exceeds the limit of %d under in-place recovery (an instance change must be able to carry it)",
+			len(op), msg.MaxOpSize-msg.InstanceChangeOverhead)
 	}
 	select {
 	case c.sem <- struct{}{}:
@@ -269,52 +291,55 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 	}
 	defer func() { <-c.sem }()
 
-	// Under in-place recovery a failed primary keeps its instance, so a
-	// client that instance keeps ignoring moves (Section 4.2): after
-	// changeAfter timeouts it asks the next instance to take it over, then
-	// sends the operation again. The abandoned request number can never
-	// execute afterwards: the instance change has a higher number, and
-	// replicas execute only numbers above the last one executed.
+	num := max(c.lastNum+1, uint64(time.Now().UnixNano()))
+	c.lastNum = num
 	giveUp := 0
 	if c.inPlace {
 		giveUp = changeAfter
 	}
-	for tries := 0; ; tries++ {
-		res, stuck, err := c.attempt(ctx, op, c.opts.Broadcast, giveUp)
-		if !stuck {
-			return res, err
-		}
-		target := (c.instance + 1 + uint32(tries)) % c.m
-		if target == c.instance {
-			target = (target + 1) % c.m
-		}
-		c.log.Info("instance ignores us; asking another to serve us", "from", c.instance, "to", target)
-		res, _, err = c.attempt(ctx, rcc.InstanceChangeOp(target), true, 0)
-		if err != nil {
-			return nil, err
-		}
-		if bytes.HasPrefix(res, []byte("ok")) {
-			c.instance, c.hint = target, msg.NoReplica
-		}
+	// Every request below has number num: the operation itself, then
+	// instance changes carrying it. At most one of them executes. After a
+	// refused change the instance that ignored us is skipped: the
+	// operation goes out as an instance change to the next one at once.
+	var res *msg.Reply
+	var err error
+	stuck := c.inPlace && c.refused
+	if !stuck {
+		res, stuck, err = c.attempt(ctx, num, op, c.opts.Broadcast, giveUp)
 	}
+	for stuck {
+		c.changes++
+		target := (c.instance + c.changes) % c.m
+		if target == c.instance {
+			c.changes++
+			target = (c.instance + c.changes) % c.m
+		}
+		c.log.Info("instance ignores us; asking another to serve us", "from", c.instance, "to", target, "number", num)
+		res, stuck, err = c.attempt(ctx, num, msg.InstanceChangeOp(target, op), true, giveUp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.refused = res.Outcome == msg.NotMoved
+	return res.Result, nil
 }
 
 // changeAfter is how many timeouts in a row make an in-place client move.
 const changeAfter = 3
 
-// attempt sends op once under a fresh request number and waits for f+1
-// matching results; with giveUp > 0 it reports stuck after that many
-// timeouts instead of waiting forever.
-func (c *Client) attempt(ctx context.Context, op []byte, broadcast bool, giveUp int) ([]byte, bool, error) {
-	num := max(c.lastNum+1, uint64(time.Now().UnixNano()))
-	c.lastNum = num
+// attempt sends op as request number num and waits for f+1 matching
+// replies; with giveUp > 0 it reports stuck after that many timeouts
+// instead of waiting forever. The accepted reply may answer another request
+// with the same number (the operation, or an instance change carrying it):
+// whichever executed.
+func (c *Client) attempt(ctx context.Context, num uint64, op []byte, broadcast bool, giveUp int) (*msg.Reply, bool, error) {
 	req := msg.Request{Client: c.id, Number: num, Op: op}
 	req.Sig = c.signer.Sign(req.SignedBytes())
 	frame := msg.Marshal(&msg.ClientRequest{Request: req})
 
 	primary := c.hint
 	if primary == msg.NoReplica || int(primary) >= c.n {
-		primary = rcc.PrimaryOf(c.n, c.instance, 0)
+		primary = msg.PrimaryOf(c.n, c.instance, 0)
 	}
 
 	c.mu.Lock()
@@ -367,20 +392,30 @@ func (c *Client) attempt(ctx context.Context, op []byte, broadcast bool, giveUp 
 				continue
 			}
 			latest[in.from] = rep
-			if res, ok := c.accept(latest, rep.Result); ok {
-				return res, false, nil
+			if ok := c.accept(latest, rep); ok {
+				if rep.Outcome == msg.Moved && rep.Instance < c.m {
+					c.log.Info("served by another instance now", "from", c.instance, "to", rep.Instance)
+					c.instance, c.hint = rep.Instance, msg.NoReplica
+				}
+				return rep, false, nil
 			}
 		}
 	}
 }
 
-// accept reports whether f+1 replicas' latest replies carry result, and if
-// so adopts the primary hint most of them give.
-func (c *Client) accept(latest []*msg.Reply, result []byte) ([]byte, bool) {
+// sameAnswer reports whether two replies give the same agreed answer:
+// outcome, ordering instance and result.
+func sameAnswer(a, b *msg.Reply) bool {
+	return a.Outcome == b.Outcome && a.Instance == b.Instance && bytes.Equal(a.Result, b.Result)
+}
+
+// accept reports whether f+1 replicas' latest replies give want's answer,
+// and if so adopts the primary hint most of them give.
+func (c *Client) accept(latest []*msg.Reply, want *msg.Reply) bool {
 	votes := 0
 	hints := make(map[msg.ReplicaID]int)
 	for _, r := range latest {
-		if r != nil && bytes.Equal(r.Result, result) {
+		if r != nil && sameAnswer(r, want) {
 			votes++
 			if r.Primary != msg.NoReplica && int(r.Primary) < c.n {
 				hints[r.Primary]++
@@ -388,7 +423,7 @@ func (c *Client) accept(latest []*msg.Reply, result []byte) ([]byte, bool) {
 		}
 	}
 	if votes < c.f+1 {
-		return nil, false
+		return false
 	}
 	best, bestVotes := msg.NoReplica, 0
 	for h, v := range hints {
@@ -401,12 +436,12 @@ func (c *Client) accept(latest []*msg.Reply, result []byte) ([]byte, bool) {
 	}
 	c.mu.Lock()
 	for _, r := range latest {
-		if r != nil && bytes.Equal(r.Result, result) {
+		if r != nil && sameAnswer(r, want) {
 			c.reps[r.From].failures = 0
 		}
 	}
 	c.mu.Unlock()
-	return result, true
+	return true
 }
 
 // unreachable returns an ErrNoReplicas error if, during the current Submit,

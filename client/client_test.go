@@ -340,12 +340,11 @@ func TestNewChecksAdmission(t *testing.T) {
 	if _, err := New(cl.cfg, 99, cl.clients[2], Options{}); !errors.Is(err, ErrNotAdmitted) {
 		t.Errorf("New with an unlisted id: %v, want ErrNotAdmitted", err)
 	}
-	cl.cfg.Clients.Admission = config.AdmissionOpen
-	c, err := New(cl.cfg, 99, cl.clients[2], Options{})
-	if err != nil {
-		t.Fatalf("New under open admission: %v", err)
+	// "open" admission is gone: an unlisted id is never admitted.
+	cl.cfg.Clients.Admission = config.Admission("open")
+	if _, err := New(cl.cfg, 99, cl.clients[2], Options{}); !errors.Is(err, ErrNotAdmitted) {
+		t.Errorf("New with an unlisted id under admission %q: %v, want ErrNotAdmitted", cl.cfg.Clients.Admission, err)
 	}
-	c.Close()
 }
 
 func TestLoadIdentity(t *testing.T) {

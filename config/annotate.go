@@ -33,7 +33,7 @@ var FieldDocs = map[string]string{
 	"replicas[].public_key":     "Ed25519 public key, 64 hex characters (braid keygen prints one)",
 	"replicas[].key_file":       `private key file, relative to this file (default "keys/replica-{id}.key")`,
 	"clients":                   "client admission",
-	"clients.admission":         `"list" (only clients.keys) or "open" (any key; development only) (default "list")`,
+	"clients.admission":         `"list": only the keys in clients.keys, the one supported mode (default "list")`,
 	"clients.keys":              "admitted clients; ids and keys distinct",
 	"clients.keys[].id":         "client id; instance id mod m serves it",
 	"clients.keys[].public_key": "Ed25519 public key, 64 hex characters",

@@ -52,10 +52,15 @@ const (
 type Admission string
 
 const (
-	// AdmissionList admits only the keys in clients.keys.
+	// AdmissionList admits only the keys in clients.keys. It is the only
+	// supported mode.
 	AdmissionList Admission = "list"
-	// AdmissionOpen admits any key. For development only: anyone who can
-	// reach a client port can submit requests.
+	// AdmissionOpen was "admit any key". Validate rejects it: a request
+	// carries only its client id, so a replica cannot verify the signature
+	// of a client whose key the configuration does not list.
+	//
+	// Deprecated: list every client in clients.keys. The constant remains
+	// so that Validate can name it in its error.
 	AdmissionOpen Admission = "open"
 )
 

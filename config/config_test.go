@@ -178,6 +178,7 @@ func TestValidateNamesField(t *testing.T) {
 		{"public_key duplicate", func(c *Config) { c.Replicas[2].PublicKey = c.Replicas[0].PublicKey }, "replicas[2].public_key", "also the key of replicas[0]"},
 		{"key_file empty", func(c *Config) { c.Replicas[0].KeyFile = "" }, "replicas[0].key_file", "missing"},
 		{"admission unknown", func(c *Config) { c.Clients.Admission = "closed" }, "clients.admission", `"closed"`},
+		{"admission open", func(c *Config) { c.Clients.Admission = "open" }, "clients.admission", "list every client's key in clients.keys"},
 		{"client id duplicate", func(c *Config) {
 			c.Clients.Keys = append(c.Clients.Keys, ClientKey{ID: 0, PublicKey: otherKey("x")})
 		}, "clients.keys[2].id", "also the id of clients.keys[0]"},
@@ -219,7 +220,6 @@ func TestValidateAcceptsBoundaries(t *testing.T) {
 		{"no http_addr", func(c *Config) { c.Replicas[0].HTTPAddr = "" }},
 		{"ipv6 and names", func(c *Config) { c.Replicas[0].Addr = "[::1]:9000"; c.Replicas[1].Addr = "replica-1.example:7000" }},
 		{"shared kv", func(c *Config) { c.KVScope = KVShared }},
-		{"open admission, no keys", func(c *Config) { c.Clients = Clients{Admission: AdmissionOpen} }},
 		{"replicas listed out of order", func(c *Config) { c.Replicas[0], c.Replicas[3] = c.Replicas[3], c.Replicas[0] }},
 		{"huge client ids", func(c *Config) { c.Clients.Keys[0].ID = 1<<64 - 1 }},
 	}
@@ -276,7 +276,6 @@ func TestWarnings(t *testing.T) {
 		{"n=3", func() *Config { return validConfig(t, 3, 0, 2) }, []string{"n"}},
 		{"n=5", func() *Config { return validConfig(t, 5, 0, 2) }, []string{"n"}},
 		{"no clients", func() *Config { return validConfig(t, 4, 0, 0) }, []string{"clients.keys"}},
-		{"open", func() *Config { c := validConfig(t, 4, 0, 0); c.Clients.Admission = AdmissionOpen; return c }, []string{"clients.admission"}},
 		{"epsilon < sigma, sigma 1", func() *Config {
 			c := validConfig(t, 4, 0, 1)
 			c.Sigma, c.Epsilon = 1, 1

@@ -32,7 +32,7 @@
 //	config: replicas[2].addr: "x" is not host:port
 //
 // Conditions that are legal but probably not what the operator wants (fewer
-// than four replicas, open admission, ...) are not errors; Warnings lists
+// than four replicas, no client keys, ...) are not errors; Warnings lists
 // them.
 //
 // # Paths

@@ -244,9 +244,11 @@ func checkHostPort(s string) string {
 
 func (c *Config) validateClients(p *problems) {
 	switch c.Clients.Admission {
-	case AdmissionList, AdmissionOpen:
+	case AdmissionList:
+	case AdmissionOpen:
+		p.add("clients.admission", "%q is not supported: a request carries only its client id, so replicas can verify only clients whose keys they know; list every client's key in clients.keys and use %q", AdmissionOpen, AdmissionList)
 	default:
-		p.add("clients.admission", "%q: want %q or %q", c.Clients.Admission, AdmissionList, AdmissionOpen)
+		p.add("clients.admission", "%q: want %q (the only admission mode: list every client's key in clients.keys)", c.Clients.Admission, AdmissionList)
 	}
 	ids := map[uint64]int{}
 	keys := map[string]int{}
@@ -270,7 +272,7 @@ func (c *Config) validateClients(p *problems) {
 }
 
 // Warnings lists conditions that are valid but probably unintended, such as
-// n < 4 (no fault tolerance) or open admission. Each is one line,
+// n < 4 (no fault tolerance) or no admitted clients. Each is one line,
 // "warning: FIELD: what", naming its field as a FieldError does. It does not
 // repeat Validate's errors.
 func (c *Config) Warnings() []string {
@@ -291,10 +293,7 @@ func (c *Config) Warnings() []string {
 	if c.N > 1 && c.DataDir != "" && !strings.Contains(c.DataDir, IDPlaceholder) {
 		add("data_dir", "%q has no %q: replicas on one host would share a data directory", c.DataDir, IDPlaceholder)
 	}
-	switch {
-	case c.Clients.Admission == AdmissionOpen:
-		add("clients.admission", "%q admits any key: for development only", AdmissionOpen)
-	case c.Clients.Admission == AdmissionList && len(c.Clients.Keys) == 0:
+	if c.Clients.Admission == AdmissionList && len(c.Clients.Keys) == 0 {
 		add("clients.keys", "empty with admission %q: no client can submit requests", AdmissionList)
 	}
 	return w

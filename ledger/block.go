@@ -36,7 +36,7 @@ const (
 	MaxCertificateBytes = 64 + msg.MaxQuorumMsgs*(4+maxCheckpointBytes)
 
 	maxCheckpointBytes = 1 + 4 + 8 + 32 + 4 + 4 + msg.MaxSigSize
-	minRequestBytes    = 8 + 8 + 4 + 4
+	minRequestBytes    = 8 + 8 + 4 + 4 + 4 + 1
 )
 
 // ErrMalformed wraps every decoding failure.
@@ -49,13 +49,36 @@ type Block struct {
 	Round  uint64     // the round whose decided batches this block executes
 	// Requests in execution order, each with its client's signature, so a
 	// verifier needs no one's word that a client asked for it.
-	Requests      []msg.Request
+	Requests []msg.Request
+	// Orderings, parallel to Requests, say which instance ordered each
+	// request and what executing it did: the parts of a client's reply that
+	// re-executing the operation cannot reproduce, so a replica restoring or
+	// transferring state rebuilds its reply cache from the block alone. Nil
+	// means every request was an ordinary one ordered by instance 0.
+	Orderings     []Ordering
 	ResultsDigest msg.Digest // ResultsDigest of the results, in request order
 	StateDigest   msg.Digest // application state digest after the round
 }
 
+// Ordering is how one request of a block was ordered and what it did.
+type Ordering struct {
+	Instance uint32
+	Outcome  msg.Outcome
+}
+
+// ordering returns request i's ordering (the zero value when Orderings is nil).
+func (b *Block) ordering(i int) Ordering {
+	if i < len(b.Orderings) {
+		return b.Orderings[i]
+	}
+	return Ordering{}
+}
+
+// Ordering returns request i's ordering.
+func (b *Block) Ordering(i int) Ordering { return b.ordering(i) }
+
 const (
-	blockTag      = "braid/block/v1"
+	blockTag      = "braid/block/v2"
 	checkpointTag = "braid/ledger-checkpoint/v1"
 	resultsTag    = "braid/results/v1"
 )
@@ -75,7 +98,8 @@ func (b *Block) Hash() msg.Digest {
 // variable-length field prefixed by its length.
 //
 //	height u64 | prev [32] | round u64 | count u32 |
-//	count × (client u64 | number u64 | len u32 | op | len u32 | sig) |
+//	count × (client u64 | number u64 | len u32 | op | len u32 | sig |
+//	         instance u32 | outcome u8) |
 //	results [32] | state [32]
 func (b *Block) Encode() []byte {
 	n := 8 + 32 + 8 + 4 + 64
@@ -95,6 +119,9 @@ func (b *Block) Encode() []byte {
 		e = append(e, r.Op...)
 		e = binary.BigEndian.AppendUint32(e, uint32(len(r.Sig)))
 		e = append(e, r.Sig...)
+		o := b.ordering(i)
+		e = binary.BigEndian.AppendUint32(e, o.Instance)
+		e = append(e, byte(o.Outcome))
 	}
 	e = append(e, b.ResultsDigest[:]...)
 	return append(e, b.StateDigest[:]...)
@@ -117,6 +144,18 @@ func DecodeBlock(p []byte) (*Block, error) {
 		r.Op = d.bytes(msg.MaxOpSize, "op")
 		r.Sig = d.bytes(msg.MaxSigSize, "request signature")
 		b.Requests = append(b.Requests, r)
+		o := Ordering{Instance: d.u32()}
+		if out := msg.Outcome(d.u8()); out > msg.NotMoved {
+			d.fail("outcome %d", out)
+		} else {
+			o.Outcome = out
+		}
+		if o != (Ordering{}) && b.Orderings == nil {
+			b.Orderings = make([]Ordering, i, n)
+		}
+		if b.Orderings != nil {
+			b.Orderings = append(b.Orderings, o)
+		}
 	}
 	b.ResultsDigest = d.digest()
 	b.StateDigest = d.digest()
@@ -242,6 +281,13 @@ func (d *decoder) take(n int) []byte {
 	p := d.b[d.off : d.off+n]
 	d.off += n
 	return p
+}
+
+func (d *decoder) u8() uint8 {
+	if p := d.take(1); p != nil {
+		return p[0]
+	}
+	return 0
 }
 
 func (d *decoder) u32() uint32 {

@@ -157,6 +157,8 @@ func (e *encoder) message(m Message, withSig bool) {
 		e.u64(m.Number)
 		e.u64(m.View)
 		e.u32(uint32(m.Primary))
+		e.u8(uint8(m.Outcome))
+		e.u32(m.Instance)
 		e.bytes(m.Result)
 		e.u32(uint32(m.From))
 	case *Status:
@@ -375,6 +377,10 @@ func (d *decoder) message() Message {
 		return m
 	case KindReply:
 		m := &Reply{Client: ClientID(d.u64()), Number: d.u64(), View: d.u64(), Primary: ReplicaID(d.u32())}
+		if m.Outcome = Outcome(d.u8()); m.Outcome > maxOutcome {
+			d.fail("reply outcome %d out of range", m.Outcome)
+		}
+		m.Instance = d.u32()
 		m.Result = d.bytes(MaxOpSize, "result")
 		m.From = ReplicaID(d.u32())
 		return m

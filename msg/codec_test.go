@@ -418,7 +418,7 @@ func hostile() map[string][]byte {
 		"view changes at limit":    cat([]byte{byte(KindNewView)}, be32(1), be64(2), be32(MaxQuorumMsgs)),
 		"nv pre-prepares 2^32-1":   cat([]byte{byte(KindNewView)}, be32(1), be64(2), be32(0), be32(math.MaxUint32)),
 		"nv pre-prepares at limit": cat([]byte{byte(KindNewView)}, be32(1), be64(2), be32(0), be32(MaxProofs)),
-		"result 2^32-1":            cat([]byte{byte(KindReply)}, be64(1), be64(1), be64(3), be32(0), be32(math.MaxUint32)),
+		"result 2^32-1":            cat([]byte{byte(KindReply)}, be64(1), be64(1), be64(3), be32(0), []byte{byte(Moved)}, be32(2), be32(math.MaxUint32)),
 	}
 }
 

@@ -123,6 +123,8 @@ func samples() []sample {
 		{"reply", &Reply{Client: 9, Number: 10, View: 11, Result: []byte("ok"), From: 3}},
 		{"reply/empty", &Reply{Client: 9, Number: 10, From: 3}},
 		{"reply/max-result", &Reply{Client: 9, Number: 10, Result: fill(MaxOpSize, 5), From: 3}},
+		{"reply/moved", &Reply{Client: 9, Number: 10, View: 1, Primary: 2, Outcome: Moved, Instance: 3, Result: []byte("r"), From: 3}},
+		{"reply/not-moved", &Reply{Client: 9, Number: 10, Outcome: NotMoved, Instance: math.MaxUint32, From: 3}},
 	}
 }
 

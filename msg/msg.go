@@ -247,13 +247,19 @@ type Status struct {
 // client can address the current primary next time.
 // Primary is the replying replica's belief of the current primary of the
 // client's instance (NoReplica if unknown): a hint, never trusted for safety.
+// Outcome says whether the request was an instance change and whether it
+// moved the client; Instance is the instance that ordered the request
+// (after a granted move: the one serving the client now). Both are agreed,
+// like Result, and part of what a client matches.
 type Reply struct {
-	Client  ClientID
-	Number  uint64
-	View    uint64
-	Primary ReplicaID
-	Result  []byte
-	From    ReplicaID
+	Client   ClientID
+	Number   uint64
+	View     uint64
+	Primary  ReplicaID
+	Outcome  Outcome
+	Instance uint32
+	Result   []byte
+	From     ReplicaID
 }
 
 // Fetch asks a replica for the ledger blocks From..To (inclusive) and the

@@ -1,7 +1,6 @@
 package rcc
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -14,28 +13,41 @@ import (
 // forever, so a client may ask another instance to take it over; the move
 // takes effect at an agreed round, and an instance refuses it once it
 // serves ⌈|C|/(n−f)⌉ clients, which keeps the load balanced.
+//
+// An instance change carries the operation the client is waiting for and
+// goes out under that operation's request number (msg.InstanceChangeOp):
+// it executes the operation whether or not the move is granted, so
+// whichever of the original request and the change executes first is the
+// operation's one execution, and the shell skips the other as a duplicate.
 
-var instanceChangeTag = []byte("\x00braid/instance-change/v1")
+// Refusal is why an instance change did not move its client.
+type Refusal uint8
 
-// InstanceChangeOp is the operation a client submits (to the target
-// instance's primary) to be served by instance target from now on.
-func InstanceChangeOp(target uint32) []byte {
-	return binary.BigEndian.AppendUint32(append([]byte(nil), instanceChangeTag...), target)
-}
+const (
+	NotRefused           Refusal = iota
+	RefusedDisabled              // no admitted clients configured: instance changes are off
+	RefusedNoInstance            // the target instance does not exist
+	RefusedWrongInstance         // ordered by an instance other than the target
+	RefusedUnknownClient         // the client is not admitted
+	RefusedFull                  // the target already serves ⌈|C|/(n−f)⌉ clients
+)
 
-// ParseInstanceChange recognises an instance-change operation.
-func ParseInstanceChange(op []byte) (target uint32, ok bool) {
-	if len(op) != len(instanceChangeTag)+4 || !bytes.HasPrefix(op, instanceChangeTag) {
-		return 0, false
+func (r Refusal) String() string {
+	switch r {
+	case NotRefused:
+		return "not refused"
+	case RefusedDisabled:
+		return "instance changes are disabled"
+	case RefusedNoInstance:
+		return "no such instance"
+	case RefusedWrongInstance:
+		return "ordered by another instance than the one asked for"
+	case RefusedUnknownClient:
+		return "client not admitted"
+	case RefusedFull:
+		return "target instance at the load cap ⌈|C|/(n−f)⌉"
 	}
-	return binary.BigEndian.Uint32(op[len(instanceChangeTag):]), true
-}
-
-// Control is the outcome of an instance-change request, replicated like
-// any result so the client can match f+1 of them.
-type Control struct {
-	Request msg.Request
-	Result  []byte
+	return fmt.Sprintf("refusal(%d)", uint8(r))
 }
 
 type move struct {
@@ -46,18 +58,26 @@ type move struct {
 }
 
 type assignment struct {
-	m       int
-	clients int
-	cap     int
-	moves   map[msg.ClientID]move
+	m        int
+	admitted []msg.ClientID // sorted, distinct
+	cap      int
+	moves    map[msg.ClientID]move
 }
 
-func newAssignment(m, clients, nonFaulty int) *assignment {
-	a := &assignment{m: m, clients: clients, moves: map[msg.ClientID]move{}}
+// newAssignment takes the admitted client ids (any order, duplicates
+// ignored) and n−f.
+func newAssignment(m int, clients []msg.ClientID, nonFaulty int) *assignment {
+	admitted := slices.Compact(slices.Sorted(slices.Values(clients)))
+	a := &assignment{m: m, admitted: admitted, moves: map[msg.ClientID]move{}}
 	if nonFaulty > 0 {
-		a.cap = (clients + nonFaulty - 1) / nonFaulty
+		a.cap = (len(admitted) + nonFaulty - 1) / nonFaulty
 	}
 	return a
+}
+
+func (a *assignment) isAdmitted(c msg.ClientID) bool {
+	_, ok := slices.BinarySearch(a.admitted, c)
+	return ok
 }
 
 // instanceOf is the instance serving c in round.
@@ -94,36 +114,37 @@ func (a *assignment) final(c msg.ClientID) uint32 {
 	return uint32(uint64(c) % uint64(a.m))
 }
 
-// load counts the admitted clients (ids below |C|) instance j serves or will.
+// load counts the admitted clients instance j serves or will.
 func (a *assignment) load(j uint32) int {
 	n := 0
-	for c := 0; c < a.clients; c++ {
-		if a.final(msg.ClientID(c)) == j {
+	for _, c := range a.admitted {
+		if a.final(c) == j {
 			n++
 		}
 	}
 	return n
 }
 
-// change executes an instance-change request ordered by instance via in
-// round; the move is effective from effective on.
-func (a *assignment) change(c msg.ClientID, target, via uint32, round, effective uint64) []byte {
+// change executes an instance-change request of c for target, ordered by
+// instance via in round; a granted move is effective from effective on.
+// moved is true also when c already ends up at target (nothing changes).
+func (a *assignment) change(c msg.ClientID, target, via uint32, round, effective uint64) (moved bool, why Refusal) {
 	switch {
-	case a.clients == 0:
-		return []byte("refused: instance changes are disabled")
+	case len(a.admitted) == 0:
+		return false, RefusedDisabled
 	case int(target) >= a.m:
-		return []byte(fmt.Sprintf("refused: no instance %d", target))
+		return false, RefusedNoInstance
 	case via != target:
-		return []byte("refused: send the instance change to the instance you want")
-	case uint64(c) >= uint64(a.clients):
-		return []byte("refused: unknown client")
+		return false, RefusedWrongInstance
+	case !a.isAdmitted(c):
+		return false, RefusedUnknownClient
 	case a.final(c) == target:
-		return []byte(fmt.Sprintf("ok: already served by instance %d", target))
+		return true, NotRefused
 	case a.load(target) >= a.cap:
-		return []byte(fmt.Sprintf("refused: instance %d serves %d clients, the cap ⌈|C|/(n−f)⌉", target, a.cap))
+		return false, RefusedFull
 	}
 	a.moves[c] = move{instance: target, from: effective, prev: a.instanceOf(c, round), at: round}
-	return []byte(fmt.Sprintf("ok: served by instance %d from round %d", target, effective))
+	return true, NotRefused
 }
 
 func (a *assignment) encode(b []byte) []byte {

@@ -57,9 +57,10 @@ type Config struct {
 	// past it a primary that keeps failing is retried at a fixed interval.
 	// Default 64·Epsilon.
 	MaxSkip uint64
-	// Clients is |C|, the number of admitted clients, for the instance-change
-	// load cap ⌈|C|/(n−f)⌉ of Section 4.2. Zero disables instance changes.
-	Clients int
+	// Clients are the admitted client ids C (any order and values;
+	// duplicates count once). Only they may change instance, and the load
+	// cap of Section 4.2 is ⌈|C|/(n−f)⌉. Empty disables instance changes.
+	Clients []msg.ClientID
 }
 
 func (c *Config) setDefaults() error {
@@ -109,14 +110,20 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// Round is one executed round: the non-empty batches of the m decisions,
-// in the order Figure 3 chose, minus requests from clients not assigned to
-// the instance that ordered them; plus instance-change outcomes.
+// Round is one executed round. Entries are its requests in the one order
+// every correct replica executes them: the non-empty batches of the m
+// decisions in the order Figure 3 chose, each batch's requests in batch
+// order, instance changes in their place, minus requests from clients not
+// served by the instance that ordered them.
 type Round struct {
-	Round    uint64
-	Seed     [32]byte
-	Batches  []InstanceBatch
-	Controls []Control
+	Round   uint64
+	Seed    [32]byte
+	Entries []Entry
+	// Batches are the batches S the round executes (non-empty, of
+	// instances not sitting the round out), in execution order: what was
+	// agreed, to be bound into the shell's digests. The shell executes
+	// Entries, never these.
+	Batches []BatchRef
 	// Failures lists the instances whose failure decision fell in this
 	// round, with the primary each one now has (Figure 4, or its own one
 	// under in-place recovery).
@@ -126,12 +133,33 @@ type Round struct {
 	State []byte
 }
 
-// InstanceBatch is one instance's decided batch in a round.
-type InstanceBatch struct {
+// BatchRef names one instance's decided batch in a round.
+type BatchRef struct {
 	Instance uint32
-	Digest   msg.Digest
 	View     uint64
-	Batch    msg.Batch
+	Digest   msg.Digest
+}
+
+// Entry is one request to execute.
+//
+// The shell executes Op unless Request.Number is at or below the client's
+// last executed number (a duplicate: the reply cache answers it), and then
+// replies with Outcome and Instance. An instance change (Outcome Moved or
+// NotMoved) executes the operation it carries either way, so a block that
+// stores the executed Requests replays exactly: execute each request's Op,
+// or for an instance change the operation msg.ParseInstanceChange returns.
+type Entry struct {
+	Instance uint32      // the instance that ordered it
+	View     uint64      // the view it was ordered in
+	Request  msg.Request // as the client signed it
+	// Op is what the application executes: Request.Op, or the operation an
+	// instance change carries.
+	Op []byte
+	// Outcome is msg.Executed for an ordinary request; for an instance
+	// change msg.Moved (the client is served by Instance from now on) or
+	// msg.NotMoved (Refusal says why).
+	Outcome msg.Outcome
+	Refusal Refusal
 }
 
 // Failure is an instance's agreed failure decision, executed in a round.
@@ -187,14 +215,15 @@ type Stats struct {
 	StalledSuspicions uint64 // suspicions of an instance lagging with no progress at all
 	Failures          uint64
 	IgnoredFailures   uint64 // failure decisions that fell inside a skipped range
-	InstanceChanges   uint64
+	InstanceChanges   uint64 // instance-change requests executed
+	RefusedChanges    uint64 // of those, the ones that did not move their client
 	Filtered          uint64 // requests dropped at execution: wrong instance for their client
 }
 
-// PrimaryOf is the initial primary rule: instance i starts with replica i,
-// so the m initial primaries are distinct.
+// PrimaryOf is the initial primary rule (msg.PrimaryOf): instance i starts
+// with replica i, so the m initial primaries are distinct.
 func PrimaryOf(n int, instance uint32, view uint64) msg.ReplicaID {
-	return msg.ReplicaID((uint64(instance) + view) % uint64(n))
+	return msg.PrimaryOf(n, instance, view)
 }
 
 // LeaderOf names who runs instance i's view change to view v: a static
@@ -284,7 +313,7 @@ func (nd *Node) route(c msg.ClientID) uint32 { return nd.clients.final(c) }
 // an instance-change request, to the instance it asks for.
 func (nd *Node) Request(r msg.Request) {
 	i := nd.route(r.Client)
-	if target, ok := ParseInstanceChange(r.Op); ok && int(target) < nd.cfg.M {
+	if target, _, ok := msg.ParseInstanceChange(r.Op); ok && int(target) < nd.cfg.M {
 		i = target
 	}
 	nd.inst[i].Request(r)
@@ -300,7 +329,7 @@ func (nd *Node) Step(from msg.ReplicaID, m msg.Message) {
 	if cr, ok := m.(*msg.ClientRequest); ok {
 		// A relayed request must be for this instance's client, or an
 		// instance change addressed to it.
-		if target, isChange := ParseInstanceChange(cr.Request.Op); !(isChange && target == i) && nd.route(cr.Request.Client) != i {
+		if target, _, isChange := msg.ParseInstanceChange(cr.Request.Op); !(isChange && target == i) && nd.route(cr.Request.Client) != i {
 			return
 		}
 	}

@@ -35,9 +35,14 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, n, m int) *cluster {
+	return newClusterWith(t, n, m, []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7})
+}
+
+// newClusterWith is newCluster with the given admitted clients.
+func newClusterWith(t *testing.T, n, m int, clients []msg.ClientID) *cluster {
 	c := &cluster{t: t, down: map[msg.ReplicaID]bool{}}
 	for i := 0; i < n; i++ {
-		nd, err := New(Config{ID: msg.ReplicaID(i), N: n, M: m, Clients: 8, Instance: pbft.Config{
+		nd, err := New(Config{ID: msg.ReplicaID(i), N: n, M: m, Clients: clients, Instance: pbft.Config{
 			Signer: hashSigner{msg.ReplicaID(i)}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
 			RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
 		}})
@@ -71,10 +76,10 @@ func (c *cluster) drain(i int) {
 		}
 		for _, r := range rd.Rounds {
 			c.rounds[i] = append(c.rounds[i], r)
+			for _, e := range r.Entries {
+				c.executed[i][e.Request.Key()] = true
+			}
 			for _, b := range r.Batches {
-				for _, q := range b.Batch.Requests {
-					c.executed[i][q.Key()] = true
-				}
 				c.chain[i] = sha256.Sum256(append(c.chain[i][:], b.Digest[:]...))
 			}
 			if r.Round%8 == 0 {
@@ -115,7 +120,7 @@ func (c *cluster) tick(k int) {
 func (c *cluster) submit(r msg.Request, broadcast bool) {
 	ref := c.live()
 	inst := ref.InstanceFor(r.Client)
-	if target, ok := ParseInstanceChange(r.Op); ok {
+	if target, _, ok := msg.ParseInstanceChange(r.Op); ok {
 		inst = target
 	}
 	primary := ref.Instance(int(inst)).Primary()
@@ -289,7 +294,7 @@ func TestInPlaceRecoveryAndInstanceChange(t *testing.T) {
 	}
 	// Client 4 is served by instance 0, whose primary is dead: it asks
 	// instance 1 to take it over, then keeps sending.
-	c.submit(msg.Request{Client: 4, Number: 1, Op: InstanceChangeOp(1)}, false)
+	c.submit(msg.Request{Client: 4, Number: 1, Op: msg.InstanceChangeOp(1, []byte("change"))}, false)
 	c.tick(1000)
 	if got := c.nodes[1].InstanceFor(4); got != 1 {
 		t.Fatalf("client 4 served by instance %d after its instance change, want 1", got)
@@ -314,18 +319,30 @@ func TestInPlaceRecoveryAndInstanceChange(t *testing.T) {
 // The load cap: an instance refuses an instance change once it serves
 // ⌈|C|/(n−f)⌉ clients.
 func TestInstanceChangeLoadCap(t *testing.T) {
-	a := newAssignment(4, 8, 3) // cap ⌈8/3⌉ = 3; instance 1 serves clients 1 and 5
-	if res := string(a.change(0, 1, 1, 10, 20)); res[:2] != "ok" {
-		t.Fatalf("first move refused: %s", res)
+	a := newAssignment(4, []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7}, 3) // cap ⌈8/3⌉ = 3; instance 1 serves clients 1 and 5
+	if moved, why := a.change(0, 1, 1, 10, 20); !moved {
+		t.Fatalf("first move refused: %v", why)
 	}
-	if res := string(a.change(4, 1, 1, 10, 20)); res[:7] != "refused" {
-		t.Fatalf("move beyond the cap accepted: %s", res)
+	if moved, why := a.change(4, 1, 1, 10, 20); moved || why != RefusedFull {
+		t.Fatalf("move beyond the cap: moved %v (%v), want refused at the cap", moved, why)
 	}
 	if a.instanceOf(0, 19) != 0 || a.instanceOf(0, 20) != 1 {
 		t.Fatal("move not effective exactly at its round")
 	}
-	if res := string(a.change(2, 3, 1, 10, 20)); res[:7] != "refused" {
-		t.Fatalf("instance change ordered by the wrong instance accepted: %s", res)
+	if moved, why := a.change(2, 3, 1, 10, 20); moved || why != RefusedWrongInstance {
+		t.Fatalf("instance change ordered by the wrong instance: moved %v (%v)", moved, why)
+	}
+	if moved, why := a.change(0, 1, 1, 11, 21); !moved || why != NotRefused {
+		t.Fatalf("instance change to where the client already is: moved %v (%v), want granted", moved, why)
+	}
+	if moved, why := a.change(99, 2, 2, 11, 21); moved || why != RefusedUnknownClient {
+		t.Fatalf("instance change of an unadmitted client: moved %v (%v)", moved, why)
+	}
+	if moved, why := a.change(3, 4, 4, 11, 21); moved || why != RefusedNoInstance {
+		t.Fatalf("instance change to instance 4 of 4: moved %v (%v)", moved, why)
+	}
+	if moved, why := newAssignment(4, nil, 3).change(0, 1, 1, 1, 2); moved || why != RefusedDisabled {
+		t.Fatalf("instance change without admitted clients: moved %v (%v)", moved, why)
 	}
 }
 
@@ -363,4 +380,29 @@ func TestReplacementWithoutSpares(t *testing.T) {
 	if p := pr.fail(0, 2); p != 0 {
 		t.Fatalf("second failure: new primary %d, want 0", p)
 	}
+}
+
+// Admitted client ids need not be 0…|C|−1: the configuration lists keys with
+// explicit ids. Instance changes work for any admitted id, and the load cap
+// counts the admitted clients wherever their ids fall.
+func TestInstanceChangeSparseClientIDs(t *testing.T) {
+	// |C| = 3, n−f = 3: cap 1. Initially 1000 → instance 0, 17 → 1, 3 → 3.
+	c := newClusterWith(t, 4, 4, []msg.ClientID{1000, 17, 3, 17})
+	change := func(cl msg.ClientID, target uint32) {
+		c.submit(msg.Request{Client: cl, Number: 1, Op: msg.InstanceChangeOp(target, []byte("op"))}, true)
+		c.tick(300)
+	}
+	change(1000, 2)
+	if got := c.nodes[1].InstanceFor(1000); got != 2 {
+		t.Fatalf("client 1000 served by instance %d after its instance change to 2, want 2", got)
+	}
+	change(3, 1) // instance 1 serves 17: at the cap
+	if got := c.nodes[1].InstanceFor(3); got != 3 {
+		t.Fatalf("client 3 moved to instance %d beyond the cap, want it to stay at 3", got)
+	}
+	change(17, 0) // instance 0 is empty since 1000 left
+	if got := c.nodes[1].InstanceFor(17); got != 0 {
+		t.Fatalf("client 17 served by instance %d after its instance change to 0, want 0", got)
+	}
+	c.checkAgreement()
 }

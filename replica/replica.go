@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +32,20 @@ import (
 // Options tune a replica beyond the cluster file.
 type Options struct {
 	Logger *slog.Logger
+	// Store, when set, is used instead of the data directory's on-disk
+	// store (tests: a store that crashes or fails). The replica closes it.
+	Store storage.Interface
+	// Sent, when set, sees every message to peers just before it leaves
+	// (tests collect what a replica signed across a crash and restart).
+	// It runs on the replica's goroutine and must not block.
+	Sent func(m msg.Message)
 }
+
+// ErrFailStop is wrapped by the error Run returns when the replica stopped
+// because its storage failed. Going on after a failed write or fsync could
+// make the replica contradict what it sent, or silently stop applying
+// rounds; a supervisor restarts it from what is on disk.
+var ErrFailStop = errors.New("fail-stop")
 
 // Replica is one running replica.
 type Replica struct {
@@ -40,15 +54,15 @@ type Replica struct {
 	log     *slog.Logger
 	keyring auth.Keyring
 	node    *rcc.Node
-	store   *storage.Store
+	store   storage.Interface
+	sent    func(m msg.Message)
 	peers   *transport.Transport
 	front   *transport.Transport // client-facing listener
 	events  chan event
 
 	// Executed state (owned by the loop goroutine).
 	app          *mux.App
-	lastNum      map[msg.ClientID]uint64
-	replies      map[msg.ClientID]*msg.Reply
+	table        executed // exactly-once: last executed request and its reply, per client
 	conns        map[msg.ClientID]*transport.ClientConn
 	round        uint64
 	head         msg.Digest
@@ -61,6 +75,9 @@ type Replica struct {
 	pool         *auth.Pool               // bounded workers for batch signature verification
 	charged      map[msg.ReplicaID]uint64 // invalid client signatures each replica forwarded
 	clientID     map[string]msg.ClientID  // public key → admitted client id
+	failed       error                    // set once storage failed: the replica stops (fail-stop)
+	quit         chan struct{}            // closed when Run stops reading events
+	compactedAt  uint64                   // the stable checkpoint the WAL was last compacted at
 }
 
 type event struct {
@@ -94,23 +111,26 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 		keyring: auth.Keyring{Replicas: map[msg.ReplicaID]auth.PublicKey{}, Clients: map[msg.ClientID]auth.PublicKey{}},
 		events:  make(chan event, 4096), inspect: make(chan chan string),
 		pool: auth.NewPool(0, 0), charged: map[msg.ReplicaID]uint64{},
-		app: mux.New(kvScope(cfg)), lastNum: map[msg.ClientID]uint64{}, replies: map[msg.ClientID]*msg.Reply{},
+		app: mux.New(kvScope(cfg)), table: executed{}, quit: make(chan struct{}), sent: opts.Sent,
 		conns: map[msg.ClientID]*transport.ClientConn{}, recent: map[uint64][2]msg.Digest{}, clientID: map[string]msg.ClientID{},
 	}
 	for i, k := range pubs {
 		r.keyring.Replicas[msg.ReplicaID(i)] = k
 	}
+	admitted := make([]msg.ClientID, 0, len(clientKeys))
 	for cid, k := range clientKeys {
 		r.keyring.Clients[msg.ClientID(cid)] = k
 		r.clientID[string(k)] = msg.ClientID(cid)
+		admitted = append(admitted, msg.ClientID(cid))
 	}
+	slices.Sort(admitted)
 	policy := rcc.Replace
 	if cfg.FailurePolicy == config.InPlace {
 		policy = rcc.InPlace
 	}
 	node, err := rcc.New(rcc.Config{
 		ID: r.id, N: cfg.N, M: cfg.M, Policy: policy,
-		Sigma: uint64(cfg.Sigma), Epsilon: uint64(cfg.Epsilon), Clients: len(clientKeys),
+		Sigma: uint64(cfg.Sigma), Epsilon: uint64(cfg.Epsilon), Clients: admitted,
 		Instance: pbft.Config{
 			Signer: auth.ReplicaSigner(key), MaxBatch: cfg.BatchSize, Window: uint64(cfg.Window),
 			CheckpointInterval: uint64(cfg.CheckpointInterval), RequestTimeout: cfg.RequestTimeout,
@@ -121,13 +141,17 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 		return nil, fmt.Errorf("replica %d: %w", id, err)
 	}
 	r.node = node
-	var fsync storage.FsyncPolicy = storage.PerBatch{}
-	if cfg.Fsync == config.FsyncGroup {
-		fsync = storage.GroupCommit{Interval: cfg.GroupCommitInterval.Value()}
-	}
-	r.store, err = storage.Open(cfg.ReplicaDataDir(id), storage.Options{Fsync: fsync})
-	if err != nil {
-		return nil, fmt.Errorf("replica %d: storage: %w", id, err)
+	if opts.Store != nil {
+		r.store = opts.Store
+	} else {
+		var fsync storage.FsyncPolicy = storage.PerBatch{}
+		if cfg.Fsync == config.FsyncGroup {
+			fsync = storage.GroupCommit{Interval: cfg.GroupCommitInterval.Value()}
+		}
+		r.store, err = storage.Open(cfg.ReplicaDataDir(id), storage.Options{Fsync: fsync})
+		if err != nil {
+			return nil, fmt.Errorf("replica %d: storage: %w", id, err)
+		}
 	}
 	if err := r.restore(); err != nil {
 		r.store.Close()
@@ -139,18 +163,29 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 	}
 	self, _ := cfg.Replica(id)
 	r.peers, err = transport.New(transport.Config{ID: id, Listen: self.Addr, Peers: peers, Key: ed25519.PrivateKey(key), Logger: r.log},
-		func(from int, frame []byte) { r.events <- event{from: from, frame: frame} }, nil)
+		func(from int, frame []byte) { r.enqueue(event{from: from, frame: frame}) }, nil)
 	if err != nil {
 		r.store.Close()
 		return nil, fmt.Errorf("replica %d: transport: %w", id, err)
 	}
 	r.front, err = transport.New(transport.Config{ID: id, Listen: self.ClientAddr, Key: ed25519.PrivateKey(key), Logger: r.log},
-		func(int, []byte) {}, func(c *transport.ClientConn, frame []byte) { r.events <- event{client: c, frame: frame} })
+		func(int, []byte) {}, func(c *transport.ClientConn, frame []byte) { r.enqueue(event{client: c, frame: frame}) })
 	if err != nil {
+		r.peers.Close()
 		r.store.Close()
 		return nil, fmt.Errorf("replica %d: client transport: %w", id, err)
 	}
 	return r, nil
+}
+
+// enqueue hands a frame from a transport goroutine to the loop. Once the
+// loop has stopped nothing drains the queue, so a full queue must not block
+// the transport's readers: Close waits for them.
+func (r *Replica) enqueue(ev event) {
+	select {
+	case r.events <- ev:
+	case <-r.quit:
+	}
 }
 
 func kvScope(cfg *config.Config) kv.Scope {
@@ -200,6 +235,9 @@ func (r *Replica) Run(ctx context.Context) error {
 	r.node.Announce()
 	r.drain()
 	for {
+		if r.failed != nil {
+			return errors.Join(fmt.Errorf("replica %d: %w", r.id, r.failed), r.close())
+		}
 		select {
 		case <-ctx.Done():
 			return r.close()
@@ -217,7 +255,16 @@ func (r *Replica) Run(ctx context.Context) error {
 }
 
 func (r *Replica) close() error {
-	errs := []error{r.front.Close(), r.peers.Close(), r.store.Sync(), r.store.Close()}
+	select {
+	case <-r.quit:
+	default:
+		close(r.quit)
+	}
+	var errs []error
+	if r.failed == nil { // after a failure the store refuses every call
+		errs = append(errs, r.store.Sync())
+	}
+	errs = append(errs, r.front.Close(), r.peers.Close(), r.store.Close())
 	r.pool.Close()
 	r.log.Info("replica stopped", "round", r.round)
 	return errors.Join(errs...)
@@ -304,8 +351,8 @@ func (r *Replica) onClient(c *transport.ClientConn, m msg.Message) {
 		return
 	}
 	r.conns[req.Client] = c
-	if req.Number <= r.lastNum[req.Client] {
-		if rep := r.replies[req.Client]; rep != nil && rep.Number == req.Number {
+	if req.Number <= r.table.last(req.Client) {
+		if rep := r.table[req.Client]; rep != nil && rep.Number == req.Number {
 			r.reply(rep)
 		}
 		return
@@ -314,90 +361,126 @@ func (r *Replica) onClient(c *transport.ClientConn, m msg.Message) {
 }
 
 // drain carries out everything the core asked for, in the order that keeps
-// the replica honest after a crash: records durable before any message leaves.
+// the replica honest after a crash: records durable before any message
+// leaves. A storage failure stops it at once (fail-stop): nothing of that
+// Ready is sent or applied, and Run returns.
 func (r *Replica) drain() {
-	for r.node.HasReady() {
+	for r.failed == nil && r.node.HasReady() {
 		rd := r.node.Ready()
 		if len(rd.Persist) > 0 {
 			recs := make([][]byte, len(rd.Persist))
 			for i, m := range rd.Persist {
 				recs[i] = msg.Marshal(m)
 			}
-			err := r.store.AppendRecords(recs)
-			if err == nil {
-				err = r.store.Sync()
-			}
-			if err != nil {
-				// Sending what we could not make durable could make a
-				// restarted replica contradict itself: stay silent instead.
-				r.log.Error("cannot persist consensus records; not sending", "err", err)
-				continue
+			if err := r.store.Apply(&storage.Batch{Records: recs}); err != nil {
+				r.fail("append consensus records", err)
+				return
 			}
 		}
+		// Everything written so far — these records, and the blocks of
+		// rounds executed earlier — is durable before anything leaves.
+		if err := r.store.Sync(); err != nil {
+			r.fail("sync", err)
+			return
+		}
 		for _, o := range rd.Messages {
+			if r.sent != nil {
+				r.sent(o.Msg)
+			}
 			frame := msg.Marshal(o.Msg)
 			if o.Broadcast {
-				_ = r.peers.Broadcast(frame)
+				_ = r.peers.Broadcast(frame) // a full queue drops: the protocol retransmits
 			} else if int(o.To) < r.cfg.N {
 				_ = r.peers.Send(int(o.To), frame)
 			}
 		}
 		for _, round := range rd.Rounds {
 			r.execute(round)
+			if r.failed != nil {
+				return
+			}
 		}
 		if rd.StateTransfer != nil {
 			r.startTransfer(rd.StateTransfer)
 		}
 		for _, c := range r.node.TakeCertificates() {
 			r.certify(c)
+			if r.failed != nil {
+				return
+			}
 		}
 	}
 }
 
-// execute applies one round: the kv application, the reply cache, one
-// ledger block, and every K rounds a checkpoint over (block, state).
+// fail records the first storage failure; Run stops after the current
+// step. Nothing that depends on the failed write is sent or applied.
+func (r *Replica) fail(what string, err error) {
+	if r.failed != nil {
+		return
+	}
+	r.failed = fmt.Errorf("%w: %s: %w", ErrFailStop, what, err)
+	r.log.Error("storage failed: stopping the replica (fail-stop); restart it to recover from its data directory",
+		"what", what, "err", err)
+}
+
+// execute applies one round: the application, the exactly-once table, one
+// ledger block, and every K rounds a snapshot and a checkpoint over (block,
+// state). The round's block, its paradigm state and (at checkpoints) its
+// snapshot are one atomic write: a crash never restores a height with
+// another round's paradigm state.
 func (r *Replica) execute(round rcc.Round) {
 	if round.Round != r.round+1 {
-		r.log.Error("round out of order", "got", round.Round, "want", r.round+1)
+		r.fail("execute", fmt.Errorf("round %d out of order, want %d", round.Round, r.round+1))
 		return
 	}
 	var reqs []msg.Request
+	var orderings []ledger.Ordering
 	var results [][]byte
-	for _, b := range round.Batches {
-		for _, req := range b.Batch.Requests {
-			if req.Number <= r.lastNum[req.Client] {
-				continue
-			}
-			res := r.app.Execute(app.CallerID(uint64(req.Client)), req.Op)
-			r.finishRequest(req, b.View, res)
-			reqs, results = append(reqs, req), append(results, res)
+	plain := true // every request an ordinary one of instance 0: Orderings stays nil
+	// Entries come in the agreed execution order, instance changes in
+	// their place: a request number executes once, whichever of the
+	// original request and an instance change carrying it comes first.
+	for _, e := range round.Entries {
+		req := e.Request
+		if req.Number <= r.table.last(req.Client) {
+			continue // a duplicate: the reply cache answers it
 		}
+		res := r.app.Execute(app.CallerID(uint64(req.Client)), e.Op)
+		o := ledger.Ordering{Instance: e.Instance, Outcome: e.Outcome}
+		r.finishRequest(req, e.View, o, res)
+		plain = plain && o == ledger.Ordering{}
+		reqs, orderings, results = append(reqs, req), append(orderings, o), append(results, res)
 	}
-	for _, ctl := range round.Controls {
-		if ctl.Request.Number > r.lastNum[ctl.Request.Client] {
-			r.finishRequest(ctl.Request, 0, ctl.Result)
-			reqs, results = append(reqs, ctl.Request), append(results, ctl.Result)
-		}
+	if plain {
+		orderings = nil
 	}
 	state := r.stateDigest(round.State)
-	b := &ledger.Block{Height: round.Round, Prev: r.head, Round: round.Round, Requests: reqs,
+	b := &ledger.Block{Height: round.Round, Prev: r.head, Round: round.Round, Requests: reqs, Orderings: orderings,
 		ResultsDigest: ledger.ResultsDigest(results), StateDigest: state}
-	if err := r.store.PutBlock(b); err != nil {
-		r.log.Error("cannot store block", "height", b.Height, "err", err)
-	}
+	w := &storage.Batch{Blocks: []*ledger.Block{b}}
 	if !bytes.Equal(round.State, r.lastParadigm) { // it changes only on failures and instance changes
-		_ = r.store.PutMeta("paradigm", round.State)
-		r.lastParadigm = round.State
+		w.Meta = append(w.Meta, storage.Meta{Key: paradigmMeta, Val: round.State})
 	}
+	k := uint64(r.cfg.CheckpointInterval)
+	checkpoint := round.Round%k == 0
+	if checkpoint {
+		snap, err := r.app.Snapshot()
+		if err != nil {
+			r.fail("snapshot", err)
+			return
+		}
+		w.Snapshots = []storage.Snapshot{{Round: round.Round, Data: encodeSnapshot(snap, r.table)}}
+		w.Meta = append(w.Meta, storage.Meta{Key: paradigmKey(round.Round), Val: round.State})
+	}
+	if err := r.store.Apply(w); err != nil {
+		r.fail(fmt.Sprintf("store block %d", b.Height), err)
+		return
+	}
+	r.lastParadigm = round.State
 	r.head, r.round = b.Hash(), round.Round
 	r.progress.Store(r.round)
 	r.recent[round.Round] = [2]msg.Digest{r.head, state}
-	k := uint64(r.cfg.CheckpointInterval)
-	if round.Round%k == 0 {
-		if snap, err := r.app.Snapshot(); err == nil {
-			_ = r.store.PutSnapshot(round.Round, snap)
-		}
-		_ = r.store.PutMeta(paradigmKey(round.Round), round.State)
+	if checkpoint {
 		r.node.Checkpoint(round.Round, ledger.CheckpointDigest(r.head, state))
 	}
 	for old := range r.recent {
@@ -407,16 +490,19 @@ func (r *Replica) execute(round rcc.Round) {
 	}
 }
 
-func (r *Replica) finishRequest(req msg.Request, view uint64, res []byte) {
-	r.lastNum[req.Client] = req.Number
-	rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Result: res, From: r.id, Primary: msg.NoReplica}
+// paradigmMeta names the paradigm state of the last executed round.
+const paradigmMeta = "paradigm"
+
+func (r *Replica) finishRequest(req msg.Request, view uint64, o ledger.Ordering, res []byte) {
+	rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Outcome: o.Outcome, Instance: o.Instance,
+		Result: res, From: r.id, Primary: msg.NoReplica}
 	inst := r.node.InstanceFor(req.Client)
 	if p := r.node.Instance(int(inst)); p != nil {
 		if _, changing := p.View(); !changing {
 			rep.Primary = p.Primary()
 		}
 	}
-	r.replies[req.Client] = rep
+	r.table[req.Client] = rep
 	r.reply(rep)
 }
 
@@ -437,18 +523,24 @@ func stateDigest(a *mux.App, paradigm []byte) msg.Digest {
 	return ledger.ResultsDigest([][]byte{d[:], paradigm})
 }
 
-// certify stores a stable checkpoint's certificate with the block it covers.
+// certify stores a stable checkpoint's certificate with the block it
+// covers, then compacts what the checkpoint made obsolete.
 func (r *Replica) certify(c rcc.Certificate) {
 	at, ok := r.recent[c.Round]
 	if !ok {
 		return
 	}
 	if ledger.CheckpointDigest(at[0], at[1]) != c.Proof[0].State {
-		r.log.Error("stable checkpoint does not match our state", "round", c.Round)
+		// 2f+1 replicas, so at least f+1 correct ones, certified another
+		// state for this round than the one we executed: we diverged, and
+		// going on would spread it.
+		r.fail("certify", fmt.Errorf("stable checkpoint %d does not match our executed state", c.Round))
 		return
 	}
 	cert := &ledger.Certificate{Round: c.Round, BlockHash: at[0], StateDigest: at[1], Signatures: c.Proof}
-	if err := r.store.PutCertificate(cert); err != nil {
-		r.log.Error("cannot store certificate", "round", c.Round, "err", err)
+	if err := r.store.Apply(&storage.Batch{Certificates: []*ledger.Certificate{cert}}); err != nil {
+		r.fail(fmt.Sprintf("store certificate %d", c.Round), err)
+		return
 	}
+	r.compact(c.Round)
 }

@@ -5,16 +5,19 @@ import (
 	"fmt"
 
 	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/mux"
+	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
-	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/storage"
 )
 
 // restore rebuilds the replica from its data directory: the application
-// from the latest snapshot plus the blocks after it, the reply-cache floor
-// (per-client request numbers) from every block, the paradigm state, and the
-// consensus core from its write-ahead records — so it never contradicts
-// what it sent before the crash.
+// and the exactly-once table from the latest snapshot, then the blocks
+// after it re-executed on top (each block and its round's paradigm state
+// were written in one atomic batch, so they agree), the paradigm state, and
+// the consensus core from its write-ahead records — so it never contradicts
+// what it sent before the crash. It reads only what lies above the latest
+// snapshot; compaction keeps the log above the last stable checkpoint.
 func (r *Replica) restore() error {
 	height, err := r.store.Height()
 	if err != nil {
@@ -22,36 +25,47 @@ func (r *Replica) restore() error {
 	}
 	var snapRound uint64
 	if round, snap, err := r.store.LatestSnapshot(); err == nil {
-		if round <= height {
-			if err := r.app.Restore(snap); err != nil {
-				return fmt.Errorf("snapshot %d: %w", round, err)
-			}
-			snapRound = round
+		if round > height {
+			return fmt.Errorf("snapshot of round %d is above the ledger height %d", round, height)
 		}
+		appSnap, table, err := decodeSnapshot(snap, r.id)
+		if err != nil {
+			return fmt.Errorf("snapshot %d: %w", round, err)
+		}
+		if err := r.app.Restore(appSnap); err != nil {
+			return fmt.Errorf("snapshot %d: %w", round, err)
+		}
+		b, err := r.store.Block(round)
+		if err != nil {
+			return fmt.Errorf("block %d of the snapshot: %w", round, err)
+		}
+		r.table, snapRound = table, round
+		r.round, r.head = round, b.Hash()
+		r.compactedAt = round - min(round, uint64(r.cfg.CheckpointInterval))
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	for h := uint64(1); h <= height; h++ {
+	for h := snapRound + 1; h <= height; h++ {
 		b, err := r.store.Block(h)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", h, err)
 		}
-		for _, req := range b.Requests {
-			if req.Number > r.lastNum[req.Client] {
-				r.lastNum[req.Client] = req.Number
-			}
-			if h > snapRound {
-				if _, ctl := rcc.ParseInstanceChange(req.Op); !ctl {
-					r.app.Execute(app.CallerID(uint64(req.Client)), req.Op)
-				}
-			}
+		if b.Prev != r.head {
+			return fmt.Errorf("block %d does not chain to block %d", h, h-1)
+		}
+		if _, err := replayBlock(r.app, r.table, b, r.id); err != nil {
+			return fmt.Errorf("block %d: %w", h, err)
 		}
 		r.round, r.head = h, b.Hash()
+		r.recent[h] = [2]msg.Digest{r.head, b.StateDigest}
 	}
-	if state, err := r.store.GetMeta("paradigm"); err == nil && len(state) > 0 {
+	if state, err := r.store.GetMeta(paradigmMeta); err == nil && len(state) > 0 {
 		if err := r.node.SetState(state); err != nil {
 			return fmt.Errorf("paradigm state: %w", err)
 		}
+		r.lastParadigm = state
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("paradigm state: %w", err)
 	}
 	raw, err := r.store.Records()
 	if err != nil {
@@ -65,10 +79,36 @@ func (r *Replica) restore() error {
 		}
 		records = append(records, m)
 	}
-	r.node.Restore(records, r.round, r.lastNum)
+	r.node.Restore(records, r.round, r.table.lastNums())
 	r.progress.Store(r.round)
 	if height > 0 || len(records) > 0 {
-		r.log.Info("restored", "height", height, "snapshot", snapRound, "records", len(records))
+		r.log.Info("restored", "height", height, "snapshot", snapRound, "replayed", height-snapRound, "records", len(records))
 	}
 	return nil
+}
+
+// replayBlock re-executes an executed block's requests on a and records
+// them in the exactly-once table, returning their results in order. Restart
+// and state transfer both use it, and must reach what live execution did.
+func replayBlock(a *mux.App, table executed, b *ledger.Block, self msg.ReplicaID) ([][]byte, error) {
+	results := make([][]byte, 0, len(b.Requests))
+	for i, req := range b.Requests {
+		if req.Number <= table.last(req.Client) {
+			return nil, fmt.Errorf("request %d of client %d executed twice", req.Number, req.Client)
+		}
+		o := b.Ordering(i)
+		op := req.Op
+		if o.Outcome != msg.Executed { // an instance change executes the operation it carries
+			_, inner, ok := msg.ParseInstanceChange(req.Op)
+			if !ok {
+				return nil, fmt.Errorf("request %d of client %d has outcome %v but is no instance change", req.Number, req.Client, o.Outcome)
+			}
+			op = inner
+		}
+		res := a.Execute(app.CallerID(uint64(req.Client)), op)
+		table[req.Client] = &msg.Reply{Client: req.Client, Number: req.Number, Outcome: o.Outcome, Instance: o.Instance,
+			Result: res, From: self, Primary: msg.NoReplica}
+		results = append(results, res)
+	}
+	return results, nil
 }

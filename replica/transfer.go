@@ -3,35 +3,57 @@ package replica
 import (
 	"fmt"
 
-	braidapp "github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
-	"github.com/braid-bft/braid/rcc"
+	"github.com/braid-bft/braid/storage"
 )
 
 // State transfer by replay. A replica behind a stable checkpoint fetches
-// the missing ledger blocks up to it from a peer and re-executes them; it
-// trusts nothing it received until the result matches the checkpoint's
-// certified digest over (block hash, state digest), where the state digest
-// binds the application state and the paradigm state. A Byzantine peer can
-// only waste a round trip: the next try asks another replica.
+// the missing ledger blocks up to it from one of the checkpoint's signers
+// and re-executes them on a staged copy of its state. Nothing is installed
+// — not a block, not the application state — until the whole range
+// replayed to exactly the certified digest over (block hash, state digest),
+// where the state digest binds the application and the paradigm state; the
+// blocks chain from our head to the certified block, so every one of them
+// is authenticated by the checkpoint. Then blocks, paradigm state and a
+// snapshot land in one atomic write. A peer whose answer does not verify is
+// charged, its staged blocks are discarded, and it is not asked again while
+// another signer is left.
 
 type transfer struct {
 	target pbft.StateTransfer
 	peers  []msg.ReplicaID // signers of the checkpoint, tried in turn
 	next   int
 	asked  int64 // tick of the last request
+	bad    map[msg.ReplicaID]bool
+
+	// The staged replay, all from source; nil until the first answer.
+	source msg.ReplicaID
+	app    *mux.App
+	table  executed
+	head   msg.Digest
+	height uint64
+	blocks []*ledger.Block
+	bytes  int
 }
 
 const transferRetryTicks = 50
+
+// maxStagedBytes bounds the blocks a transfer holds before installing them.
+// A replica further behind than this cannot catch up by replay (a snapshot
+// transfer would be needed); it says so instead of growing without limit.
+const maxStagedBytes = 512 << 20
 
 func (r *Replica) startTransfer(st *pbft.StateTransfer) {
 	if st.Seq <= r.round || (r.xfer != nil && r.xfer.target.Seq >= st.Seq) {
 		return
 	}
-	x := &transfer{target: *st}
+	x := &transfer{target: *st, bad: map[msg.ReplicaID]bool{}}
+	if old := r.xfer; old != nil {
+		x.bad = old.bad // a newer target: what we learned about peers stays
+	}
 	for _, c := range st.Proof {
 		if c.From != r.id {
 			x.peers = append(x.peers, c.From)
@@ -45,15 +67,40 @@ func (r *Replica) startTransfer(st *pbft.StateTransfer) {
 	r.askNext()
 }
 
+// askNext asks the next signer not known to be bad, starting the staged
+// replay afresh (a staged range comes from one peer only, so a bad answer
+// is pinned on the peer that gave it).
 func (r *Replica) askNext() {
 	x := r.xfer
 	if x == nil {
 		return
 	}
+	good := 0
+	for _, p := range x.peers {
+		if !x.bad[p] {
+			good++
+		}
+	}
+	if good == 0 {
+		x.bad = map[msg.ReplicaID]bool{} // everyone failed once: try them all again
+	}
 	peer := x.peers[x.next%len(x.peers)]
+	for x.bad[peer] {
+		x.next++
+		peer = x.peers[x.next%len(x.peers)]
+	}
 	x.next++
 	x.asked = r.ticks
+	x.source, x.app, x.table, x.blocks, x.bytes = peer, nil, nil, nil, 0
+	x.head, x.height = r.head, r.round
 	_ = r.peers.Send(int(peer), msg.Marshal(&msg.Fetch{From: r.round + 1, To: x.target.Seq, Sender: r.id}))
+}
+
+// askMore continues the staged replay from the same peer.
+func (r *Replica) askMore() {
+	x := r.xfer
+	x.asked = r.ticks
+	_ = r.peers.Send(int(x.source), msg.Marshal(&msg.Fetch{From: x.height + 1, To: x.target.Seq, Sender: r.id}))
 }
 
 // onTickTransfer retries with another peer when an answer does not come.
@@ -74,6 +121,7 @@ func (r *Replica) serveFetch(from int, f *msg.Fetch) {
 	for h := f.From; h <= to; h++ {
 		b, err := r.store.Block(h)
 		if err != nil {
+			r.log.Warn("cannot serve a fetch", "peer", from, "height", h, "err", err)
 			return
 		}
 		enc := b.Encode()
@@ -85,84 +133,114 @@ func (r *Replica) serveFetch(from int, f *msg.Fetch) {
 	if last := f.From + uint64(len(out.Blocks)) - 1; last == f.To {
 		p, err := r.store.GetMeta(paradigmKey(f.To))
 		if err != nil {
-			return
+			return // not a checkpoint we kept: the peer asks another signer
 		}
 		out.Paradigm = p
 	}
 	_ = r.peers.Send(from, msg.Marshal(out))
 }
 
-// onBlocks verifies and installs blocks fetched for a transfer.
+// reject charges the staged source for an answer that does not verify and
+// moves on to another signer.
+func (r *Replica) reject(from int, why string, args ...any) {
+	x := r.xfer
+	x.bad[x.source] = true
+	r.charged[x.source]++
+	r.log.Warn("rejected fetched blocks; discarding the staged transfer and asking another signer",
+		append([]any{"peer", from, "why", why, "charged", r.charged[x.source]}, args...)...)
+	r.askNext()
+}
+
+// onBlocks stages and replays blocks fetched for a transfer; the last
+// answer is verified against the certified checkpoint before anything is
+// installed.
 func (r *Replica) onBlocks(from int, bl *msg.Blocks) {
 	x := r.xfer
-	if x == nil || bl.Sender != msg.ReplicaID(from) || bl.From != r.round+1 || len(bl.Blocks) == 0 {
-		return
+	if x == nil || bl.Sender != msg.ReplicaID(from) || msg.ReplicaID(from) != x.source || bl.From != x.height+1 || len(bl.Blocks) == 0 {
+		return // not the answer we wait for (late, duplicate or unasked): ignore, uncharged
 	}
-	// Replay on a copy; install only if it reaches a verified state.
-	snap, err := r.app.Snapshot()
-	if err != nil {
-		return
+	if x.app == nil { // first answer: stage a copy of our executed state
+		snap, err := r.app.Snapshot()
+		if err != nil {
+			r.fail("snapshot for state transfer", err)
+			return
+		}
+		x.app = mux.New(kvScope(r.cfg))
+		if err := x.app.Restore(snap); err != nil {
+			r.fail("stage state for transfer", err)
+			return
+		}
+		x.table = r.table.clone()
 	}
-	app := mux.New(kvScope(r.cfg))
-	if err := app.Restore(snap); err != nil {
-		return
-	}
-	lastNum := make(map[msg.ClientID]uint64, len(r.lastNum))
-	for k, v := range r.lastNum {
-		lastNum[k] = v
-	}
-	var blocks []*ledger.Block
-	head := r.head
 	for i, enc := range bl.Blocks {
 		b, err := ledger.DecodeBlock(enc)
-		if err != nil || b.Height != bl.From+uint64(i) || b.Prev != head || b.Height > x.target.Seq {
-			r.log.Warn("rejected fetched blocks", "peer", from, "height", bl.From+uint64(i), "err", err)
+		switch {
+		case err != nil:
+			r.reject(from, "undecodable block", "height", bl.From+uint64(i), "err", err)
+			return
+		case b.Height != bl.From+uint64(i) || b.Height > x.target.Seq:
+			r.reject(from, "block at the wrong height", "height", b.Height)
+			return
+		case b.Prev != x.head:
+			r.reject(from, "block does not chain", "height", b.Height)
 			return
 		}
-		for _, req := range b.Requests {
-			if req.Number > lastNum[req.Client] {
-				lastNum[req.Client] = req.Number
-			}
-			if _, ctl := rcc.ParseInstanceChange(req.Op); ctl {
-				continue
-			}
-			app.Execute(braidapp.CallerID(uint64(req.Client)), req.Op)
-		}
-		head = b.Hash()
-		blocks = append(blocks, b)
-	}
-	last := blocks[len(blocks)-1]
-	if last.Height == x.target.Seq {
-		state := stateDigest(app, bl.Paradigm)
-		if state != last.StateDigest || ledger.CheckpointDigest(head, state) != x.target.State {
-			r.log.Warn("fetched state does not match the certified checkpoint", "peer", from, "round", last.Height)
+		if _, err := replayBlock(x.app, x.table, b, r.id); err != nil {
+			r.reject(from, "block does not replay", "height", b.Height, "err", err)
 			return
 		}
-	}
-	// Verified (or an intermediate, hash-chained part of it): install.
-	for _, b := range blocks {
-		if err := r.store.PutBlock(b); err != nil {
-			r.log.Error("cannot store fetched block", "height", b.Height, "err", err)
+		if x.bytes += len(enc); x.bytes > maxStagedBytes {
+			r.log.Error("state transfer too large to stage; this replica cannot catch up by replay",
+				"staged_bytes", x.bytes, "limit", maxStagedBytes, "from", r.round+1, "to", x.target.Seq)
+			r.xfer = nil
 			return
 		}
+		x.head, x.height = b.Hash(), b.Height
+		x.blocks = append(x.blocks, b)
 	}
-	r.app, r.lastNum, r.head, r.round = app, lastNum, head, last.Height
-	r.progress.Store(r.round)
-	if last.Height < x.target.Seq {
-		r.askNext() // more to fetch
+	if x.height < x.target.Seq {
+		r.askMore()
 		return
 	}
-	if err := r.node.SetState(bl.Paradigm); err != nil {
-		r.log.Error("transferred paradigm state rejected", "err", err)
+	last := x.blocks[len(x.blocks)-1]
+	state := stateDigest(x.app, bl.Paradigm)
+	if state != last.StateDigest || ledger.CheckpointDigest(x.head, state) != x.target.State {
+		r.reject(from, "replayed state does not match the certified checkpoint", "round", last.Height)
+		return
 	}
-	_ = r.store.PutMeta("paradigm", bl.Paradigm)
-	_ = r.store.PutMeta(paradigmKey(last.Height), bl.Paradigm)
-	if snap, err := r.app.Snapshot(); err == nil {
-		_ = r.store.PutSnapshot(last.Height, snap)
+	r.install(x, bl.Paradigm)
+}
+
+// install makes a verified transfer durable in one atomic write, then
+// adopts it.
+func (r *Replica) install(x *transfer, paradigm []byte) {
+	snap, err := x.app.Snapshot()
+	if err != nil {
+		r.fail("snapshot of transferred state", err)
+		return
 	}
+	if err := r.node.SetState(paradigm); err != nil {
+		// The digest matched, so every correct replica executed this state:
+		// a paradigm state we cannot parse is our bug, not the peer's.
+		r.fail("install transferred paradigm state", err)
+		return
+	}
+	w := &storage.Batch{
+		Blocks:    x.blocks,
+		Snapshots: []storage.Snapshot{{Round: x.height, Data: encodeSnapshot(snap, x.table)}},
+		Meta:      []storage.Meta{{Key: paradigmMeta, Val: paradigm}, {Key: paradigmKey(x.height), Val: paradigm}},
+	}
+	if err := r.store.Apply(w); err != nil {
+		r.fail(fmt.Sprintf("install transferred blocks %d..%d", r.round+1, x.height), err)
+		return
+	}
+	r.app, r.table, r.head, r.round = x.app, x.table, x.head, x.height
+	r.lastParadigm = paradigm
+	r.progress.Store(r.round)
 	r.xfer = nil
-	r.log.Info("state transfer done", "round", last.Height)
-	r.node.StateTransferred(last.Height, r.lastNum)
+	r.log.Info("state transfer done", "round", r.round, "blocks", len(x.blocks), "source", x.source)
+	r.node.StateTransferred(r.round, r.table.lastNums())
+	r.compact(r.round) // the instances moved their low watermarks to the checkpoint
 	r.node.Announce()
 }
 

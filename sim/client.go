@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 
@@ -21,7 +20,9 @@ const (
 // client is a correct, closed-loop client: one request outstanding, sent to
 // the primary it believes in, re-sent to every replica on timeout, accepted
 // on f+1 matching replies. Under in-place recovery, a client its instance
-// keeps ignoring sends an instance-change request to the next instance.
+// keeps ignoring sends an instance-change request to the next instance,
+// carrying the operation under the same request number (as client.Submit
+// does), so the operation executes once whichever request executes first.
 type client struct {
 	w        *world
 	id       msg.ClientID
@@ -29,7 +30,8 @@ type client struct {
 	total    int // operations to complete
 	ops      int // operations completed
 	num      uint64
-	current  msg.Request
+	op       []byte      // the outstanding operation
+	current  msg.Request // what goes out for it: the request, or an instance change
 	votes    map[string]map[msg.ReplicaID]bool
 	hint     msg.ReplicaID
 	viewHint uint64
@@ -37,10 +39,11 @@ type client struct {
 	timeouts int
 	instance uint32 // the instance the client believes serves it
 	changeTo int    // target of the outstanding instance change, or -1
+	refused  int    // target of the last instance change, if it was refused; else -1
 }
 
 func newClient(w *world, id msg.ClientID, net int) *client {
-	c := &client{w: w, id: id, net: net, total: w.opts.RequestsPerClient, hint: msg.NoReplica, changeTo: -1}
+	c := &client{w: w, id: id, net: net, total: w.opts.RequestsPerClient, hint: msg.NoReplica, changeTo: -1, refused: -1}
 	if w.opts.Protocol == "rcc" {
 		c.instance = uint32(uint64(id) % uint64(w.opts.M))
 	}
@@ -55,7 +58,7 @@ func (c *client) primary() msg.ReplicaID {
 		return c.hint
 	}
 	if c.w.opts.Protocol == "rcc" {
-		return rcc.PrimaryOf(c.w.n, c.instance, 0)
+		return msg.PrimaryOf(c.w.n, c.instance, 0)
 	}
 	return msg.ReplicaID(c.viewHint % uint64(c.w.n))
 }
@@ -76,21 +79,43 @@ func (c *client) sendNext() {
 	// Alternate writes and reads of a key the client shares with another,
 	// so results depend on the replicated state and its order.
 	key := []byte(fmt.Sprintf("k%d", c.id/2))
-	op := kv.Put(key, []byte(fmt.Sprintf("%d/%d", c.id, c.ops+1)))
+	c.op = kv.Put(key, []byte(fmt.Sprintf("%d/%d", c.id, c.ops+1)))
 	if c.ops%2 == 1 {
-		op = kv.Get(key)
+		c.op = kv.Get(key)
 	}
-	if c.changeTo >= 0 {
-		op = rcc.InstanceChangeOp(uint32(c.changeTo))
-	}
-	c.current = msg.Request{Client: c.id, Number: c.num, Op: op}
-	c.w.keys.signRequest(&c.current)
 	c.votes = map[string]map[msg.ReplicaID]bool{}
-	if c.changeTo >= 0 {
-		c.broadcast() // the client does not know the target instance's primary
-	} else {
-		c.sendTo(c.primary())
+	c.timeouts = 0
+	if c.refused >= 0 {
+		// Our last instance change was refused (the target was full, say):
+		// our instance still ignores us, so this operation goes straight
+		// to the next instance, as an instance change.
+		c.changeTo, c.refused = c.refused, -1
+		c.changeInstance()
+		return
 	}
+	c.changeTo = -1
+	c.current = msg.Request{Client: c.id, Number: c.num, Op: c.op}
+	c.w.keys.signRequest(&c.current)
+	c.sendTo(c.primary())
+	c.arm()
+}
+
+// changeInstance asks the next instance to serve us, carrying the
+// outstanding operation under its request number. Replies to the original
+// request still count: they have the same number.
+func (c *client) changeInstance() {
+	from := c.instance
+	if c.changeTo >= 0 {
+		from = uint32(c.changeTo)
+	}
+	next := (from + 1) % uint32(c.w.opts.M)
+	if next == c.instance {
+		next = (next + 1) % uint32(c.w.opts.M)
+	}
+	c.changeTo = int(next)
+	c.current = msg.Request{Client: c.id, Number: c.num, Op: msg.InstanceChangeOp(next, c.op)}
+	c.w.keys.signRequest(&c.current)
+	c.broadcast() // the client does not know the target instance's primary
 	c.arm()
 }
 
@@ -111,21 +136,11 @@ func (c *client) arm() {
 	}
 	c.timer = c.w.s.After(clientTimeout, func() {
 		c.timeouts++
-		if c.inPlace() && c.timeouts >= changeAfter {
+		if c.inPlace() && c.w.opts.M > 1 && c.timeouts >= changeAfter {
 			// Our instance ignores us (or the one we asked to take us over
-			// does): ask the next one. An abandoned request number is never
-			// reused.
-			from := c.instance
-			if c.changeTo >= 0 {
-				from = uint32(c.changeTo)
-			}
-			next := (from + 1) % uint32(c.w.opts.M)
-			if next == c.instance {
-				next = (next + 1) % uint32(c.w.opts.M)
-			}
-			c.changeTo = int(next)
+			// does): ask the next one.
 			c.timeouts = 0
-			c.sendNext()
+			c.changeInstance()
 			return
 		}
 		c.broadcast()
@@ -149,7 +164,9 @@ func (c *client) receive(from int, payload []byte) {
 	if !ok || sender.id != rep.From {
 		return // replies are link-authenticated
 	}
-	key := string(rep.Result)
+	// Replicas agree on the outcome and the ordering instance as on the
+	// result: all three must match.
+	key := fmt.Sprintf("%d/%d/%s", rep.Outcome, rep.Instance, rep.Result)
 	if c.votes[key] == nil {
 		c.votes[key] = map[msg.ReplicaID]bool{}
 	}
@@ -164,20 +181,15 @@ func (c *client) receive(from int, payload []byte) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	if c.changeTo >= 0 {
-		if bytes.HasPrefix(rep.Result, []byte("ok")) {
-			c.instance = uint32(c.changeTo)
-			c.changeTo = -1
-			c.hint = msg.NoReplica
-		} else {
-			next := (uint32(c.changeTo) + 1) % uint32(c.w.opts.M)
-			if next == c.instance {
-				next = (next + 1) % uint32(c.w.opts.M)
-			}
-			c.changeTo = int(next)
-		}
-	} else {
-		c.ops++
+	switch rep.Outcome {
+	case msg.Moved:
+		c.instance = rep.Instance
+		c.hint = msg.NoReplica
+	case msg.NotMoved:
+		c.refused = c.changeTo
 	}
+	// Executed, or carried by an instance change that did or did not move
+	// us: either way the operation executed, once.
+	c.ops++
 	c.sendNext()
 }

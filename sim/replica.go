@@ -107,7 +107,11 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 // build makes a fresh core for the run's protocol.
 func (r *replica) build() error {
 	if r.w.opts.Protocol == "rcc" {
-		rc, err := rcc.New(rcc.Config{ID: r.id, N: r.w.n, M: r.w.opts.M, Instance: r.cfg, Clients: r.w.opts.Clients, Policy: r.w.opts.Policy, Sigma: r.w.opts.Sigma, Epsilon: r.w.opts.Epsilon})
+		admitted := make([]msg.ClientID, r.w.opts.Clients) // the closed-loop clients 0…Clients−1
+		for c := range admitted {
+			admitted[c] = msg.ClientID(c)
+		}
+		rc, err := rcc.New(rcc.Config{ID: r.id, N: r.w.n, M: r.w.opts.M, Instance: r.cfg, Clients: admitted, Policy: r.w.opts.Policy, Sigma: r.w.opts.Sigma, Epsilon: r.w.opts.Epsilon})
 		r.rc = rc
 		return err
 	}
@@ -494,7 +498,8 @@ func (r *replica) flushRCC() {
 	}
 }
 
-// executeRound applies one RCC round: its batches in Figure 3's order.
+// executeRound applies one RCC round: its entries, in the one order the
+// paradigm chose (Figure 3, instance changes in their place).
 func (r *replica) executeRound(round rcc.Round) {
 	if round.Round != r.state.seq+1 {
 		r.w.chk.violate("replica %d executed round %d after %d", r.id, round.Round, r.state.seq)
@@ -502,11 +507,10 @@ func (r *replica) executeRound(round rcc.Round) {
 	}
 	parts := [][]byte{round.Seed[:]}
 	for _, b := range round.Batches {
-		r.applyBatch(b.Batch, b.View)
 		parts = append(parts, b.Digest[:])
 	}
-	for _, ctl := range round.Controls {
-		r.applyControl(ctl)
+	for _, e := range round.Entries {
+		r.apply(&e.Request, e.Op, e.View, e.Outcome, e.Instance)
 	}
 	r.state.paradigm = round.State
 	pd := digestOf(r.state.paradigm)
@@ -530,33 +534,28 @@ func (r *replica) execute(d pbft.Decision) {
 func (r *replica) applyBatch(batch msg.Batch, view uint64) {
 	for i := range batch.Requests {
 		req := &batch.Requests[i]
-		if !r.w.keys.Client(req.Client, req.SignedBytes(), req.Sig) {
-			r.w.chk.violateIfCorrect(r, "validity: replica %d executed an unsigned request %v", r.id, req.Key())
-		}
-		if req.Number <= r.state.lastNum[req.Client] {
-			continue // duplicate: already executed, the reply cache answers
-		}
-		result := r.state.app.Execute(app.CallerID(uint64(req.Client)), req.Op)
-		r.state.lastNum[req.Client] = req.Number
-		rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Result: result, From: r.id}
-		r.state.replies[req.Client] = rep
-		r.state.executedRequests++
-		r.w.chk.executed(r, req.Key(), digestOf(result), r.state.seq+1)
-		r.sendClient(req.Client, rep)
+		r.apply(req, req.Op, view, msg.Executed, 0)
 	}
 }
 
-// applyControl answers an instance-change request the paradigm executed.
-func (r *replica) applyControl(ctl rcc.Control) {
-	req := ctl.Request
+// apply executes one ordered request: op on the application (the request's
+// own op, or the one an instance change carries), unless its number is not
+// above the client's last executed one — a duplicate, which the reply cache
+// answers. The reply carries the paradigm's outcome, which the client
+// matches with the result.
+func (r *replica) apply(req *msg.Request, op []byte, view uint64, outcome msg.Outcome, instance uint32) {
+	if !r.w.keys.Client(req.Client, req.SignedBytes(), req.Sig) {
+		r.w.chk.violateIfCorrect(r, "validity: replica %d executed an unsigned request %v", r.id, req.Key())
+	}
 	if req.Number <= r.state.lastNum[req.Client] {
 		return
 	}
+	result := r.state.app.Execute(app.CallerID(uint64(req.Client)), op)
 	r.state.lastNum[req.Client] = req.Number
-	rep := &msg.Reply{Client: req.Client, Number: req.Number, Result: ctl.Result, From: r.id}
+	rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Outcome: outcome, Instance: instance, Result: result, From: r.id}
 	r.state.replies[req.Client] = rep
 	r.state.executedRequests++
-	r.w.chk.executed(r, req.Key(), digestOf(ctl.Result), r.state.seq+1)
+	r.w.chk.executed(r, req.Key(), digestOf(result), r.state.seq+1)
 	r.sendClient(req.Client, rep)
 }
 

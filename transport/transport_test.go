@@ -68,7 +68,12 @@ func TestAllToAll(t *testing.T) {
 		}
 	}
 	for i, tr := range c.ts {
+		// FramesSent counts a frame once its flush returned, which can be
+		// after the receiver already has it: wait (bounded) for the count.
 		s := tr.Stats()
+		for deadline := time.Now().Add(10 * time.Second); s.FramesSent != (n-1)*perPeer && time.Now().Before(deadline); s = tr.Stats() {
+			time.Sleep(time.Millisecond) // polling a counter with a deadline, not ordering events
+		}
 		if s.FramesReceived != (n-1)*perPeer || s.FramesSent != (n-1)*perPeer {
 			t.Errorf("replica %d stats: %+v", i, s)
 		}

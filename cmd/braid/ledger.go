@@ -264,9 +264,8 @@ func keyringFromConfig(cfg *config.Config) (auth.Keyring, error) {
 		return auth.Keyring{}, err
 	}
 	ring := auth.Keyring{
-		Replicas:      make(map[msg.ReplicaID]auth.PublicKey, len(replicas)),
-		Clients:       make(map[msg.ClientID]auth.PublicKey, len(clients)),
-		OpenAdmission: cfg.Clients.Admission == config.AdmissionOpen,
+		Replicas: make(map[msg.ReplicaID]auth.PublicKey, len(replicas)),
+		Clients:  make(map[msg.ClientID]auth.PublicKey, len(clients)),
 	}
 	for i, k := range replicas {
 		ring.Replicas[msg.ReplicaID(i)] = k

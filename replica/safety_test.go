@@ -1,0 +1,392 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/braid-bft/braid/app/kv"
+	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/ledger"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/pbft"
+	"github.com/braid-bft/braid/rcc"
+	"github.com/braid-bft/braid/storage"
+	"github.com/braid-bft/braid/transport"
+)
+
+// Tests of issue 8: what a correct replica must never do after a crash, a
+// storage failure or a hostile state-transfer peer.
+
+var errInjected = errors.New("injected storage fault")
+
+// faultStore fails the failAt-th write call (counting from 1) and every one
+// after it. With crash set, the failing call first loses everything not yet
+// committed (a power cut at that instant), and the disk stays frozen.
+type faultStore struct {
+	storage.Interface
+	mem    *storage.Memory
+	failAt int
+	crash  bool
+
+	mu     sync.Mutex
+	writes int
+	dead   bool
+}
+
+func (f *faultStore) hit() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dead {
+		return errInjected
+	}
+	f.writes++
+	if f.failAt > 0 && f.writes >= f.failAt {
+		f.dead = true
+		if f.crash {
+			f.mem.Crash()
+		}
+		return errInjected
+	}
+	return nil
+}
+
+func (f *faultStore) write(fn func() error) error {
+	if err := f.hit(); err != nil {
+		return err
+	}
+	return fn()
+}
+
+func (f *faultStore) AppendRecords(recs [][]byte) error {
+	return f.write(func() error { return f.Interface.AppendRecords(recs) })
+}
+func (f *faultStore) TruncateRecordsBefore(seq uint64) error {
+	return f.write(func() error { return f.Interface.TruncateRecordsBefore(seq) })
+}
+func (f *faultStore) PutBlock(b *ledger.Block) error {
+	return f.write(func() error { return f.Interface.PutBlock(b) })
+}
+func (f *faultStore) PutCertificate(c *ledger.Certificate) error {
+	return f.write(func() error { return f.Interface.PutCertificate(c) })
+}
+func (f *faultStore) PutSnapshot(round uint64, data []byte) error {
+	return f.write(func() error { return f.Interface.PutSnapshot(round, data) })
+}
+func (f *faultStore) TruncateSnapshotsBefore(round uint64) error {
+	return f.write(func() error { return f.Interface.TruncateSnapshotsBefore(round) })
+}
+func (f *faultStore) PutMeta(key string, val []byte) error {
+	return f.write(func() error { return f.Interface.PutMeta(key, val) })
+}
+func (f *faultStore) Apply(b *storage.Batch) error {
+	return f.write(func() error { return f.Interface.Apply(b) })
+}
+func (f *faultStore) Sync() error {
+	f.mu.Lock()
+	dead := f.dead
+	f.mu.Unlock()
+	if dead {
+		return errInjected
+	}
+	return f.Interface.Sync()
+}
+func (f *faultStore) Close() error { return nil } // the test reopens the memory store
+
+func memStore(t *testing.T) *storage.Memory {
+	t.Helper()
+	m, err := storage.NewMemory(storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(logSink, nil)) }
+
+func newReplica(t *testing.T, cfg *config.Config, id int, st storage.Interface) *Replica {
+	t.Helper()
+	r, err := New(cfg, id, Options{Logger: quietLogger(), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.front.Close(); r.peers.Close() })
+	return r
+}
+
+// put is a signed kv put by client c.
+func put(ckey auth.PrivateKey, c msg.ClientID, num uint64, k, v string) msg.Request {
+	req := msg.Request{Client: c, Number: num, Op: kv.Put([]byte(k), []byte(v))}
+	req.Sig = auth.ClientSigner(ckey).Sign(req.SignedBytes())
+	return req
+}
+
+// roundOf is a decided round ordering reqs in instance 0.
+func roundOf(round uint64, state []byte, reqs ...msg.Request) rcc.Round {
+	out := rcc.Round{Round: round, State: state}
+	for _, req := range reqs {
+		out.Entries = append(out.Entries, rcc.Entry{Instance: 0, Request: req, Op: req.Op, Outcome: msg.Executed})
+	}
+	return out
+}
+
+// alteredParadigm is a valid paradigm state other than base: instance 0
+// sits out rounds below 7 (its resume round, the third field of the
+// encoding after the tag, the instance count and instance 0's primary and
+// failure count).
+func alteredParadigm(t *testing.T, base []byte) []byte {
+	t.Helper()
+	out := append([]byte(nil), base...)
+	off := len("braid/rcc-state/v1") + 4 + 4 + 8
+	binary.BigEndian.PutUint64(out[off:], 7)
+	return out
+}
+
+// Item 2: a crash at any write while executing rounds restores a height
+// together with the paradigm state of that same round.
+func TestCrashNeverSplitsBlockFromParadigmState(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	for crashAt := 1; crashAt <= 8; crashAt++ {
+		t.Run(fmt.Sprintf("crash-at-write-%d", crashAt), func(t *testing.T) {
+			mem := memStore(t)
+			r := newReplica(t, cfg, 1, &faultStore{Interface: mem, mem: mem, failAt: crashAt, crash: true})
+			base := r.node.State()
+			states := [][]byte{base, base, alteredParadigm(t, base), alteredParadigm(t, base)}
+			if err := r.node.SetState(states[2]); err != nil {
+				t.Fatalf("altered paradigm state is not valid: %v", err)
+			}
+			for round := uint64(1); round <= 3; round++ {
+				r.execute(roundOf(round, states[round], put(ckey, 0, round, "k", fmt.Sprint(round))))
+			}
+			r2 := newReplica(t, cfg, 1, mem)
+			if !bytes.Equal(r2.node.State(), states[r2.round]) {
+				t.Fatalf("restored height %d with the paradigm state of another round", r2.round)
+			}
+		})
+	}
+}
+
+// Item 3: a failed write stops the replica (Run returns ErrFailStop) and
+// nothing that depended on it is sent.
+func TestStorageFailureStopsTheReplica(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	mem := memStore(t)
+	var mu sync.Mutex
+	var sent []msg.Message
+	r, err := New(cfg, 1, Options{Logger: quietLogger(), Store: &faultStore{Interface: mem, mem: mem, failAt: 1},
+		Sent: func(m msg.Message) { mu.Lock(); sent = append(sent, m); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkey, err := cfg.ReplicaKey(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := &msg.PrePrepare{View: 0, Seq: 1, From: 0, Batch: msg.Batch{Requests: []msg.Request{put(ckey, 0, 1, "k", "v")}}}
+	pp.Digest = pp.Batch.Digest()
+	pp.Sig = auth.ReplicaSigner(pkey).Sign(msg.SignedBytes(pp))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	r.events <- event{from: 0, frame: msg.Marshal(pp)} // the prepare it causes must be persisted first
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrFailStop) || !errors.Is(err, errInjected) {
+			t.Fatalf("Run returned %v; want a fail-stop error wrapping the storage error", err)
+		}
+	case <-time.After(30 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("the replica kept running after a failed write")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range sent {
+		if _, ok := m.(*msg.Prepare); ok {
+			t.Fatalf("sent a prepare it could not persist: %+v", m)
+		}
+	}
+}
+
+// cachedReply is what the replica would answer a retransmission of c's
+// last request with.
+func (r *Replica) cachedReply(c msg.ClientID) *msg.Reply { return r.table[c] }
+
+// Item 5: the reply cache survives a restart, both from the snapshot (a
+// client last served before the checkpoint) and from the replayed blocks
+// after it.
+func TestReplyCacheSurvivesRestart(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	k := uint64(cfg.CheckpointInterval)
+	mem := memStore(t)
+	r := newReplica(t, cfg, 1, mem)
+	state := r.node.State()
+	for round := uint64(1); round <= k+2; round++ {
+		reqs := []msg.Request{put(ckey, 0, round, "a", fmt.Sprint(round))}
+		if round == 2 {
+			reqs = append(reqs, put(ckey, 1, 5, "b", "x"))
+		}
+		r.execute(roundOf(round, state, reqs...))
+	}
+	want0, want1 := r.cachedReply(0), r.cachedReply(1)
+	if want0 == nil || want1 == nil {
+		t.Fatal("no cached reply before the restart")
+	}
+	r2 := newReplica(t, cfg, 1, mem)
+	for _, want := range []*msg.Reply{want0, want1} {
+		got := r2.cachedReply(want.Client)
+		if got == nil || got.Number != want.Number || !bytes.Equal(got.Result, want.Result) {
+			t.Fatalf("client %d after restart: cached reply %+v, want number %d result %x", want.Client, got, want.Number, want.Result)
+		}
+	}
+}
+
+// Items 4 and 5: a state transfer installs nothing until the whole range
+// verifies against the certified checkpoint; a peer that serves forged
+// blocks is charged and not asked again; a verified transfer carries the
+// reply cache.
+func TestStateTransferInstallsOnlyVerifiedState(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	k := uint64(cfg.CheckpointInterval)
+	src := newReplica(t, cfg, 2, memStore(t))
+	state := src.node.State()
+	for round := uint64(1); round <= k; round++ {
+		src.execute(roundOf(round, state, put(ckey, 0, round, "a", fmt.Sprint(round))))
+	}
+	target := &pbft.StateTransfer{Seq: k, State: ledger.CheckpointDigest(src.head, stateDigest(src.app, state)),
+		Proof: []msg.Checkpoint{{From: 2}, {From: 3}, {From: 0}}}
+	var genuine [][]byte
+	for h := uint64(1); h <= k; h++ {
+		b, err := src.store.Block(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		genuine = append(genuine, b.Encode())
+	}
+	// Forged blocks that chain from the lagging replica's head.
+	forge := func(from, to uint64, prev msg.Digest) ([][]byte, msg.Digest) {
+		var out [][]byte
+		for h := from; h <= to; h++ {
+			req := put(ckey, 0, h, "a", "forged")
+			b := &ledger.Block{Height: h, Prev: prev, Round: h, Requests: []msg.Request{req}}
+			out, prev = append(out, b.Encode()), b.Hash()
+		}
+		return out, prev
+	}
+
+	dstMem := memStore(t)
+	dst := newReplica(t, cfg, 1, dstMem)
+	digest0 := dst.app.Digest()
+	dst.startTransfer(target)
+	if dst.xfer == nil || dst.xfer.source != 2 {
+		t.Fatalf("transfer did not ask replica 2 first: %+v", dst.xfer)
+	}
+	first, prev := forge(1, 2, dst.head)
+	dst.onBlocks(2, &msg.Blocks{From: 1, Sender: 2, Blocks: first})
+	if h, _ := dstMem.Height(); h != 0 || dst.round != 0 || dst.app.Digest() != digest0 {
+		t.Fatalf("unverified blocks installed: stored height %d, round %d", h, dst.round)
+	}
+	rest, _ := forge(3, k, prev)
+	dst.onBlocks(2, &msg.Blocks{From: 3, Sender: 2, Blocks: rest, Paradigm: state})
+	if h, _ := dstMem.Height(); h != 0 || dst.round != 0 {
+		t.Fatalf("forged transfer installed: stored height %d, round %d", h, dst.round)
+	}
+	if dst.charged[2] != 1 {
+		t.Fatalf("forging peer charged %d times, want 1", dst.charged[2])
+	}
+	if dst.xfer == nil || dst.xfer.source == 2 {
+		t.Fatalf("after a forged answer the transfer still asks replica 2: %+v", dst.xfer)
+	}
+	from := int(dst.xfer.source)
+	dst.onBlocks(from, &msg.Blocks{From: 1, Sender: msg.ReplicaID(from), Blocks: genuine, Paradigm: state})
+	if dst.xfer != nil || dst.round != k || dst.head != src.head {
+		t.Fatalf("genuine transfer not installed: round %d, head match %v", dst.round, dst.head == src.head)
+	}
+	if h, _ := dstMem.Height(); h != k {
+		t.Fatalf("stored height %d after the transfer, want %d", h, k)
+	}
+	got, want := dst.cachedReply(0), src.cachedReply(0)
+	if got == nil || got.Number != want.Number || !bytes.Equal(got.Result, want.Result) {
+		t.Fatalf("reply cache after transfer: %+v, want %+v", got, want)
+	}
+	// And it survives a restart of the transferred replica.
+	dst2 := newReplica(t, cfg, 1, dstMem)
+	if dst2.round != k || dst2.head != src.head || dst2.cachedReply(0) == nil {
+		t.Fatalf("after restart: round %d, head match %v", dst2.round, dst2.head == src.head)
+	}
+}
+
+// Item 10: a replica whose event queue is full when it stops (peer read
+// loops blocked handing it frames) still shuts down.
+func TestStopUnderFullLoad(t *testing.T) {
+	cfg, _ := cluster(t, 4)
+	r := newReplica(t, cfg, 1, memStore(t))
+	if err := r.peers.Start(); err != nil {
+		t.Fatal(err)
+	}
+	key0, err := cfg.ReplicaKey(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub1, _ := auth.ParsePublicKey(cfg.Replicas[1].PublicKey)
+	blaster, err := transport.New(transport.Config{ID: 0, Listen: "127.0.0.1:0",
+		Peers: map[int]transport.Peer{1: {Addr: cfg.Replicas[1].Addr, PublicKey: ed25519.PublicKey(pub1)}},
+		Key:   ed25519.PrivateKey(key0), Logger: quietLogger()}, func(int, []byte) {}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blaster.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer blaster.Close()
+	// First a frame arrives: the peer link is up and its read loop feeds
+	// the replica's queue.
+	deadline := time.Now().Add(60 * time.Second)
+	marker := []byte("marker")
+	for arrived := false; !arrived; {
+		_ = blaster.Send(1, marker)
+		select {
+		case ev := <-r.events:
+			arrived = ev.from == 0 && bytes.Equal(ev.frame, marker)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no frame from the peer arrived")
+		}
+	}
+	// The loop is not reading: fill its queue, then send until the read
+	// loop is blocked handing a frame to the full event queue.
+	for full := false; !full; {
+		select {
+		case r.events <- event{from: 0, frame: []byte{0}}:
+		default:
+			full = true
+		}
+	}
+	// A frame read after the queue filled can only be stuck in the
+	// handler: nothing drains the queue.
+	before := r.peers.Stats().FramesReceived
+	for r.peers.Stats().FramesReceived < before+1 {
+		_ = blaster.Send(1, []byte{1})
+		if time.Now().After(deadline) {
+			t.Fatal("no frame read after the queue filled")
+		}
+		time.Sleep(time.Millisecond) // pacing the sender while polling a counter, not ordering events
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("close hangs with a full event queue")
+	}
+}
