@@ -78,6 +78,10 @@ type Replica struct {
 	failed       error                    // set once storage failed: the replica stops (fail-stop)
 	quit         chan struct{}            // closed when Run stops reading events
 	compactedAt  uint64                   // the stable checkpoint the WAL was last compacted at
+	compactTo    uint64                   // a stable checkpoint to compact at once its proof is durable
+	badSource    map[msg.ReplicaID]bool   // signers that served a transfer that did not verify
+	stagedLimit  int                      // maxStagedBytes (tests lower it)
+	outReplies   []*msg.Reply             // replies of the round being executed, sent once it is stored
 }
 
 type event struct {
@@ -110,7 +114,7 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 		cfg: cfg, id: msg.ReplicaID(id), log: opts.Logger.With("replica", id),
 		keyring: auth.Keyring{Replicas: map[msg.ReplicaID]auth.PublicKey{}, Clients: map[msg.ClientID]auth.PublicKey{}},
 		events:  make(chan event, 4096), inspect: make(chan chan string),
-		pool: auth.NewPool(0, 0), charged: map[msg.ReplicaID]uint64{},
+		pool: auth.NewPool(0, 0), charged: map[msg.ReplicaID]uint64{}, badSource: map[msg.ReplicaID]bool{}, stagedLimit: maxStagedBytes,
 		app: mux.New(kvScope(cfg)), table: executed{}, quit: make(chan struct{}), sent: opts.Sent,
 		conns: map[msg.ClientID]*transport.ClientConn{}, recent: map[uint64][2]msg.Digest{}, clientID: map[string]msg.ClientID{},
 	}
@@ -410,6 +414,14 @@ func (r *Replica) drain() {
 			}
 		}
 	}
+	// Every record the core asked for is durable now, the proof of a new
+	// stable checkpoint included (it may have been produced after this
+	// pass's sync, by the round that completed it): only now may the log
+	// lose what the checkpoint makes obsolete.
+	if r.failed == nil && r.compactTo > 0 {
+		r.compact(r.compactTo)
+		r.compactTo = 0
+	}
 }
 
 // fail records the first storage failure; Run stops after the current
@@ -472,9 +484,16 @@ func (r *Replica) execute(round rcc.Round) {
 		w.Snapshots = []storage.Snapshot{{Round: round.Round, Data: encodeSnapshot(snap, r.table)}}
 		w.Meta = append(w.Meta, storage.Meta{Key: paradigmKey(round.Round), Val: round.State})
 	}
+	replies := r.outReplies
+	r.outReplies = nil
 	if err := r.store.Apply(w); err != nil {
 		r.fail(fmt.Sprintf("store block %d", b.Height), err)
 		return
+	}
+	// Results go out once their block is written (a crash before its
+	// commit re-executes the same decided round from the log).
+	for _, rep := range replies {
+		r.reply(rep)
 	}
 	r.lastParadigm = round.State
 	r.head, r.round = b.Hash(), round.Round
@@ -503,7 +522,7 @@ func (r *Replica) finishRequest(req msg.Request, view uint64, o ledger.Ordering,
 		}
 	}
 	r.table[req.Client] = rep
-	r.reply(rep)
+	r.outReplies = append(r.outReplies, rep)
 }
 
 func (r *Replica) reply(rep *msg.Reply) {
@@ -542,5 +561,5 @@ func (r *Replica) certify(c rcc.Certificate) {
 		r.fail(fmt.Sprintf("store certificate %d", c.Round), err)
 		return
 	}
-	r.compact(c.Round)
+	r.compactTo = max(r.compactTo, c.Round) // after the proof is durable: see drain
 }

@@ -41,6 +41,7 @@ func (r *Replica) restore() error {
 		}
 		r.table, snapRound = table, round
 		r.round, r.head = round, b.Hash()
+		r.recent[round] = [2]msg.Digest{r.head, b.StateDigest}
 		r.compactedAt = round - min(round, uint64(r.cfg.CheckpointInterval))
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("snapshot: %w", err)

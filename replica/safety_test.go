@@ -390,3 +390,148 @@ func TestStopUnderFullLoad(t *testing.T) {
 		t.Fatal("close hangs with a full event queue")
 	}
 }
+
+// Compaction at a stable checkpoint must not run before the checkpoint's
+// proof is in the log: the round that completes a checkpoint makes it
+// stable inside the core, and the proof reaches the log only with the next
+// pass of drain. A crash in between must find either the old records or
+// the proof — never neither (a restarted replica would then have lost the
+// votes the checkpoint replaced, with nothing to stop it re-signing them).
+func TestCompactionWaitsForTheDurableProof(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	k := uint64(cfg.CheckpointInterval)
+	twin := newReplica(t, cfg, 2, memStore(t))
+	state := twin.node.State()
+	var rounds []rcc.Round
+	for round := uint64(1); round <= k; round++ {
+		rounds = append(rounds, roundOf(round, state, put(ckey, 0, round, "a", fmt.Sprint(round))))
+		twin.execute(rounds[len(rounds)-1])
+	}
+	digest := ledger.CheckpointDigest(twin.head, stateDigest(twin.app, state))
+
+	mem := memStore(t)
+	r := newReplica(t, cfg, 1, mem)
+	// Own votes below the checkpoint, in the log as the core left them.
+	key1, err := cfg.ReplicaKey(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var votes [][]byte
+	for seq := uint64(1); seq <= 3; seq++ {
+		p := &msg.Prepare{Instance: 0, View: 0, Seq: seq, Digest: msg.Digest{byte(seq)}, From: 1}
+		p.Sig = auth.ReplicaSigner(key1).Sign(msg.SignedBytes(p))
+		votes = append(votes, msg.Marshal(p))
+	}
+	if err := mem.Apply(&storage.Batch{Records: votes}); err != nil {
+		t.Fatal(err)
+	}
+	// Two peers' checkpoints at k for every instance: ours completes the quorum.
+	for _, from := range []int{0, 2} {
+		key, err := cfg.ReplicaKey(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for inst := 0; inst < cfg.M; inst++ {
+			cp := &msg.Checkpoint{Instance: uint32(inst), Seq: k, State: digest, From: msg.ReplicaID(from)}
+			cp.Sig = auth.ReplicaSigner(key).Sign(msg.SignedBytes(cp))
+			r.handle(event{from: from, frame: msg.Marshal(cp)})
+		}
+	}
+	r.drain()
+	// What drain does in one pass after its sync: execute the rounds, then
+	// take the certificates.
+	for _, round := range rounds {
+		r.execute(round)
+	}
+	certs := r.node.TakeCertificates()
+	if len(certs) == 0 {
+		t.Fatal("the checkpoint did not become stable")
+	}
+	for _, c := range certs {
+		r.certify(c)
+	}
+	logHolds := func() (oldVotes, proof int) {
+		raw, err := mem.Records()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range raw {
+			m, err := msg.Unmarshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := m.(type) {
+			case *msg.Prepare:
+				if m.Seq <= k && m.From == 1 {
+					oldVotes++
+				}
+			case *msg.Checkpoint:
+				if m.Seq == k && m.Instance == 0 {
+					proof++
+				}
+			}
+		}
+		return oldVotes, proof
+	}
+	// A crash here (PerBatch: what was written is on disk).
+	if old, proof := logHolds(); old == 0 && proof < 3 {
+		t.Fatalf("log compacted before the stable checkpoint's proof was written: %d old votes, %d checkpoints at %d", old, proof, k)
+	}
+	// The next pass writes the proof; then the log may be compacted.
+	r.drain()
+	if old, proof := logHolds(); old != 0 || proof < 3 {
+		t.Fatalf("after the proof is durable: %d old votes kept, %d checkpoints at %d; want 0 and ≥ 3", old, proof, k)
+	}
+}
+
+// A signer that makes a transfer cross its memory bound is treated like one
+// that served a bad block: charged, and the transfer goes on from another
+// signer instead of being abandoned.
+func TestOversizedTransferMovesToAnotherSigner(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	k := uint64(cfg.CheckpointInterval)
+	src := newReplica(t, cfg, 2, memStore(t))
+	state := src.node.State()
+	for round := uint64(1); round <= k; round++ {
+		src.execute(roundOf(round, state, put(ckey, 0, round, "a", fmt.Sprint(round))))
+	}
+	target := &pbft.StateTransfer{Seq: k, State: ledger.CheckpointDigest(src.head, stateDigest(src.app, state)),
+		Proof: []msg.Checkpoint{{From: 2}, {From: 3}, {From: 0}}}
+	var genuine [][]byte
+	size := 0
+	for h := uint64(1); h <= k; h++ {
+		b, err := src.store.Block(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		genuine = append(genuine, b.Encode())
+		size += len(genuine[len(genuine)-1]) + stagedRequestCost*len(b.Requests)
+	}
+	dst := newReplica(t, cfg, 1, memStore(t))
+	dst.stagedLimit = size // the genuine range fits, a padded one does not
+	dst.startTransfer(target)
+	first := dst.xfer.source
+	// Blocks padded with junk requests that chain from our head.
+	var padded [][]byte
+	prev := dst.head
+	for h := uint64(1); h <= 2; h++ {
+		var reqs []msg.Request
+		for i := uint64(0); i < uint64(size/stagedRequestCost); i++ {
+			reqs = append(reqs, msg.Request{Client: msg.ClientID(1000 + i), Number: h, Op: []byte{0}})
+		}
+		b := &ledger.Block{Height: h, Prev: prev, Round: h, Requests: reqs}
+		padded, prev = append(padded, b.Encode()), b.Hash()
+	}
+	dst.onBlocks(int(first), &msg.Blocks{From: 1, Sender: first, Blocks: padded})
+	if dst.xfer == nil {
+		t.Fatal("transfer abandoned after one signer's oversized answer")
+	}
+	if dst.xfer.source == first || dst.charged[first] != 1 {
+		t.Fatalf("oversized answer: source now %d (was %d), charged %d", dst.xfer.source, first, dst.charged[first])
+	}
+	next := dst.xfer.source
+	dst.onBlocks(int(next), &msg.Blocks{From: 1, Sender: next, Blocks: genuine, Paradigm: state})
+	if dst.xfer != nil || dst.round != k || dst.head != src.head {
+		t.Fatalf("genuine transfer after an oversized one not installed: round %d", dst.round)
+	}
+}

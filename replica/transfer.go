@@ -27,7 +27,6 @@ type transfer struct {
 	peers  []msg.ReplicaID // signers of the checkpoint, tried in turn
 	next   int
 	asked  int64 // tick of the last request
-	bad    map[msg.ReplicaID]bool
 
 	// The staged replay, all from source; nil until the first answer.
 	source msg.ReplicaID
@@ -37,23 +36,28 @@ type transfer struct {
 	height uint64
 	blocks []*ledger.Block
 	bytes  int
+
+	overflows int // sources whose answers crossed maxStagedBytes
 }
 
 const transferRetryTicks = 50
 
-// maxStagedBytes bounds the blocks a transfer holds before installing them.
-// A replica further behind than this cannot catch up by replay (a snapshot
-// transfer would be needed); it says so instead of growing without limit.
-const maxStagedBytes = 512 << 20
+// maxStagedBytes bounds what a transfer holds before installing it: the
+// encoded blocks plus stagedRequestCost per request (its decoded form and
+// the exactly-once entry it may add). A peer whose answer crosses it is
+// treated like one that served a bad block; a replica further behind than
+// this from every signer cannot catch up by replay (a snapshot transfer
+// would be needed) and says so instead of growing without limit.
+const (
+	maxStagedBytes    = 512 << 20
+	stagedRequestCost = 512
+)
 
 func (r *Replica) startTransfer(st *pbft.StateTransfer) {
 	if st.Seq <= r.round || (r.xfer != nil && r.xfer.target.Seq >= st.Seq) {
 		return
 	}
-	x := &transfer{target: *st, bad: map[msg.ReplicaID]bool{}}
-	if old := r.xfer; old != nil {
-		x.bad = old.bad // a newer target: what we learned about peers stays
-	}
+	x := &transfer{target: *st}
 	for _, c := range st.Proof {
 		if c.From != r.id {
 			x.peers = append(x.peers, c.From)
@@ -62,6 +66,9 @@ func (r *Replica) startTransfer(st *pbft.StateTransfer) {
 	if len(x.peers) == 0 {
 		return
 	}
+	// Start at a different signer each time, so that one that misbehaves
+	// without being caught (slow, silent) is not always asked first.
+	x.next = int(r.ticks % int64(len(x.peers)))
 	r.xfer = x
 	r.log.Info("behind a stable checkpoint: fetching blocks", "from", r.round+1, "to", st.Seq)
 	r.askNext()
@@ -77,15 +84,15 @@ func (r *Replica) askNext() {
 	}
 	good := 0
 	for _, p := range x.peers {
-		if !x.bad[p] {
+		if !r.badSource[p] {
 			good++
 		}
 	}
 	if good == 0 {
-		x.bad = map[msg.ReplicaID]bool{} // everyone failed once: try them all again
+		r.badSource = map[msg.ReplicaID]bool{} // every signer failed once: try them all again
 	}
 	peer := x.peers[x.next%len(x.peers)]
-	for x.bad[peer] {
+	for r.badSource[peer] {
 		x.next++
 		peer = x.peers[x.next%len(x.peers)]
 	}
@@ -144,7 +151,7 @@ func (r *Replica) serveFetch(from int, f *msg.Fetch) {
 // moves on to another signer.
 func (r *Replica) reject(from int, why string, args ...any) {
 	x := r.xfer
-	x.bad[x.source] = true
+	r.badSource[x.source] = true
 	r.charged[x.source]++
 	r.log.Warn("rejected fetched blocks; discarding the staged transfer and asking another signer",
 		append([]any{"peer", from, "why", why, "charged", r.charged[x.source]}, args...)...)
@@ -189,10 +196,15 @@ func (r *Replica) onBlocks(from int, bl *msg.Blocks) {
 			r.reject(from, "block does not replay", "height", b.Height, "err", err)
 			return
 		}
-		if x.bytes += len(enc); x.bytes > maxStagedBytes {
-			r.log.Error("state transfer too large to stage; this replica cannot catch up by replay",
-				"staged_bytes", x.bytes, "limit", maxStagedBytes, "from", r.round+1, "to", x.target.Seq)
-			r.xfer = nil
+		if x.bytes += len(enc) + stagedRequestCost*len(b.Requests); x.bytes > r.stagedLimit {
+			x.overflows++
+			if x.overflows >= len(x.peers) {
+				r.log.Error("state transfer too large to stage from any signer; this replica cannot catch up by replay",
+					"staged_bytes", x.bytes, "limit", r.stagedLimit, "from", r.round+1, "to", x.target.Seq)
+				r.xfer = nil
+				return
+			}
+			r.reject(from, "staged transfer over its memory bound", "staged_bytes", x.bytes)
 			return
 		}
 		x.head, x.height = b.Hash(), b.Height
@@ -235,12 +247,15 @@ func (r *Replica) install(x *transfer, paradigm []byte) {
 		return
 	}
 	r.app, r.table, r.head, r.round = x.app, x.table, x.head, x.height
+	for _, b := range x.blocks[max(0, len(x.blocks)-4*r.cfg.CheckpointInterval):] {
+		r.recent[b.Height] = [2]msg.Digest{b.Hash(), b.StateDigest} // so their certificates get stored
+	}
 	r.lastParadigm = paradigm
 	r.progress.Store(r.round)
 	r.xfer = nil
 	r.log.Info("state transfer done", "round", r.round, "blocks", len(x.blocks), "source", x.source)
 	r.node.StateTransferred(r.round, r.table.lastNums())
-	r.compact(r.round) // the instances moved their low watermarks to the checkpoint
+	r.compactTo = max(r.compactTo, r.round) // the instances moved their low watermarks to the checkpoint
 	r.node.Announce()
 }
 
