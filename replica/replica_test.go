@@ -215,19 +215,23 @@ func TestClusterOnLoopback(t *testing.T) {
 	// crash leaves, since every record is synced before it is sent) while
 	// the others move on by more than a window, then comes back: it must
 	// catch up by state transfer from a certified checkpoint.
-	stops[3]()
-	connMu.Lock()
-	conns[3].Close()
-	conns[3] = nil
-	connMu.Unlock()
-	for i := 21; i <= 120; i++ {
-		put(fmt.Sprintf("k%d", i%5), fmt.Sprintf("v%d", i))
+	putRange := func(from, to int) {
+		for i := from; i <= to; i++ {
+			put(fmt.Sprintf("k%d", i%5), fmt.Sprintf("v%d", i))
+		}
 	}
+	down := func(i int) {
+		stops[i]()
+		connMu.Lock()
+		conns[i].Close()
+		conns[i] = nil
+		connMu.Unlock()
+	}
+	down(3)
+	putRange(21, 120)
 	start(3)
 	dial(3)
-	for i := 121; i <= 130; i++ {
-		put(fmt.Sprintf("k%d", i%5), fmt.Sprintf("v%d", i))
-	}
+	putRange(121, 130)
 	// One fault at a time: replica 3 has caught up before the next replica
 	// goes down. (It may still wait alone in a view change it started while
 	// it lagged; the others' next view change meets it there.)
@@ -250,19 +254,11 @@ func TestClusterOnLoopback(t *testing.T) {
 	// Replica 0, the primary of instance 0, stops mid-load and comes back:
 	// it restores its own pre-prepares and votes from its log and must
 	// never sign anything that contradicts them (signed.check below).
-	stops[0]()
-	connMu.Lock()
-	conns[0].Close()
-	conns[0] = nil
-	connMu.Unlock()
-	for i := 131; i <= 140; i++ {
-		put(fmt.Sprintf("k%d", i%5), fmt.Sprintf("v%d", i))
-	}
+	down(0)
+	putRange(131, 140)
 	start(0)
 	dial(0)
-	for i := 141; i <= 150; i++ {
-		put(fmt.Sprintf("k%d", i%5), fmt.Sprintf("v%d", i))
-	}
+	putRange(141, 150)
 	num++
 	v, found, err := kv.DecodeGet(submit(num, kv.Get([]byte("k3"))))
 	if err != nil || !found || string(v) != "v148" {

@@ -257,21 +257,7 @@ func TestReplyCacheSurvivesRestart(t *testing.T) {
 func TestStateTransferInstallsOnlyVerifiedState(t *testing.T) {
 	cfg, ckey := cluster(t, 4)
 	k := uint64(cfg.CheckpointInterval)
-	src := newReplica(t, cfg, 2, memStore(t))
-	state := src.node.State()
-	for round := uint64(1); round <= k; round++ {
-		src.execute(roundOf(round, state, put(ckey, 0, round, "a", fmt.Sprint(round))))
-	}
-	target := &pbft.StateTransfer{Seq: k, State: ledger.CheckpointDigest(src.head, stateDigest(src.app, state)),
-		Proof: []msg.Checkpoint{{From: 2}, {From: 3}, {From: 0}}}
-	var genuine [][]byte
-	for h := uint64(1); h <= k; h++ {
-		b, err := src.store.Block(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		genuine = append(genuine, b.Encode())
-	}
+	src, state, target, genuine, _ := transferSource(t, cfg, ckey)
 	// Forged blocks that chain from the lagging replica's head.
 	forge := func(from, to uint64, prev msg.Digest) ([][]byte, msg.Digest) {
 		var out [][]byte
@@ -490,23 +476,7 @@ func TestCompactionWaitsForTheDurableProof(t *testing.T) {
 func TestOversizedTransferMovesToAnotherSigner(t *testing.T) {
 	cfg, ckey := cluster(t, 4)
 	k := uint64(cfg.CheckpointInterval)
-	src := newReplica(t, cfg, 2, memStore(t))
-	state := src.node.State()
-	for round := uint64(1); round <= k; round++ {
-		src.execute(roundOf(round, state, put(ckey, 0, round, "a", fmt.Sprint(round))))
-	}
-	target := &pbft.StateTransfer{Seq: k, State: ledger.CheckpointDigest(src.head, stateDigest(src.app, state)),
-		Proof: []msg.Checkpoint{{From: 2}, {From: 3}, {From: 0}}}
-	var genuine [][]byte
-	size := 0
-	for h := uint64(1); h <= k; h++ {
-		b, err := src.store.Block(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		genuine = append(genuine, b.Encode())
-		size += len(genuine[len(genuine)-1]) + stagedRequestCost*len(b.Requests)
-	}
+	src, state, target, genuine, size := transferSource(t, cfg, ckey)
 	dst := newReplica(t, cfg, 1, memStore(t))
 	dst.stagedLimit = size // the genuine range fits, a padded one does not
 	dst.startTransfer(target)
@@ -534,4 +504,29 @@ func TestOversizedTransferMovesToAnotherSigner(t *testing.T) {
 	if dst.xfer != nil || dst.round != k || dst.head != src.head {
 		t.Fatalf("genuine transfer after an oversized one not installed: round %d", dst.round)
 	}
+}
+
+// transferSource is a replica that executed one checkpoint interval of
+// puts, with the certified transfer target at its end, its blocks encoded,
+// and their staged size.
+func transferSource(t *testing.T, cfg *config.Config, ckey auth.PrivateKey) (src *Replica, state []byte,
+	target *pbft.StateTransfer, blocks [][]byte, staged int) {
+	t.Helper()
+	k := uint64(cfg.CheckpointInterval)
+	src = newReplica(t, cfg, 2, memStore(t))
+	state = src.node.State()
+	for round := uint64(1); round <= k; round++ {
+		src.execute(roundOf(round, state, put(ckey, 0, round, "a", fmt.Sprint(round))))
+	}
+	target = &pbft.StateTransfer{Seq: k, State: ledger.CheckpointDigest(src.head, stateDigest(src.app, state)),
+		Proof: []msg.Checkpoint{{From: 2}, {From: 3}, {From: 0}}}
+	for h := uint64(1); h <= k; h++ {
+		b, err := src.store.Block(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks = append(blocks, b.Encode())
+		staged += len(blocks[len(blocks)-1]) + stagedRequestCost*len(b.Requests)
+	}
+	return src, state, target, blocks, staged
 }
