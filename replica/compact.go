@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/braid-bft/braid/msg"
@@ -16,6 +17,10 @@ import (
 // everything before them truncated in one atomic write, so a crash leaves
 // either the old log or the compacted one, never a mix. Restart then reads
 // only what lies above the last stable checkpoint.
+// compactedMeta names the round of the last compaction, so a restarted
+// replica deletes exactly the paradigm states it has not deleted yet.
+const compactedMeta = "compacted-at"
+
 func (r *Replica) compact(round uint64) {
 	if round <= r.compactedAt {
 		return
@@ -49,14 +54,14 @@ func (r *Replica) compact(round uint64) {
 			kept = append(kept, p)
 		}
 	}
-	w := &storage.Batch{Records: kept, TruncateRecordsBefore: next, TruncateSnapshotsBefore: round}
+	w := &storage.Batch{Records: kept, TruncateRecordsBefore: next, TruncateSnapshotsBefore: round,
+		Meta: []storage.Meta{{Key: compactedMeta, Val: binary.BigEndian.AppendUint64(nil, round)}}}
 	// Peers behind us fetch up to their target checkpoint, which may be one
 	// interval older than ours; older paradigm states serve nobody.
 	k := uint64(r.cfg.CheckpointInterval)
-	for old := r.compactedAt; old+k < round; old += k {
-		if old > 0 {
-			w.DeleteMeta = append(w.DeleteMeta, paradigmKey(old))
-		}
+	// The last compaction kept the states of its round and the one before.
+	for old := max(k, r.compactedAt-min(r.compactedAt, k)); old+k < round; old += k {
+		w.DeleteMeta = append(w.DeleteMeta, paradigmKey(old))
 	}
 	if err := r.store.Apply(w); err != nil {
 		r.fail("compact the log", err)

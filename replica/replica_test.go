@@ -443,6 +443,11 @@ func checkCompacted(st *storage.Store, k uint64) (string, error) {
 		if _, _, err := st.SnapshotChunk(round, 0, 1); !errors.Is(err, storage.ErrNotFound) {
 			return summary, fmt.Errorf("snapshot of round %d still stored below the latest %d (%v)", round, latest, err)
 		}
+		if round+2*k < latest {
+			if _, err := st.GetMeta(paradigmKey(round)); !errors.Is(err, storage.ErrNotFound) {
+				return summary, fmt.Errorf("paradigm state of round %d still stored below the latest snapshot %d (%v)", round, latest, err)
+			}
+		}
 	}
 	return summary, nil
 }

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -42,7 +43,6 @@ func (r *Replica) restore() error {
 		r.table, snapRound = table, round
 		r.round, r.head = round, b.Hash()
 		r.recent[round] = [2]msg.Digest{r.head, b.StateDigest}
-		r.compactedAt = round - min(round, uint64(r.cfg.CheckpointInterval))
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("snapshot: %w", err)
 	}
@@ -67,6 +67,14 @@ func (r *Replica) restore() error {
 		r.lastParadigm = state
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("paradigm state: %w", err)
+	}
+	if v, err := r.store.GetMeta(compactedMeta); err == nil {
+		if len(v) != 8 {
+			return fmt.Errorf("%s: %d bytes, want 8", compactedMeta, len(v))
+		}
+		r.compactedAt = binary.BigEndian.Uint64(v)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%s: %w", compactedMeta, err)
 	}
 	raw, err := r.store.Records()
 	if err != nil {
