@@ -41,36 +41,22 @@ type Meta struct {
 	Val []byte
 }
 
-// Empty reports whether the batch writes nothing.
-func (b *Batch) Empty() bool {
-	return len(b.Records) == 0 && len(b.Blocks) == 0 && len(b.Certificates) == 0 && len(b.Snapshots) == 0 &&
-		len(b.Meta) == 0 && len(b.DeleteMeta) == 0 && b.TruncateRecordsBefore == 0 && b.TruncateSnapshotsBefore == 0
-}
-
 // Apply writes b atomically: every part is validated before anything
 // changes, and all of it lands in one transaction (under PerBatch before
 // Apply returns; under GroupCommit with the next commit, never split across
 // two). On error nothing is written.
 func (s *Store) Apply(b *Batch) error {
-	type encoded struct {
-		height uint64
-		enc    []byte
-	}
-	var blocks []encoded
-	for _, blk := range b.Blocks {
-		enc := blk.Encode()
-		if len(enc) > ledger.MaxBlockBytes {
-			return fmt.Errorf("storage: block %d: %d bytes exceeds limit %d", blk.Height, len(enc), ledger.MaxBlockBytes)
+	blocks := make([][]byte, len(b.Blocks))
+	for i, blk := range b.Blocks {
+		if blocks[i] = blk.Encode(); len(blocks[i]) > ledger.MaxBlockBytes {
+			return fmt.Errorf("storage: block %d: %d bytes exceeds limit %d", blk.Height, len(blocks[i]), ledger.MaxBlockBytes)
 		}
-		blocks = append(blocks, encoded{blk.Height, enc})
 	}
-	var certs []encoded
-	for _, c := range b.Certificates {
-		enc := c.Encode()
-		if len(enc) > ledger.MaxCertificateBytes {
-			return fmt.Errorf("storage: certificate %d: %d bytes exceeds limit %d", c.Round, len(enc), ledger.MaxCertificateBytes)
+	certs := make([][]byte, len(b.Certificates))
+	for i, c := range b.Certificates {
+		if certs[i] = c.Encode(); len(certs[i]) > ledger.MaxCertificateBytes {
+			return fmt.Errorf("storage: certificate %d: %d bytes exceeds limit %d", c.Round, len(certs[i]), ledger.MaxCertificateBytes)
 		}
-		certs = append(certs, encoded{c.Round, enc})
 	}
 	for i, r := range b.Records {
 		if len(r) > MaxValueBytes {
@@ -94,44 +80,39 @@ func (s *Store) Apply(b *Batch) error {
 		// Validate against the stored state first: nothing changes unless
 		// everything fits.
 		height := s.height
-		newBlocks := map[uint64][]byte{}
-		for _, blk := range blocks {
+		fresh := map[uint64]*ledger.Block{} // blocks this batch adds, by height
+		for i, blk := range b.Blocks {
 			switch {
-			case blk.height == 0:
+			case blk.Height == 0:
 				return errors.New("storage: block height 0 (heights start at 1)")
-			case blk.height <= height:
-				old, err := s.getLocked(bBlocks, u64key(blk.height))
+			case blk.Height <= height:
+				if _, ok := fresh[blk.Height]; ok {
+					return fmt.Errorf("storage: block %d twice in one batch", blk.Height)
+				}
+				old, err := s.getLocked(bBlocks, u64key(blk.Height))
 				if err != nil {
-					return fmt.Errorf("storage: block %d: %w", blk.height, err)
+					return fmt.Errorf("storage: block %d: %w", blk.Height, err)
 				}
-				if !bytes.Equal(old, blk.enc) {
-					return fmt.Errorf("storage: block %d already stored with different contents", blk.height)
+				if !bytes.Equal(old, blocks[i]) {
+					return fmt.Errorf("storage: block %d already stored with different contents", blk.Height)
 				}
-				continue
-			case blk.height != height+1:
-				return fmt.Errorf("storage: block %d does not follow stored height %d", blk.height, height)
+				continue // replay after a crash: already there
+			case blk.Height != height+1:
+				return fmt.Errorf("storage: block %d does not follow stored height %d", blk.Height, height)
 			}
-			height = blk.height
-			newBlocks[blk.height] = blk.enc
+			height = blk.Height
+			fresh[blk.Height] = blk
 		}
-		for i, c := range certs {
-			enc, ok := newBlocks[c.height]
-			var hash [32]byte
-			if ok {
-				nb, err := ledger.DecodeBlock(enc)
-				if err != nil {
-					return fmt.Errorf("storage: certificate %d: %w", c.height, err)
+		for _, c := range b.Certificates {
+			covered, ok := fresh[c.Round]
+			if !ok {
+				var err error
+				if covered, err = s.blockLocked(c.Round); err != nil {
+					return fmt.Errorf("storage: certificate %d: %w", c.Round, err)
 				}
-				hash = nb.Hash()
-			} else {
-				blk, err := s.blockLocked(c.height)
-				if err != nil {
-					return fmt.Errorf("storage: certificate %d: %w", c.height, err)
-				}
-				hash = blk.Hash()
 			}
-			if hash != b.Certificates[i].BlockHash {
-				return fmt.Errorf("storage: certificate %d does not cover the stored block %d", c.height, c.height)
+			if covered.Hash() != c.BlockHash {
+				return fmt.Errorf("storage: certificate %d does not cover the stored block %d", c.Round, c.Round)
 			}
 		}
 		// Then write.
@@ -147,14 +128,14 @@ func (s *Store) Apply(b *Batch) error {
 			l.put(bWAL, u64key(s.nextSeq), seal(r))
 			s.nextSeq++
 		}
-		for _, blk := range blocks {
-			if enc, ok := newBlocks[blk.height]; ok {
-				l.put(bBlocks, u64key(blk.height), seal(enc))
+		for i, blk := range b.Blocks {
+			if fresh[blk.Height] == blk {
+				l.put(bBlocks, u64key(blk.Height), seal(blocks[i]))
 			}
 		}
 		s.height = height
-		for _, c := range certs {
-			l.put(bCerts, u64key(c.height), seal(c.enc))
+		for i, c := range b.Certificates {
+			l.put(bCerts, u64key(c.Round), seal(certs[i]))
 		}
 		for _, sn := range b.Snapshots {
 			l.put(bSnaps, u64key(sn.Round), seal(sn.Data))

@@ -271,105 +271,31 @@ func (s *Store) Close() error {
 
 func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-func (s *Store) AppendRecords(recs [][]byte) error {
-	for i, r := range recs {
-		if len(r) > MaxValueBytes {
-			return fmt.Errorf("storage: record %d: %d bytes exceeds limit %d", i, len(r), MaxValueBytes)
-		}
-	}
-	return s.write(func(l *layer) error {
-		for _, r := range recs {
-			l.put(bWAL, u64key(s.nextSeq), seal(r))
-			s.nextSeq++
-		}
-		return nil
-	})
-}
+// The single-purpose writes are one-part batches: Apply validates and
+// writes every kind of value, so each rule has one home.
+
+func (s *Store) AppendRecords(recs [][]byte) error { return s.Apply(&Batch{Records: recs}) }
 
 func (s *Store) TruncateRecordsBefore(seq uint64) error {
-	return s.write(func(l *layer) error {
-		l.deleteBelow(bWAL, u64key(seq))
-		if seq > s.nextSeq {
-			s.nextSeq = seq
-		}
-		l.put(bSys, []byte(sysWALFloor), seal(u64key(s.nextSeq)))
-		return nil
-	})
+	return s.Apply(&Batch{TruncateRecordsBefore: seq})
 }
 
-func (s *Store) PutBlock(b *ledger.Block) error {
-	enc := b.Encode()
-	if len(enc) > ledger.MaxBlockBytes {
-		return fmt.Errorf("storage: block %d: %d bytes exceeds limit %d", b.Height, len(enc), ledger.MaxBlockBytes)
-	}
-	return s.write(func(l *layer) error {
-		switch {
-		case b.Height == 0:
-			return errors.New("storage: block height 0 (heights start at 1)")
-		case b.Height <= s.height:
-			old, err := s.getLocked(bBlocks, u64key(b.Height))
-			if err != nil {
-				return fmt.Errorf("storage: block %d: %w", b.Height, err)
-			}
-			if !bytes.Equal(old, enc) {
-				return fmt.Errorf("storage: block %d already stored with different contents", b.Height)
-			}
-			return nil
-		case b.Height != s.height+1:
-			return fmt.Errorf("storage: block %d does not follow stored height %d", b.Height, s.height)
-		}
-		l.put(bBlocks, u64key(b.Height), seal(enc))
-		s.height = b.Height
-		return nil
-	})
-}
+func (s *Store) PutBlock(b *ledger.Block) error { return s.Apply(&Batch{Blocks: []*ledger.Block{b}}) }
 
 func (s *Store) PutCertificate(c *ledger.Certificate) error {
-	enc := c.Encode()
-	if len(enc) > ledger.MaxCertificateBytes {
-		return fmt.Errorf("storage: certificate %d: %d bytes exceeds limit %d", c.Round, len(enc), ledger.MaxCertificateBytes)
-	}
-	return s.write(func(l *layer) error {
-		b, err := s.blockLocked(c.Round)
-		if err != nil {
-			return fmt.Errorf("storage: certificate %d: %w", c.Round, err)
-		}
-		if b.Hash() != c.BlockHash {
-			return fmt.Errorf("storage: certificate %d does not cover the stored block %d", c.Round, c.Round)
-		}
-		l.put(bCerts, u64key(c.Round), seal(enc))
-		return nil
-	})
+	return s.Apply(&Batch{Certificates: []*ledger.Certificate{c}})
 }
 
 func (s *Store) PutSnapshot(round uint64, data []byte) error {
-	if len(data) > MaxValueBytes {
-		return fmt.Errorf("storage: snapshot %d: %d bytes exceeds limit %d", round, len(data), MaxValueBytes)
-	}
-	return s.write(func(l *layer) error {
-		l.put(bSnaps, u64key(round), seal(data))
-		return nil
-	})
+	return s.Apply(&Batch{Snapshots: []Snapshot{{Round: round, Data: data}}})
 }
 
 func (s *Store) TruncateSnapshotsBefore(round uint64) error {
-	return s.write(func(l *layer) error {
-		l.deleteBelow(bSnaps, u64key(round))
-		return nil
-	})
+	return s.Apply(&Batch{TruncateSnapshotsBefore: round})
 }
 
 func (s *Store) PutMeta(key string, val []byte) error {
-	if len(val) > MaxValueBytes {
-		return fmt.Errorf("storage: meta %q: %d bytes exceeds limit %d", key, len(val), MaxValueBytes)
-	}
-	if key == "" {
-		return errors.New("storage: empty meta key")
-	}
-	return s.write(func(l *layer) error {
-		l.put(bMeta, []byte(key), seal(val))
-		return nil
-	})
+	return s.Apply(&Batch{Meta: []Meta{{Key: key, Val: val}}})
 }
 
 // ---- reads ----
