@@ -448,7 +448,6 @@ func (r *Replica) execute(round rcc.Round) {
 	var reqs []msg.Request
 	var orderings []ledger.Ordering
 	var results [][]byte
-	plain := true // every request an ordinary one of instance 0: Orderings stays nil
 	// Entries come in the agreed execution order, instance changes in
 	// their place: a request number executes once, whichever of the
 	// original request and an instance change carrying it comes first.
@@ -459,12 +458,12 @@ func (r *Replica) execute(round rcc.Round) {
 		}
 		res := r.app.Execute(app.CallerID(uint64(req.Client)), e.Op)
 		o := ledger.Ordering{Instance: e.Instance, Outcome: e.Outcome}
+		if e.Outcome == msg.NotMoved {
+			r.log.Debug("instance change refused; its operation executed", "client", req.Client, "number", req.Number,
+				"target", e.Instance, "why", e.Refusal)
+		}
 		r.finishRequest(req, e.View, o, res)
-		plain = plain && o == ledger.Ordering{}
 		reqs, orderings, results = append(reqs, req), append(orderings, o), append(results, res)
-	}
-	if plain {
-		orderings = nil
 	}
 	state := r.stateDigest(round.State)
 	b := &ledger.Block{Height: round.Round, Prev: r.head, Round: round.Round, Requests: reqs, Orderings: orderings,

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/ledger"
@@ -82,13 +83,7 @@ func (r *Replica) askNext() {
 	if x == nil {
 		return
 	}
-	good := 0
-	for _, p := range x.peers {
-		if !r.badSource[p] {
-			good++
-		}
-	}
-	if good == 0 {
+	if !slices.ContainsFunc(x.peers, func(p msg.ReplicaID) bool { return !r.badSource[p] }) {
 		r.badSource = map[msg.ReplicaID]bool{} // every signer failed once: try them all again
 	}
 	peer := x.peers[x.next%len(x.peers)]
