@@ -1,6 +1,10 @@
 package pbft
 
-import "github.com/braid-bft/braid/msg"
+import (
+	"slices"
+
+	"github.com/braid-bft/braid/msg"
+)
 
 // Restore rebuilds the instance after a restart from the records it asked
 // to persist (in the order it asked) and from lastDecided, the highest
@@ -35,20 +39,18 @@ func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[m
 		}
 		switch m := m.(type) {
 		case *msg.PrePrepare:
-			if m.View < n.view || m.Seq <= n.low {
-				continue // superseded by a later record
+			if !n.rebind(msg.KindPrePrepare, m.View, m.Seq, m.Digest) {
+				continue
 			}
-			n.bind(msg.KindPrePrepare, m.View, m.Seq, m.Digest)
 			if n.checkNormal(m.View, m.Seq) == "" && m.Seq > n.planEnd {
 				if s := n.slots[m.Seq]; s == nil || s.pp == nil {
 					n.acceptPrePrepare(m)
 				}
 			}
 		case *msg.Prepare:
-			if m.View < n.view || m.Seq <= n.low {
+			if !n.rebind(msg.KindPrepare, m.View, m.Seq, m.Digest) {
 				continue
 			}
-			n.bind(msg.KindPrepare, m.View, m.Seq, m.Digest)
 			if n.checkNormal(m.View, m.Seq) == "" {
 				s := n.slot(m.Seq)
 				if s.prepares[n.cfg.ID] == nil {
@@ -56,10 +58,9 @@ func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[m
 				}
 			}
 		case *msg.Commit:
-			if m.View < n.view || m.Seq <= n.low {
+			if !n.rebind(msg.KindCommit, m.View, m.Seq, m.Digest) {
 				continue
 			}
-			n.bind(msg.KindCommit, m.View, m.Seq, m.Digest)
 			if n.checkNormal(m.View, m.Seq) == "" {
 				s := n.slot(m.Seq)
 				if s.ownCommit == nil {
@@ -84,7 +85,7 @@ func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[m
 				if _, ok := n.own[m.Seq]; !ok {
 					n.own[m.Seq] = m.State
 				}
-				if !hasCheckpoint(n.ckpts[n.cfg.ID], m.Seq) {
+				if !slices.ContainsFunc(n.ckpts[n.cfg.ID], func(c msg.Checkpoint) bool { return c.Seq == m.Seq }) {
 					n.addCheckpoint(m)
 				}
 			}
@@ -109,11 +110,14 @@ func (n *Node) Restore(records []msg.Message, lastDecided uint64, executed map[m
 	}
 }
 
-func hasCheckpoint(list []msg.Checkpoint, seq uint64) bool {
-	for i := range list {
-		if list[i].Seq == seq {
-			return true
-		}
+// rebind re-records one of our own normal-case signatures from the log as
+// binding (see bind), unless a later record superseded it (an earlier view,
+// or at or below the stable checkpoint); it reports whether the record
+// still counts.
+func (n *Node) rebind(kind msg.Kind, view, seq uint64, digest msg.Digest) bool {
+	if view < n.view || seq <= n.low {
+		return false
 	}
-	return false
+	n.bind(kind, view, seq, digest)
+	return true
 }

@@ -62,6 +62,28 @@ func (c *cluster) restart(i int, change func(*Config)) *Node {
 	return fresh
 }
 
+// staleRuleCluster is a 4-replica cluster in which replica id's primary
+// rule names nobody while *stale is set, as RCC's rule may right after a
+// restart; tweak, if set, adjusts every replica's config.
+func staleRuleCluster(t *testing.T, id msg.ReplicaID, tweak func(*Config)) (*cluster, *bool) {
+	stale := new(bool)
+	c := newCluster(t, 4, func(cfg *Config) {
+		if tweak != nil {
+			tweak(cfg)
+		}
+		if cfg.ID == id {
+			rr := cfg.Primary
+			cfg.Primary = func(v uint64) msg.ReplicaID {
+				if *stale {
+					return msg.NoReplica
+				}
+				return rr(v)
+			}
+		}
+	})
+	return c, stale
+}
+
 func dropKind[T msg.Message](e envelope) []envelope {
 	if _, ok := e.m.(T); ok {
 		return nil
@@ -74,19 +96,7 @@ func dropKind[T msg.Message](e envelope) []envelope {
 // the records. The restarted primary must still honour the pre-prepares it
 // signed: when it leads again, it proposes after them, never over them.
 func TestRestartedPrimaryHonoursItsPreprepares(t *testing.T) {
-	stale := false // replica 0's primary rule does not know view 0's primary yet
-	c := newCluster(t, 4, func(cfg *Config) {
-		cfg.MaxBatch = 1
-		if cfg.ID == 0 {
-			rr := cfg.Primary
-			cfg.Primary = func(v uint64) msg.ReplicaID {
-				if stale {
-					return msg.NoReplica
-				}
-				return rr(v)
-			}
-		}
-	})
+	c, stale := staleRuleCluster(t, 0, func(cfg *Config) { cfg.MaxBatch = 1 })
 	// Nothing commits: the proposals are outstanding when replica 0 crashes.
 	log := watchSigned(c, dropKind[*msg.Commit])
 	for i := uint64(1); i <= 3; i++ {
@@ -96,11 +106,11 @@ func TestRestartedPrimaryHonoursItsPreprepares(t *testing.T) {
 	if got := c.nodes[0].NextProposal(); got != 4 {
 		t.Fatalf("primary proposed up to %d before the crash, want 3", got-1)
 	}
-	stale = true
+	*stale = true // replica 0's primary rule does not know view 0's primary yet
 	n0 := c.restart(0, nil)
 	n0.Announce() // peers hand its pre-prepares back; the stale rule refuses them
 	c.tick(2*n0.cfg.RetransmitTicks + 1)
-	stale = false // the paradigm layer caught up: replica 0 leads view 0 again
+	*stale = false // the paradigm layer caught up: replica 0 leads view 0 again
 	n0.PrimaryChanged()
 	c.run()
 	n0.Request(req(2, 1))
@@ -118,18 +128,7 @@ func TestRestartedPrimaryHonoursItsPreprepares(t *testing.T) {
 // and the prepared proof it had, and must not sign a prepare for another
 // batch at the same (view, seq) when an equivocating primary sends one.
 func TestRestartedBackupHonoursItsPrepares(t *testing.T) {
-	stale := false
-	c := newCluster(t, 4, func(cfg *Config) {
-		if cfg.ID == 1 {
-			rr := cfg.Primary
-			cfg.Primary = func(v uint64) msg.ReplicaID {
-				if stale {
-					return msg.NoReplica
-				}
-				return rr(v)
-			}
-		}
-	})
+	c, stale := staleRuleCluster(t, 1, nil)
 	log := watchSigned(c, dropKind[*msg.Commit])
 	c.nodes[0].Request(req(1, 1))
 	c.tick(2)
@@ -137,9 +136,9 @@ func TestRestartedBackupHonoursItsPrepares(t *testing.T) {
 	if old.prepared[1] == nil {
 		t.Fatal("replica 1 did not prepare seq 1 before the crash")
 	}
-	stale = true
+	*stale = true
 	n1 := c.restart(1, nil)
-	stale = false
+	*stale = false
 	n1.PrimaryChanged()
 	if n1.prepared[1] == nil {
 		t.Error("restarted backup lost its prepared proof for seq 1")
