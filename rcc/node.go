@@ -220,17 +220,12 @@ type Stats struct {
 	Filtered          uint64 // requests dropped at execution: wrong instance for their client
 }
 
-// PrimaryOf is the initial primary rule (msg.PrimaryOf): instance i starts
-// with replica i, so the m initial primaries are distinct.
-func PrimaryOf(n int, instance uint32, view uint64) msg.ReplicaID {
-	return msg.PrimaryOf(n, instance, view)
-}
-
 // LeaderOf names who runs instance i's view change to view v: a static
 // rotation, known to all without agreement. Only the NewView comes from it;
-// who proposes afterwards is the agreed primary.
+// who proposes afterwards is the agreed primary. The rotation is the
+// initial primary rule's (msg.PrimaryOf), so view 0's leader is its primary.
 func LeaderOf(n int, instance uint32, view uint64) msg.ReplicaID {
-	return msg.ReplicaID((uint64(instance) + view) % uint64(n))
+	return msg.PrimaryOf(n, instance, view)
 }
 
 // New creates the m instances.

@@ -6,7 +6,6 @@ import (
 
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/msg"
-	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
 )
 
@@ -84,7 +83,7 @@ func (g *loadgen) primary(inst uint32) msg.ReplicaID {
 		return p
 	}
 	if g.w.opts.Protocol == "rcc" {
-		return rcc.PrimaryOf(g.w.n, inst, 0)
+		return msg.PrimaryOf(g.w.n, inst, 0)
 	}
 	return 0
 }

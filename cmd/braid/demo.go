@@ -23,7 +23,6 @@ import (
 	"github.com/braid-bft/braid/config"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
-	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/storage"
 )
 
@@ -182,7 +181,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout)
 	}
-	victim := int(rcc.PrimaryOf(n, 0, 0))
+	victim := int(msg.PrimaryOf(n, 0, 0))
 	progress("all replicas up", *phase)
 	fmt.Fprintf(stdout, "kill -9 replica %d (primary of instance 0)\n", victim)
 	cl.kill(victim)
