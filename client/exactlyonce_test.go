@@ -125,17 +125,9 @@ func (lg *ledger) balance(t *testing.T, acct string) uint64 {
 // after the client gave up on it; the transfer must still be paid exactly
 // once, and Submit must return its result.
 func TestInstanceChangeDelayedTransferPaidOnce(t *testing.T) {
-	cl := newFakeCluster(t, 4, nil)
-	transfer := bank.Transfer("alice", "bob", 0, 30)
-	lg := newLedger(cl, primary, transfer)
-	c := cl.client(cid, Options{Timeout: 50 * time.Millisecond, Broadcast: true})
+	cl, lg, c, transfer := bankFixture(t, nil)
 	if !c.inPlace {
 		t.Fatal("the fake cluster (m = n) should be under in-place recovery")
-	}
-	for _, o := range [][]byte{bank.Open("alice"), bank.Open("bob"), bank.Deposit("alice", 100)} {
-		if _, err := c.Submit(guardCtx(t), o); err != nil {
-			t.Fatal(err)
-		}
 	}
 	res, err := c.Submit(guardCtx(t), transfer)
 	if err != nil {
@@ -165,16 +157,7 @@ func TestInstanceChangeDelayedTransferPaidOnce(t *testing.T) {
 func TestInstanceChangeCarriesOperation(t *testing.T) {
 	for _, refuse := range []bool{false, true} {
 		t.Run(map[bool]string{false: "granted", true: "refused"}[refuse], func(t *testing.T) {
-			cl := newFakeCluster(t, 4, nil)
-			transfer := bank.Transfer("alice", "bob", 0, 30)
-			lg := newLedger(cl, primary, transfer)
-			lg.drop, lg.refuse = true, refuse
-			c := cl.client(cid, Options{Timeout: 50 * time.Millisecond, Broadcast: true})
-			for _, o := range [][]byte{bank.Open("alice"), bank.Open("bob"), bank.Deposit("alice", 100)} {
-				if _, err := c.Submit(guardCtx(t), o); err != nil {
-					t.Fatal(err)
-				}
-			}
+			cl, lg, c, transfer := bankFixture(t, func(lg *ledger) { lg.drop, lg.refuse = true, refuse })
 			res, err := c.Submit(guardCtx(t), transfer)
 			if err != nil {
 				t.Fatalf("Submit(transfer): %v", err)
@@ -230,4 +213,24 @@ func TestInstanceChangeCarriesOperation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bankFixture is a fake cluster running the bank, whose primary holds back
+// a transfer of 30 from alice to bob (tweak adjusts how), and a client that
+// has opened both accounts and deposited 100 for alice.
+func bankFixture(t *testing.T, tweak func(*ledger)) (*fakeCluster, *ledger, *Client, []byte) {
+	t.Helper()
+	cl := newFakeCluster(t, 4, nil)
+	transfer := bank.Transfer("alice", "bob", 0, 30)
+	lg := newLedger(cl, primary, transfer)
+	if tweak != nil {
+		tweak(lg)
+	}
+	c := cl.client(cid, Options{Timeout: 50 * time.Millisecond, Broadcast: true})
+	for _, o := range [][]byte{bank.Open("alice"), bank.Open("bob"), bank.Deposit("alice", 100)} {
+		if _, err := c.Submit(guardCtx(t), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl, lg, c, transfer
 }
