@@ -129,19 +129,7 @@ func TestInstanceChangeDelayedTransferPaidOnce(t *testing.T) {
 	if !c.inPlace {
 		t.Fatal("the fake cluster (m = n) should be under in-place recovery")
 	}
-	res, err := c.Submit(guardCtx(t), transfer)
-	if err != nil {
-		t.Fatalf("Submit(transfer): %v", err)
-	}
-	if executed, err := bank.DecodeTransfer(res); err != nil || !executed {
-		t.Fatalf("Submit(transfer) = %x (executed %v, %v), want an executed transfer", res, executed, err)
-	}
-	if a, b := lg.balance(t, "alice"), lg.balance(t, "bob"); a != 70 || b != 30 {
-		cl.mu.Lock()
-		n := lg.ran[string(transfer)]
-		cl.mu.Unlock()
-		t.Fatalf("after one transfer of 30: alice %d, bob %d (transfer executed %d times), want 70 and 30", a, b, n)
-	}
+	submitTransferOnce(t, cl, lg, c, transfer)
 	// Later requests are served (by the new instance or the old one).
 	if _, err := c.Submit(guardCtx(t), bank.Deposit("bob", 1)); err != nil {
 		t.Fatal(err)
@@ -158,16 +146,7 @@ func TestInstanceChangeCarriesOperation(t *testing.T) {
 	for _, refuse := range []bool{false, true} {
 		t.Run(map[bool]string{false: "granted", true: "refused"}[refuse], func(t *testing.T) {
 			cl, lg, c, transfer := bankFixture(t, func(lg *ledger) { lg.drop, lg.refuse = true, refuse })
-			res, err := c.Submit(guardCtx(t), transfer)
-			if err != nil {
-				t.Fatalf("Submit(transfer): %v", err)
-			}
-			if executed, err := bank.DecodeTransfer(res); err != nil || !executed {
-				t.Fatalf("Submit(transfer) = %x (executed %v, %v), want an executed transfer", res, executed, err)
-			}
-			if a, b := lg.balance(t, "alice"), lg.balance(t, "bob"); a != 70 || b != 30 {
-				t.Fatalf("after one transfer of 30: alice %d, bob %d, want 70 and 30", a, b)
-			}
+			submitTransferOnce(t, cl, lg, c, transfer)
 			want := uint32(2) // the first instance asked: the next one
 			if refuse {
 				want = primary
@@ -233,4 +212,23 @@ func bankFixture(t *testing.T, tweak func(*ledger)) (*fakeCluster, *ledger, *Cli
 		}
 	}
 	return cl, lg, c, transfer
+}
+
+// submitTransferOnce submits the fixture's transfer and checks that Submit
+// reports it executed and that it was paid exactly once.
+func submitTransferOnce(t *testing.T, cl *fakeCluster, lg *ledger, c *Client, transfer []byte) {
+	t.Helper()
+	res, err := c.Submit(guardCtx(t), transfer)
+	if err != nil {
+		t.Fatalf("Submit(transfer): %v", err)
+	}
+	if executed, err := bank.DecodeTransfer(res); err != nil || !executed {
+		t.Fatalf("Submit(transfer) = %x (executed %v, %v), want an executed transfer", res, executed, err)
+	}
+	if a, b := lg.balance(t, "alice"), lg.balance(t, "bob"); a != 70 || b != 30 {
+		cl.mu.Lock()
+		n := lg.ran[string(transfer)]
+		cl.mu.Unlock()
+		t.Fatalf("after one transfer of 30: alice %d, bob %d (transfer executed %d times), want 70 and 30", a, b, n)
+	}
 }
