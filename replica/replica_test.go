@@ -23,6 +23,7 @@ import (
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
+	"github.com/braid-bft/braid/shell"
 	"github.com/braid-bft/braid/storage"
 	"github.com/braid-bft/braid/transport"
 )
@@ -343,45 +344,6 @@ var logSink io.Writer = func() io.Writer {
 	return io.Discard
 }()
 
-// A pre-prepare's client signatures are batch-verified; one bad signature
-// drops the message and charges the replica that sent it.
-func TestBatchVerificationChargesSender(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
-	r, err := New(cfg, 1, Options{Logger: slog.New(slog.NewTextHandler(logSink, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
-	pkey, err := cfg.ReplicaKey(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mk := func(corrupt bool) *msg.PrePrepare {
-		var reqs []msg.Request
-		for i := uint64(1); i <= 3; i++ {
-			req := msg.Request{Client: 0, Number: i, Op: kv.Put([]byte("k"), []byte("v"))}
-			req.Sig = auth.ClientSigner(ckey).Sign(req.SignedBytes())
-			reqs = append(reqs, req)
-		}
-		if corrupt {
-			reqs[1].Sig[5] ^= 1
-		}
-		pp := &msg.PrePrepare{View: 0, Seq: 1, From: 0, Batch: msg.Batch{Requests: reqs}}
-		pp.Digest = pp.Batch.Digest()
-		pp.Sig = auth.ReplicaSigner(pkey).Sign(msg.SignedBytes(pp))
-		return pp
-	}
-	if !r.verifyBatch(0, mk(false)) {
-		t.Fatal("valid batch rejected")
-	}
-	if r.verifyBatch(0, mk(true)) {
-		t.Fatal("batch with a bad client signature accepted")
-	}
-	if r.charged[0] != 1 {
-		t.Fatalf("sender charged %d times, want 1", r.charged[0])
-	}
-}
-
 // signedLog collects every signed protocol message the replicas send,
 // across stops and restarts, and fails the test if one replica ever signed
 // two different messages for the same (kind, instance, view, sequence).
@@ -444,7 +406,7 @@ func checkCompacted(st *storage.Store, k uint64) (string, error) {
 			return summary, fmt.Errorf("snapshot of round %d still stored below the latest %d (%v)", round, latest, err)
 		}
 		if round+2*k < latest {
-			if _, err := st.GetMeta(paradigmKey(round)); !errors.Is(err, storage.ErrNotFound) {
+			if _, err := st.GetMeta(shell.ParadigmKey(round)); !errors.Is(err, storage.ErrNotFound) {
 				return summary, fmt.Errorf("paradigm state of round %d still stored below the latest snapshot %d (%v)", round, latest, err)
 			}
 		}

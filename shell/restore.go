@@ -1,4 +1,4 @@
-package replica
+package shell
 
 import (
 	"encoding/binary"
@@ -19,64 +19,64 @@ import (
 // the consensus core from its write-ahead records — so it never contradicts
 // what it sent before the crash. It reads only what lies above the latest
 // snapshot; compaction keeps the log above the last stable checkpoint.
-func (r *Replica) restore() error {
-	height, err := r.store.Height()
+func (s *Shell) restore() error {
+	height, err := s.disk.Height()
 	if err != nil {
 		return err
 	}
 	var snapRound uint64
-	if round, snap, err := r.store.LatestSnapshot(); err == nil {
+	if round, snap, err := s.disk.LatestSnapshot(); err == nil {
 		if round > height {
 			return fmt.Errorf("snapshot of round %d is above the ledger height %d", round, height)
 		}
-		appSnap, table, err := decodeSnapshot(snap, r.id)
+		appSnap, table, err := decodeSnapshot(snap, s.id)
 		if err != nil {
 			return fmt.Errorf("snapshot %d: %w", round, err)
 		}
-		if err := r.app.Restore(appSnap); err != nil {
+		if err := s.app.Restore(appSnap); err != nil {
 			return fmt.Errorf("snapshot %d: %w", round, err)
 		}
-		b, err := r.store.Block(round)
+		b, err := s.disk.Block(round)
 		if err != nil {
 			return fmt.Errorf("block %d of the snapshot: %w", round, err)
 		}
-		r.table, snapRound = table, round
-		r.round, r.head = round, b.Hash()
-		r.recent[round] = [2]msg.Digest{r.head, b.StateDigest}
+		s.table, snapRound = table, round
+		s.round, s.head = round, b.Hash()
+		s.recent[round] = [2]msg.Digest{s.head, b.StateDigest}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	for h := snapRound + 1; h <= height; h++ {
-		b, err := r.store.Block(h)
+		b, err := s.disk.Block(h)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", h, err)
 		}
-		if b.Prev != r.head {
+		if b.Prev != s.head {
 			return fmt.Errorf("block %d does not chain to block %d", h, h-1)
 		}
-		if _, err := replayBlock(r.app, r.table, b, r.id); err != nil {
+		if _, err := replayBlock(s.app, s.table, b, s.id); err != nil {
 			return fmt.Errorf("block %d: %w", h, err)
 		}
-		r.round, r.head = h, b.Hash()
-		r.recent[h] = [2]msg.Digest{r.head, b.StateDigest}
+		s.round, s.head = h, b.Hash()
+		s.recent[h] = [2]msg.Digest{s.head, b.StateDigest}
 	}
-	if state, err := r.store.GetMeta(paradigmMeta); err == nil && len(state) > 0 {
-		if err := r.node.SetState(state); err != nil {
+	if state, err := s.disk.GetMeta(paradigmMeta); err == nil && len(state) > 0 {
+		if err := s.node.SetState(state); err != nil {
 			return fmt.Errorf("paradigm state: %w", err)
 		}
-		r.lastParadigm = state
+		s.lastParadigm = state
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("paradigm state: %w", err)
 	}
-	if v, err := r.store.GetMeta(compactedMeta); err == nil {
+	if v, err := s.disk.GetMeta(compactedMeta); err == nil {
 		if len(v) != 8 {
 			return fmt.Errorf("%s: %d bytes, want 8", compactedMeta, len(v))
 		}
-		r.compactedAt = binary.BigEndian.Uint64(v)
+		s.compactedAt = binary.BigEndian.Uint64(v)
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%s: %w", compactedMeta, err)
 	}
-	raw, err := r.store.Records()
+	raw, err := s.disk.Records()
 	if err != nil {
 		return fmt.Errorf("records: %w", err)
 	}
@@ -88,10 +88,9 @@ func (r *Replica) restore() error {
 		}
 		records = append(records, m)
 	}
-	r.node.Restore(records, r.round, r.table.lastNums())
-	r.progress.Store(r.round)
+	s.node.Restore(records, s.round, s.table.lastNums())
 	if height > 0 || len(records) > 0 {
-		r.log.Info("restored", "height", height, "snapshot", snapRound, "replayed", height-snapRound, "records", len(records))
+		s.log.Info("restored", "height", height, "snapshot", snapRound, "replayed", height-snapRound, "records", len(records))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package replica
+package shell
 
 import (
 	"encoding/binary"
@@ -21,24 +21,24 @@ import (
 // replica deletes exactly the paradigm states it has not deleted yet.
 const compactedMeta = "compacted-at"
 
-func (r *Replica) compact(round uint64) {
-	if round <= r.compactedAt {
+func (s *Shell) compact(round uint64) {
+	if round <= s.compactedAt {
 		return
 	}
-	raw, err := r.store.Records()
+	raw, err := s.disk.Records()
 	if err != nil {
-		r.fail("read records for compaction", err)
+		s.fail("read records for compaction", err)
 		return
 	}
-	_, next, err := r.store.RecordBounds()
+	_, next, err := s.disk.RecordBounds()
 	if err != nil {
-		r.fail("read record bounds for compaction", err)
+		s.fail("read record bounds for compaction", err)
 		return
 	}
-	lows := make([]uint64, r.cfg.M)
-	views := make([]uint64, r.cfg.M)
+	lows := make([]uint64, s.node.Config().M)
+	views := make([]uint64, s.node.Config().M)
 	for i := range lows {
-		p := r.node.Instance(i)
+		p := s.node.Instance(i)
 		lows[i] = p.LowWatermark()
 		views[i], _ = p.View()
 	}
@@ -46,7 +46,7 @@ func (r *Replica) compact(round uint64) {
 	for i, p := range raw {
 		m, err := msg.Unmarshal(p)
 		if err != nil {
-			r.fail("compaction", fmt.Errorf("record %d of the retained log: %w", i, err))
+			s.fail("compaction", fmt.Errorf("record %d of the retained log: %w", i, err))
 			return
 		}
 		inst := int(msg.InstanceOf(m))
@@ -58,15 +58,15 @@ func (r *Replica) compact(round uint64) {
 		Meta: []storage.Meta{{Key: compactedMeta, Val: binary.BigEndian.AppendUint64(nil, round)}}}
 	// Peers behind us fetch up to their target checkpoint, which may be one
 	// interval older than ours; older paradigm states serve nobody.
-	k := uint64(r.cfg.CheckpointInterval)
+	k := s.k
 	// The last compaction kept the states of its round and the one before.
-	for old := max(k, r.compactedAt-min(r.compactedAt, k)); old+k < round; old += k {
-		w.DeleteMeta = append(w.DeleteMeta, paradigmKey(old))
+	for old := max(k, s.compactedAt-min(s.compactedAt, k)); old+k < round; old += k {
+		w.DeleteMeta = append(w.DeleteMeta, ParadigmKey(old))
 	}
-	if err := r.store.Apply(w); err != nil {
-		r.fail("compact the log", err)
+	if err := s.disk.Apply(w); err != nil {
+		s.fail("compact the log", err)
 		return
 	}
-	r.log.Debug("compacted the log", "stable", round, "records", len(raw), "kept", len(kept))
-	r.compactedAt = round
+	s.log.Debug("compacted the log", "stable", round, "records", len(raw), "kept", len(kept))
+	s.compactedAt = round
 }

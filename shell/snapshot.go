@@ -1,4 +1,4 @@
-package replica
+package shell
 
 import (
 	"encoding/binary"

@@ -1,0 +1,209 @@
+package replica
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/shell"
+	"github.com/braid-bft/braid/storage"
+	"github.com/braid-bft/braid/transport"
+)
+
+// The shell's dependencies, for real (see shell/deps.go).
+
+// peerNet sends over the replica transport. A full peer queue drops the
+// frame: the protocol retransmits.
+type peerNet struct{ t *transport.Transport }
+
+func (p peerNet) Send(to msg.ReplicaID, frame []byte) { _ = p.t.Send(int(to), frame) }
+func (p peerNet) Broadcast(frame []byte)              { _ = p.t.Broadcast(frame) }
+
+// clientConn is a client connection under the id its key is admitted for.
+type clientConn struct {
+	c  *transport.ClientConn
+	id msg.ClientID
+}
+
+func (c clientConn) Client() msg.ClientID { return c.id }
+func (c clientConn) Send(frame []byte)    { _ = c.c.Send(frame) }
+
+// keyCrypto is Ed25519 under the cluster's keys; VerifyClients uses batch
+// verification (one job runs on one worker; bursts spread over several).
+type keyCrypto struct{ auth.Keyring }
+
+func (k keyCrypto) VerifyClients(items []shell.ClientSig) []bool {
+	batch := make([]auth.BatchItem, 0, len(items))
+	index := make([]int, 0, len(items))
+	out := make([]bool, len(items))
+	for i, it := range items {
+		key, ok := k.Clients[it.Client]
+		if !ok {
+			continue // unknown client: false
+		}
+		batch = append(batch, auth.BatchItem{Key: key, Context: auth.ContextClient, Msg: it.Msg, Sig: it.Sig})
+		index = append(index, i)
+	}
+	for j, ok := range auth.VerifyBatch(batch) {
+		out[index[j]] = ok
+	}
+	return out
+}
+
+// disk is the store plus the committer that fsyncs it.
+type disk struct {
+	storage.Interface
+	c *committer
+}
+
+func (d disk) Commit(done func(error)) { d.c.request(done) }
+
+// completions carries done callbacks from other goroutines to the loop.
+// It never blocks its producers (a worker blocked handing back a result
+// while the loop waits to hand it a job would deadlock); it stays bounded
+// because every entry is the end of a job the loop submitted, and the
+// workers' queue is bounded.
+type completions struct {
+	mu    sync.Mutex
+	queue []func()
+	ready chan struct{} // signalled when queue becomes non-empty
+}
+
+func newCompletions() *completions { return &completions{ready: make(chan struct{}, 1)} }
+
+func (c *completions) post(f func()) {
+	c.mu.Lock()
+	c.queue = append(c.queue, f)
+	c.mu.Unlock()
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+}
+
+// run runs every completion posted so far, on the loop.
+func (c *completions) run() {
+	c.mu.Lock()
+	q := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for _, f := range q {
+		f()
+	}
+}
+
+// workers is a bounded pool for the shell's off-loop jobs.
+type workers struct {
+	jobs chan job
+	done *completions
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+type job struct{ work, done func() }
+
+// workerQueue bounds jobs waiting for a worker; past it the loop runs the
+// job itself (backpressure: the loop slows down instead of memory growing).
+const workerQueue = 1024
+
+func newWorkers(n int, done *completions) *workers {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	w := &workers{jobs: make(chan job, workerQueue), done: done}
+	for range n {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for j := range w.jobs {
+				j.work()
+				w.done.post(j.done)
+			}
+		}()
+	}
+	return w
+}
+
+// Go implements shell.Worker.
+func (w *workers) Go(_ shell.Cost, work, done func()) {
+	select {
+	case w.jobs <- job{work, done}:
+	default:
+		work()
+		w.done.post(done)
+	}
+}
+
+func (w *workers) close() {
+	w.once.Do(func() { close(w.jobs) })
+	w.wg.Wait()
+}
+
+// committer fsyncs the store off the loop: one Sync covers every commit
+// asked for before it started — one fdatasync pair for everything every
+// instance staged meanwhile (group commit), while the loop keeps stepping.
+type committer struct {
+	store storage.Interface
+	done  *completions
+
+	mu      sync.Mutex
+	waiting []func(error)
+	stopped bool
+	kick    chan struct{}
+	exited  chan struct{}
+}
+
+func newCommitter(store storage.Interface, done *completions) *committer {
+	c := &committer{store: store, done: done, kick: make(chan struct{}, 1), exited: make(chan struct{})}
+	go c.loop()
+	return c
+}
+
+func (c *committer) request(done func(error)) {
+	c.mu.Lock()
+	c.waiting = append(c.waiting, done)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *committer) loop() {
+	defer close(c.exited)
+	for range c.kick {
+		c.mu.Lock()
+		batch, stopped := c.waiting, c.stopped
+		c.waiting = nil
+		c.mu.Unlock()
+		if len(batch) > 0 {
+			// Every write these waiters staged came before their request,
+			// so before this Sync takes the pending writes.
+			err := c.store.Sync()
+			for _, d := range batch {
+				c.done.post(func() { d(err) })
+			}
+		}
+		if stopped {
+			return
+		}
+	}
+}
+
+// close finishes the commits asked for and stops.
+func (c *committer) close() {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		<-c.exited
+		return
+	}
+	c.stopped = true
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	<-c.exited
+}

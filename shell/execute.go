@@ -1,0 +1,133 @@
+package shell
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/mux"
+	"github.com/braid-bft/braid/ledger"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/rcc"
+	"github.com/braid-bft/braid/storage"
+)
+
+// execute applies one round: the application, the exactly-once table, one
+// ledger block, and every K rounds a snapshot and a checkpoint over (block,
+// state). The round's block, its paradigm state and (at checkpoints) its
+// snapshot are one atomic batch: a crash never restores a height with
+// another round's paradigm state. Replies wait for the batch's commit.
+func (s *Shell) execute(round rcc.Round) {
+	if round.Round != s.round+1 {
+		s.fail("execute", fmt.Errorf("round %d out of order, want %d", round.Round, s.round+1))
+		return
+	}
+	var reqs []msg.Request
+	var orderings []ledger.Ordering
+	var results [][]byte
+	var replies []*msg.Reply
+	// Entries come in the agreed execution order, instance changes in
+	// their place: a request number executes once, whichever of the
+	// original request and an instance change carrying it comes first.
+	for _, e := range round.Entries {
+		req := e.Request
+		if req.Number <= s.table.last(req.Client) {
+			continue // a duplicate: the reply cache answers it
+		}
+		res := s.app.Execute(app.CallerID(uint64(req.Client)), e.Op)
+		o := ledger.Ordering{Instance: e.Instance, Outcome: e.Outcome}
+		if e.Outcome == msg.NotMoved {
+			s.log.Debug("instance change refused; its operation executed", "client", req.Client, "number", req.Number,
+				"target", e.Instance, "why", e.Refusal)
+		}
+		replies = append(replies, s.finishRequest(req, e.View, o, res))
+		reqs, orderings, results = append(reqs, req), append(orderings, o), append(results, res)
+	}
+	state := s.stateDigest(round.State)
+	b := &ledger.Block{Height: round.Round, Prev: s.head, Round: round.Round, Requests: reqs, Orderings: orderings,
+		ResultsDigest: ledger.ResultsDigest(results), StateDigest: state}
+	w := &storage.Batch{Blocks: []*ledger.Block{b}}
+	if !bytes.Equal(round.State, s.lastParadigm) { // it changes only on failures and instance changes
+		w.Meta = append(w.Meta, storage.Meta{Key: paradigmMeta, Val: round.State})
+	}
+	checkpoint := round.Round%s.k == 0
+	if checkpoint {
+		snap, err := s.app.Snapshot()
+		if err != nil {
+			s.fail("snapshot", err)
+			return
+		}
+		w.Snapshots = []storage.Snapshot{{Round: round.Round, Data: encodeSnapshot(snap, s.table)}}
+		w.Meta = append(w.Meta, storage.Meta{Key: ParadigmKey(round.Round), Val: round.State})
+	}
+	if !s.apply(fmt.Sprintf("store block %d", b.Height), w) {
+		return
+	}
+	// Results go out once their block is durable (a crash before that
+	// re-executes the same decided round from the log).
+	for _, rep := range replies {
+		s.send(output{reply: rep, frame: msg.Marshal(rep)})
+	}
+	s.lastParadigm = round.State
+	s.head, s.round = b.Hash(), round.Round
+	s.recent[round.Round] = [2]msg.Digest{s.head, state}
+	if s.obs.Executed != nil {
+		s.obs.Executed(b, results)
+	}
+	if checkpoint {
+		s.node.Checkpoint(round.Round, ledger.CheckpointDigest(s.head, state))
+	}
+	for old := range s.recent {
+		if old+4*s.k < round.Round {
+			delete(s.recent, old)
+		}
+	}
+}
+
+// paradigmMeta names the paradigm state of the last executed round.
+const paradigmMeta = "paradigm"
+
+func (s *Shell) finishRequest(req msg.Request, view uint64, o ledger.Ordering, res []byte) *msg.Reply {
+	rep := &msg.Reply{Client: req.Client, Number: req.Number, View: view, Outcome: o.Outcome, Instance: o.Instance,
+		Result: res, From: s.id, Primary: msg.NoReplica}
+	inst := s.node.InstanceFor(req.Client)
+	if p := s.node.Instance(int(inst)); p != nil {
+		if _, changing := p.View(); !changing {
+			rep.Primary = p.Primary()
+		}
+	}
+	s.table[req.Client] = rep
+	return rep
+}
+
+// stateDigest binds the application state and the paradigm state.
+func (s *Shell) stateDigest(paradigm []byte) msg.Digest { return stateDigest(s.app, paradigm) }
+
+// stateDigest is what a block's StateDigest (and so a checkpoint) binds:
+// the application digest and the paradigm state. Execution and state
+// transfer must compute it the same way.
+func stateDigest(a *mux.App, paradigm []byte) msg.Digest {
+	d := a.Digest()
+	return ledger.ResultsDigest([][]byte{d[:], paradigm})
+}
+
+// certify stores a stable checkpoint's certificate with the block it
+// covers, then compacts what the checkpoint made obsolete.
+func (s *Shell) certify(c rcc.Certificate) {
+	at, ok := s.recent[c.Round]
+	if !ok {
+		return
+	}
+	if ledger.CheckpointDigest(at[0], at[1]) != c.Proof[0].State {
+		// 2f+1 replicas, so at least f+1 correct ones, certified another
+		// state for this round than the one we executed: we diverged, and
+		// going on would spread it.
+		s.fail("certify", fmt.Errorf("stable checkpoint %d does not match our executed state", c.Round))
+		return
+	}
+	cert := &ledger.Certificate{Round: c.Round, BlockHash: at[0], StateDigest: at[1], Signatures: c.Proof}
+	if !s.apply(fmt.Sprintf("store certificate %d", c.Round), &storage.Batch{Certificates: []*ledger.Certificate{cert}}) {
+		return
+	}
+	s.compactTo = max(s.compactTo, c.Round)
+}

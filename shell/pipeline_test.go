@@ -1,0 +1,156 @@
+package shell
+
+import (
+	"testing"
+
+	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/storage"
+)
+
+// recordNet keeps what the shell sent.
+type recordNet struct{ sent []msg.Message }
+
+func (n *recordNet) Send(to msg.ReplicaID, frame []byte) { n.record(frame) }
+func (n *recordNet) Broadcast(frame []byte)              { n.record(frame) }
+func (n *recordNet) record(frame []byte) {
+	m, err := msg.Unmarshal(frame)
+	if err != nil {
+		panic(err)
+	}
+	n.sent = append(n.sent, m)
+}
+
+func (n *recordNet) count(kind msg.Kind) int {
+	c := 0
+	for _, m := range n.sent {
+		if m.Kind() == kind {
+			c++
+		}
+	}
+	return c
+}
+
+// laterDisk completes commits only when the test says so.
+type laterDisk struct {
+	storage.Interface
+	commits []func(error)
+	syncs   int
+}
+
+func (d *laterDisk) Commit(done func(error)) { d.commits = append(d.commits, done) }
+
+func (d *laterDisk) complete() {
+	for len(d.commits) > 0 {
+		done := d.commits[0]
+		d.commits = d.commits[1:]
+		d.syncs++
+		done(d.Sync())
+	}
+}
+
+func pipelineShell(t *testing.T, cfg *config.Config, id int) (*Shell, *recordNet, *laterDisk) {
+	t.Helper()
+	scfg, keyring, err := FromConfig(cfg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := storage.NewMemory(storage.Options{Fsync: storage.GroupCommit{Interval: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, disk := &recordNet{}, &laterDisk{Interface: mem}
+	sh, err := New(scfg, Deps{Net: net, Disk: disk, Crypto: testCrypto{keyring}, Worker: inline{}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sh, net, disk
+}
+
+// prePrepare is instance inst's view-0 proposal of reqs at seq, signed by
+// its primary.
+func prePrepare(t *testing.T, cfg *config.Config, inst uint32, seq uint64, reqs ...msg.Request) *msg.PrePrepare {
+	t.Helper()
+	from := msg.PrimaryOf(cfg.N, inst, 0)
+	key, err := cfg.ReplicaKey(int(from))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := &msg.PrePrepare{Instance: inst, View: 0, Seq: seq, From: from, Batch: msg.Batch{Requests: reqs}}
+	pp.Digest = pp.Batch.Digest()
+	pp.Sig = auth.ReplicaSigner(key).Sign(msg.SignedBytes(pp))
+	return pp
+}
+
+// A backup's prepare for a pre-prepare leaves only once the record of it
+// is durable: the core has stepped and asked, the commit is in flight, and
+// nothing goes out until it completes.
+func TestPrepareWaitsForItsCommit(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	sh, net, disk := pipelineShell(t, cfg, 1)
+	pp := prePrepare(t, cfg, 0, 1, put(ckey, 0, 1, "k", "v"))
+	sh.OnPeer(pp.From, msg.Marshal(pp))
+	sh.Flush()
+	if len(disk.commits) != 1 {
+		t.Fatalf("%d commits asked for after a pre-prepare, want 1", len(disk.commits))
+	}
+	if c := net.count(msg.KindPrepare); c != 0 {
+		t.Fatalf("sent %d prepares before their record was durable", c)
+	}
+	disk.complete()
+	if c := net.count(msg.KindPrepare); c != 1 {
+		t.Fatalf("sent %d prepares after the commit, want 1", c)
+	}
+}
+
+// Proposals of every instance that arrive in one pass of the loop cost one
+// group commit, not one each; the core keeps stepping while it is in
+// flight, and later records wait for a later commit.
+func TestOneCommitAcrossInstances(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	sh, net, disk := pipelineShell(t, cfg, 3)
+	m := uint32(cfg.M)
+	for inst := range m {
+		pp := prePrepare(t, cfg, inst, 1, put(ckey, 0, uint64(inst)+1, "k", "v"))
+		sh.OnPeer(pp.From, msg.Marshal(pp))
+	}
+	sh.Flush()
+	if len(disk.commits) != 1 {
+		t.Fatalf("%d commits for %d instances' pre-prepares in one pass, want 1", len(disk.commits), m)
+	}
+	// A second pass while the first commit is in flight.
+	pp := prePrepare(t, cfg, 0, 2, put(ckey, 0, 9, "k", "w"))
+	sh.OnPeer(pp.From, msg.Marshal(pp))
+	sh.Flush()
+	if len(disk.commits) != 2 || net.count(msg.KindPrepare) != 0 {
+		t.Fatalf("second pass: %d commits asked, %d prepares sent; want 2 and 0", len(disk.commits), net.count(msg.KindPrepare))
+	}
+	disk.complete()
+	if c := net.count(msg.KindPrepare); c != int(m)+1 {
+		t.Fatalf("sent %d prepares after both commits, want %d", c, m+1)
+	}
+}
+
+// A pre-prepare with one bad client signature among its batch is dropped
+// and charged to the replica that sent it; a good one reaches the core.
+func TestBatchVerificationChargesSender(t *testing.T) {
+	cfg, ckey := cluster(t, 4)
+	sh, _, disk := pipelineShell(t, cfg, 1)
+	reqs := []msg.Request{put(ckey, 0, 1, "k", "v"), put(ckey, 0, 2, "k", "v"), put(ckey, 0, 3, "k", "v")}
+	bad := append([]msg.Request(nil), reqs...)
+	bad[1].Sig = append([]byte(nil), bad[1].Sig...)
+	bad[1].Sig[5] ^= 1
+	pp := prePrepare(t, cfg, 0, 1, bad...)
+	sh.OnPeer(pp.From, msg.Marshal(pp))
+	sh.Flush()
+	if sh.Charged()[pp.From] != 1 || len(disk.commits) != 0 {
+		t.Fatalf("bad batch: sender charged %d times, %d commits; want 1 and 0", sh.Charged()[pp.From], len(disk.commits))
+	}
+	pp = prePrepare(t, cfg, 0, 1, reqs...)
+	sh.OnPeer(pp.From, msg.Marshal(pp))
+	sh.Flush()
+	if sh.Charged()[pp.From] != 1 || len(disk.commits) != 1 {
+		t.Fatalf("good batch: sender charged %d times, %d commits; want 1 and 1", sh.Charged()[pp.From], len(disk.commits))
+	}
+}

@@ -1,0 +1,349 @@
+// Package shell is the replica runtime: the one piece of code that drives a
+// pure rcc core with a network, a disk, signatures, the application and the
+// ledger around it — in production (package replica) and, unchanged, under
+// the simulator (package sim). It is a single-threaded event loop in the
+// style of TigerBeetle's: every slow operation (fsync, signature checks,
+// serving a fetch) is submitted to a dependency and completes as an event on
+// the loop, so the core keeps stepping while the disk and the other cores
+// work. Its dependencies are the interfaces in deps.go.
+//
+// A pass of the loop: the driver hands the shell every event already
+// waiting (frames, completions, ticks), then calls Flush once. Flush asks
+// the core for Ready until it has none, stages each Ready's records on the
+// disk, executes decided rounds, and asks for one group commit for all of
+// it; messages and replies leave only once every record staged before them
+// is durable, so a crash never makes this replica contradict what it sent.
+package shell
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/braid-bft/braid/app/kv"
+	"github.com/braid-bft/braid/app/mux"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/rcc"
+	"github.com/braid-bft/braid/storage"
+)
+
+// Config is what the shell is told about its replica.
+type Config struct {
+	// Core configures the rcc node (ID, N, M, policy, the pbft instances,
+	// admitted clients).
+	Core  rcc.Config
+	Scope kv.Scope // the kv application's key scope
+	// StagedLimit bounds a state transfer's staged bytes; 0 means
+	// maxStagedBytes.
+	StagedLimit int
+}
+
+// Deps are the shell's dependencies (deps.go).
+type Deps struct {
+	Net      Network
+	Disk     Disk
+	Crypto   Crypto
+	Worker   Worker
+	Logger   *slog.Logger
+	Observer Observer
+}
+
+// ErrFailStop is wrapped by Failed's error when the replica stopped because
+// its storage failed. Going on after a failed write or fsync could make the
+// replica contradict what it sent, or silently stop applying rounds; a
+// supervisor restarts it from what is on disk.
+var ErrFailStop = errors.New("fail-stop")
+
+// Shell is one replica's runtime.
+type Shell struct {
+	cfg    Config
+	id     msg.ReplicaID
+	k      uint64 // checkpoint interval
+	node   *rcc.Node
+	net    Network
+	disk   Disk
+	crypto Crypto
+	worker Worker
+	log    *slog.Logger
+	obs    Observer
+
+	// Executed state.
+	app          *mux.App
+	table        executed // exactly-once: last executed request and its reply, per client
+	conns        map[msg.ClientID]ClientConn
+	round        uint64
+	head         msg.Digest
+	recent       map[uint64][2]msg.Digest // round → (block hash, state digest), for certificates
+	lastParadigm []byte                   // the paradigm state last written to storage
+	xfer         *transfer                // state transfer under way
+	ticks        int64
+	compactedAt  uint64 // the stable checkpoint the WAL was last compacted at
+	compactTo    uint64 // a stable checkpoint to compact at
+	badSource    map[msg.ReplicaID]bool
+	charged      map[msg.ReplicaID]uint64 // invalid signatures each replica forwarded or served
+	stagedLimit  int
+	failed       error // set once storage failed: the replica stops (fail-stop)
+
+	// Persistence pipeline: applied counts batches staged on the disk,
+	// asked the batches covered by the last commit asked for, durable those
+	// a completed commit covers. held are outputs waiting for durability.
+	applied, asked, durable uint64
+	held                    []output
+
+	// Ingress.
+	verified      seen            // digests of peer frames whose signatures checked out
+	clientQueue   []clientArrival // client requests waiting for one batch verification
+	inflightVerif int             // verification jobs submitted and not yet done
+}
+
+// output is a frame waiting until every batch up to need is durable.
+type output struct {
+	need      uint64
+	to        msg.ReplicaID // peer, unless broadcast or reply
+	broadcast bool
+	m         msg.Message // for the Sent observer (peer messages)
+	reply     *msg.Reply
+	frame     []byte
+}
+
+// New restores the replica from its disk and returns its shell; Start
+// announces it to the cluster.
+func New(cfg Config, deps Deps) (*Shell, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Net == nil || deps.Disk == nil || deps.Crypto == nil || deps.Worker == nil {
+		return nil, errors.New("shell: Net, Disk, Crypto and Worker are required")
+	}
+	if cfg.Core.Instance.CheckpointInterval == 0 {
+		return nil, errors.New("shell: Core.Instance.CheckpointInterval must be set (snapshots and compaction follow it)")
+	}
+	node, err := rcc.New(cfg.Core)
+	if err != nil {
+		return nil, fmt.Errorf("shell: %w", err)
+	}
+	s := &Shell{
+		cfg: cfg, id: cfg.Core.ID, node: node, k: cfg.Core.Instance.CheckpointInterval,
+		net: deps.Net, disk: deps.Disk, crypto: deps.Crypto, worker: deps.Worker, log: deps.Logger, obs: deps.Observer,
+		app: mux.New(cfg.Scope), table: executed{}, conns: map[msg.ClientID]ClientConn{},
+		recent: map[uint64][2]msg.Digest{}, badSource: map[msg.ReplicaID]bool{}, charged: map[msg.ReplicaID]uint64{},
+		stagedLimit: cfg.StagedLimit, verified: newSeen(verifiedFrames),
+	}
+	if s.stagedLimit == 0 {
+		s.stagedLimit = maxStagedBytes
+	}
+	if err := s.restore(); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	return s, nil
+}
+
+// Start announces the replica (its state, so peers help it catch up).
+func (s *Shell) Start() { s.node.Announce() }
+
+// Announce re-announces the replica, e.g. after its links came back.
+func (s *Shell) Announce() { s.node.Announce() }
+
+// Round is the last executed round.
+func (s *Shell) Round() uint64 { return s.round }
+
+// Head is the hash of the last executed block.
+func (s *Shell) Head() msg.Digest { return s.head }
+
+// Node is the core (read-only use: stats, views).
+func (s *Shell) Node() *rcc.Node { return s.node }
+
+// Failed is the storage failure that stopped the replica, or nil.
+func (s *Shell) Failed() error { return s.failed }
+
+// Charged is how many invalid signatures each peer forwarded or served.
+func (s *Shell) Charged() map[msg.ReplicaID]uint64 { return s.charged }
+
+// Describe is a one-line summary of the protocol state.
+func (s *Shell) Describe() string {
+	out := fmt.Sprintf("round=%d durable=%d/%d held=%d %s", s.round, s.durable, s.applied, len(s.held), s.node.Debug())
+	for i := 0; i < s.node.Config().M; i++ {
+		p := s.node.Instance(i)
+		v, ch := p.View()
+		out += fmt.Sprintf(" [i%d v%d ch=%v ld=%d low=%d next=%d p=%d]", i, v, ch, p.LastDecided(), p.LowWatermark(), p.NextProposal(), p.Primary())
+	}
+	return out
+}
+
+// Tick advances the replica's logical clock by one tick.
+func (s *Shell) Tick() {
+	if s.failed != nil {
+		return
+	}
+	s.ticks++
+	s.node.Tick()
+	s.onTickTransfer()
+}
+
+// fail records the first storage failure; the driver stops the replica
+// after the current event. Nothing that depends on the failed write is sent
+// or applied.
+func (s *Shell) fail(what string, err error) {
+	if s.failed != nil {
+		return
+	}
+	s.failed = fmt.Errorf("%w: %s: %w", ErrFailStop, what, err)
+	s.held = nil
+	s.log.Error("storage failed: stopping the replica (fail-stop); restart it to recover from its data directory",
+		"what", what, "err", err)
+}
+
+// apply stages one batch on the disk; what leaves after it waits for it.
+func (s *Shell) apply(what string, b *storage.Batch) bool {
+	if err := s.disk.Apply(b); err != nil {
+		s.fail(what, err)
+		return false
+	}
+	s.applied++
+	return true
+}
+
+// Flush carries out everything the core asked for since the last Flush:
+// records staged before anything that depends on them leaves, rounds
+// executed, one commit asked for all of it.
+func (s *Shell) Flush() {
+	s.verifyClients()
+	for s.failed == nil && s.node.HasReady() {
+		rd := s.node.Ready()
+		if len(rd.Persist) > 0 {
+			recs := make([][]byte, len(rd.Persist))
+			for i, m := range rd.Persist {
+				recs[i] = msg.Marshal(m)
+			}
+			if !s.apply("append consensus records", &storage.Batch{Records: recs}) {
+				return
+			}
+		}
+		for _, o := range rd.Messages {
+			if !o.Broadcast && int(o.To) >= s.node.Config().N {
+				continue
+			}
+			s.send(output{to: o.To, broadcast: o.Broadcast, m: o.Msg, frame: msg.Marshal(o.Msg)})
+		}
+		for _, round := range rd.Rounds {
+			s.execute(round)
+			if s.failed != nil {
+				return
+			}
+		}
+		if rd.StateTransfer != nil {
+			s.startTransfer(rd.StateTransfer)
+		}
+		for _, c := range s.node.TakeCertificates() {
+			s.certify(c)
+			if s.failed != nil {
+				return
+			}
+		}
+	}
+	// Compaction's batch is staged after the stable checkpoint's proof, so
+	// a crash keeps either both or the old log (the disk loses only a
+	// suffix of what was applied).
+	if s.failed == nil && s.compactTo > 0 {
+		s.compact(s.compactTo)
+		s.compactTo = 0
+	}
+	s.commit()
+}
+
+// send queues an output behind every batch applied so far.
+func (s *Shell) send(o output) {
+	o.need = s.applied
+	if o.need <= s.durable && len(s.held) == 0 {
+		s.emit(o)
+		return
+	}
+	s.held = append(s.held, o)
+}
+
+func (s *Shell) emit(o output) {
+	switch {
+	case o.reply != nil:
+		if c := s.conns[o.reply.Client]; c != nil {
+			c.Send(o.frame)
+		}
+		if s.obs.Replied != nil {
+			s.obs.Replied(o.reply)
+		}
+	default:
+		if s.obs.Sent != nil && o.m != nil {
+			s.obs.Sent(o.m)
+		}
+		if o.broadcast {
+			s.net.Broadcast(o.frame)
+		} else {
+			s.net.Send(o.to, o.frame)
+		}
+	}
+}
+
+// commit asks for one group commit of everything applied and not yet
+// covered by a commit under way.
+func (s *Shell) commit() {
+	if s.failed != nil || s.applied == s.asked {
+		return
+	}
+	s.asked = s.applied
+	upTo := s.asked
+	s.disk.Commit(func(err error) {
+		if s.failed != nil {
+			return
+		}
+		if err != nil {
+			s.fail("sync", err)
+			return
+		}
+		s.durable = max(s.durable, upTo)
+		s.release()
+	})
+}
+
+// release sends the held outputs whose batches are durable, in order.
+func (s *Shell) release() {
+	k := 0
+	for k < len(s.held) && s.held[k].need <= s.durable {
+		s.emit(s.held[k])
+		k++
+	}
+	s.held = s.held[k:]
+	if len(s.held) == 0 {
+		s.held = nil
+	}
+}
+
+// seen is a bounded set of frame digests: two generations, so memory stays
+// bounded and recent entries are kept.
+type seen struct {
+	limit         int
+	recent, older map[[32]byte]struct{}
+}
+
+func newSeen(limit int) seen {
+	return seen{limit: limit, recent: map[[32]byte]struct{}{}, older: map[[32]byte]struct{}{}}
+}
+
+func (s *seen) has(d [32]byte) bool {
+	if _, ok := s.recent[d]; ok {
+		return true
+	}
+	_, ok := s.older[d]
+	return ok
+}
+
+func (s *seen) add(d [32]byte) {
+	if len(s.recent) >= s.limit {
+		s.older, s.recent = s.recent, make(map[[32]byte]struct{}, s.limit)
+	}
+	s.recent[d] = struct{}{}
+}
+
+// verifiedFrames bounds the verified-frame cache per generation.
+const verifiedFrames = 1 << 14
+
+func frameDigest(frame []byte) [32]byte { return sha256.Sum256(frame) }
