@@ -109,8 +109,6 @@ func (s *Shell) deliver(from msg.ReplicaID, m msg.Message) {
 		s.serveFetch(from, x)
 	case *msg.Blocks:
 		s.onBlocks(from, x)
-	case *msg.ClientRequest, *msg.Reply:
-		// Clients talk to the client port; a peer sending these is ignored.
 	default:
 		s.node.Step(from, m)
 	}

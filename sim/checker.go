@@ -121,19 +121,8 @@ func (c *checker) signedBy(id msg.ReplicaID, m msg.Message) {
 	}
 }
 
-// decided: non-divergence of decisions and of ledger heads at equal heights.
-func (c *checker) decided(r *replica, d pbft.Decision, head msg.Digest) {
-	if !c.isCorrect(r) {
-		return
-	}
-	if have, ok := c.decidedAt[d.Seq]; ok && have != d.Digest {
-		c.violate("non-divergence: replica %d decided %x at seq %d, another correct replica %x", r.id, d.Digest[:4], d.Seq, have[:4])
-	} else if !ok {
-		c.decidedAt[d.Seq] = d.Digest
-	}
-	c.head(r, d.Seq, head)
-}
-
+// head: non-divergence of ledger heads at equal heights (a block's hash
+// binds its requests, their order, results and state).
 func (c *checker) head(r *replica, seq uint64, head msg.Digest) {
 	if have, ok := c.headAt[seq]; ok && have != head {
 		c.violate("non-divergence: replica %d has ledger head %x at height %d, another correct replica %x", r.id, head[:4], seq, have[:4])
@@ -193,8 +182,8 @@ func (c *checker) converged() (bool, string) {
 			ref = r
 			continue
 		}
-		if r.state.seq != ref.state.seq || r.state.chain != ref.state.chain {
-			return false, fmt.Sprintf("replica %d at height %d, replica %d at height %d", r.id, r.state.seq, ref.id, ref.state.seq)
+		if r.sh.Round() != ref.sh.Round() || r.sh.Head() != ref.sh.Head() {
+			return false, fmt.Sprintf("replica %d at height %d, replica %d at height %d", r.id, r.sh.Round(), ref.id, ref.sh.Round())
 		}
 	}
 	return true, ""

@@ -13,6 +13,9 @@ import (
 type scenario struct {
 	about    string
 	converge bool // at the end, every up replica must reach the same ledger head
+	inPlace  bool // rcc: run with m = n (in-place recovery)
+	clients  int  // closed-loop clients, when the scenario needs a number
+	load     *Load
 	corrupt  func(w *world, byz int)
 	schedule func(w *world)
 }
@@ -187,6 +190,76 @@ func init() {
 			at(w, 0, w.replicas[0].crash)
 		},
 	}
+}
+
+func init() {
+	scenarios["restart-under-load"] = scenario{
+		about:    "an open-loop load (150 requests/s on every instance, on top of the closed-loop clients) while view 0's / instance 0's primary is killed at 0.3s and restarted from its disk at 0.8s",
+		converge: true,
+		corrupt:  func(w *world, byz int) { w.faulty[0] = "crash" },
+		load:     &Load{Rate: 150, Until: 1500 * time.Millisecond},
+		schedule: func(w *world) {
+			if w.load != nil && w.opts.Protocol == "rcc" { // load every instance (Run starts the load after this)
+				w.load.spec.Instances = nil
+				for i := 0; i < w.opts.M; i++ {
+					w.load.spec.Instances = append(w.load.spec.Instances, uint32(i))
+				}
+			}
+			at(w, 300*time.Millisecond, w.replicas[0].crash)
+			at(w, 800*time.Millisecond, w.replicas[0].restart)
+			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
+		},
+	}
+	scenarios["in-place-light-load"] = scenario{
+		about:    "rcc with m = n, one client with one request at a time; instance 0's primary crashes at 0.3s and returns at 1.0s",
+		converge: true,
+		inPlace:  true,
+		clients:  1,
+		corrupt:  func(w *world, byz int) { w.faulty[0] = "crash" },
+		schedule: func(w *world) {
+			at(w, 300*time.Millisecond, w.replicas[0].crash)
+			at(w, time.Second, w.replicas[0].restart)
+			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
+		},
+	}
+	scenarios["one-way-primary"] = scenario{
+		about:    "view 0's / instance 0's primary can send but not receive from 0.2s to 2s",
+		converge: true,
+		corrupt:  none,
+		schedule: func(w *world) {
+			at(w, 200*time.Millisecond, func() {
+				for i := 1; i < w.net.N(); i++ {
+					w.net.Cut(i, 0)
+				}
+			})
+			at(w, 2*time.Second, func() { w.net.Heal(); w.replicas[0].announce() })
+			w.minEnd = simnet.FromDuration(2 * time.Second)
+		},
+	}
+	diskFault := func(about string, fault func(d *simDisk)) scenario {
+		return scenario{
+			about:    about,
+			converge: true,
+			corrupt:  none,
+			schedule: func(w *world) {
+				r := w.replicas[w.n-1]
+				at(w, 300*time.Millisecond, func() { fault(r.disk) })
+				// A supervisor restarts it once the disk is fixed; a
+				// replica that stopped itself restarts from what it kept.
+				at(w, 1200*time.Millisecond, func() {
+					if r.up {
+						r.crash()
+					}
+					r.restart()
+				})
+				w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
+			},
+		}
+	}
+	scenarios["disk-full"] = diskFault("the highest replica's disk fills at 0.3s: its next write fails and it stops (fail-stop); restarted at 1.2s with space again, it must catch up",
+		func(d *simDisk) { d.full = true })
+	scenarios["fsync-error"] = diskFault("the highest replica's fsyncs fail from 0.3s: it stops (fail-stop) losing what was not durable; restarted at 1.2s on a good disk, it must catch up",
+		func(d *simDisk) { d.badFsync = true })
 }
 
 // About describes a scenario.

@@ -1,6 +1,7 @@
-// Package sim is Braid's deterministic simulator: it runs n real protocol
-// cores over simnet's virtual network, wraps up to f of them in Byzantine
-// behaviours, drives closed-loop clients, and checks the invariants of
+// Package sim is Braid's deterministic simulator: it runs n copies of the
+// production replica runtime (package shell, with the real cores inside)
+// over simnet's virtual network, a simulated disk and a CPU cost model
+// (machine.go), wraps up to f of them in Byzantine behaviours, drives closed-loop clients, and checks the invariants of
 // DESIGN.md §4 on every decision. A run is a pure function of Options: the
 // same seed gives the same event trace and the same trace hash.
 package sim
@@ -9,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sort"
@@ -34,6 +36,15 @@ type Options struct {
 	MaxVirtual        time.Duration // liveness deadline; default 60s
 	// Load adds an open-loop workload (for throughput measurements).
 	Load *Load
+	// Machine is each replica's simulated hardware; zero fields take
+	// the defaults (2 cores, 30µs per verification, 1ms per fsync).
+	Machine Machine
+	// Liveness turns on liveness mode: once the scenario's faults are over
+	// (its last scheduled fault or recovery), every correct client's
+	// requests must complete and every up correct replica must reach the
+	// same ledger head within LivenessBound, or the run fails.
+	Liveness      bool
+	LivenessBound time.Duration // default 10s of virtual time
 	// Byzantine overrides how many replicas the scenario corrupts (where
 	// the scenario supports several). Setting it above f is the negative
 	// control: the checker must then find violations.
@@ -61,6 +72,9 @@ type Result struct {
 	MaxSuspicionGap   uint64            `json:"max_suspicion_gap"`
 	FirstSuspicionGap uint64            `json:"first_suspicion_gap"`
 	Sigma             uint64            `json:"sigma"`
+	// FailStops counts replicas that stopped themselves on a storage
+	// failure (each restart that failed again counts again).
+	FailStops int `json:"fail_stops"`
 	// LoadCompletions are the virtual times (seconds) at which open-loop
 	// requests were accepted by the load generator.
 	LoadCompletions []float64 `json:"-"`
@@ -86,6 +100,11 @@ type world struct {
 	dropped  map[string]uint64
 	minEnd   simnet.Time // the run lasts at least this long, so scheduled faults and recoveries happen
 	policy   rcc.Policy  // rcc: the effective failure policy
+	machine  Machine
+	logger   *slog.Logger
+	// failStopped counts, per replica, the times its storage failed and
+	// it stopped itself.
+	failStopped map[msg.ReplicaID]int
 }
 
 // Run executes one simulation.
@@ -123,18 +142,34 @@ func Run(o Options) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("unknown scenario %q (have %v)", o.Scenario, ScenarioNames())
 	}
+	if o.LivenessBound == 0 {
+		o.LivenessBound = 10 * time.Second
+	}
+	if sc.inPlace && o.Protocol == "rcc" {
+		o.M = o.N
+	}
+	if sc.clients != 0 && o.Clients == 4 {
+		o.Clients = sc.clients
+	}
+	if sc.load != nil && o.Load == nil {
+		l := *sc.load
+		o.Load = &l
+	}
 	w := &world{
-		opts:    o,
-		s:       simnet.New(o.Seed),
-		keys:    simKeys{seed: o.Seed},
-		n:       o.N,
-		f:       pbft.Faults(o.N),
-		byNet:   make(map[int]any),
-		faulty:  make(map[msg.ReplicaID]string),
-		twinB:   make(map[msg.ReplicaID]*replica),
-		dark:    make(map[msg.ReplicaID]map[msg.ReplicaID]bool),
-		side:    make(map[msg.ReplicaID]int),
-		dropped: make(map[string]uint64),
+		opts:        o,
+		s:           simnet.New(o.Seed),
+		keys:        simKeys{seed: o.Seed},
+		n:           o.N,
+		f:           pbft.Faults(o.N),
+		byNet:       make(map[int]any),
+		faulty:      make(map[msg.ReplicaID]string),
+		twinB:       make(map[msg.ReplicaID]*replica),
+		dark:        make(map[msg.ReplicaID]map[msg.ReplicaID]bool),
+		side:        make(map[msg.ReplicaID]int),
+		dropped:     make(map[string]uint64),
+		machine:     o.Machine.withDefaults(),
+		logger:      slog.New(slog.DiscardHandler),
+		failStopped: map[msg.ReplicaID]int{},
 	}
 	w.chk = newChecker(w)
 	if o.Protocol == "rcc" {
@@ -205,8 +240,15 @@ func Run(o Options) (Result, error) {
 	if w.load != nil {
 		w.load.start()
 	}
-	w.s.RunWhile(func() bool { return !w.clientsDone() || w.s.Now() < w.minEnd }, simnet.FromDuration(o.MaxVirtual))
-	if sc.converge {
+	deadline := simnet.FromDuration(o.MaxVirtual)
+	if o.Liveness {
+		deadline = w.minEnd + simnet.FromDuration(o.LivenessBound)
+	}
+	w.s.RunWhile(func() bool { return !w.clientsDone() || w.s.Now() < w.minEnd }, deadline)
+	if o.Liveness && !w.clientsDone() {
+		w.chk.violate("liveness: requests still outstanding %v after the faults ended (at %v)", o.LivenessBound, w.minEnd)
+	}
+	if sc.converge || o.Liveness {
 		// Recovery: the restarted or reconnected replica must reach the
 		// others' ledger head. Idle replicas answer its beacons, so give it
 		// a bounded while.
@@ -296,14 +338,6 @@ func (w *world) deliver(from, to int, payload []byte) {
 	}
 }
 
-// clientNet is where replies to client c go.
-func (w *world) clientNet(c msg.ClientID) int {
-	if c >= loadBase && w.load != nil {
-		return w.load.net
-	}
-	return w.n + int(c)
-}
-
 func (w *world) result() Result {
 	res := Result{
 		Scenario: w.opts.Scenario, Protocol: w.opts.Protocol, Seed: w.opts.Seed, N: w.n, F: w.f,
@@ -317,19 +351,19 @@ func (w *world) result() Result {
 		if !w.correct(r.id) {
 			continue
 		}
-		if r.rc != nil {
-			st := r.rc.Stats()
+		{
+			st := r.node().Stats()
 			res.SoftFailures = max(res.SoftFailures, st.SoftFailures)
 			res.MaxSuspicionGap = max(res.MaxSuspicionGap, st.MaxSuspicionGap)
 			if res.FirstSuspicionGap == 0 || (st.FirstSuspicionGap != 0 && st.FirstSuspicionGap < res.FirstSuspicionGap) {
 				res.FirstSuspicionGap = st.FirstSuspicionGap
 			}
-			res.Sigma = r.rc.Config().Sigma
+			res.Sigma = r.node().Config().Sigma
 		}
 		decided, vcs, dropped := r.stats()
 		res.DecidedRequests = max(res.DecidedRequests, decided)
 		res.ViewChanges = max(res.ViewChanges, vcs)
-		res.ExecutedRequests = max(res.ExecutedRequests, r.state.executedRequests)
+		res.ExecutedRequests = max(res.ExecutedRequests, r.executedRequests)
 		for k, v := range dropped {
 			res.Dropped[k] += v
 		}
@@ -343,6 +377,9 @@ func (w *world) result() Result {
 	}
 	if res.VirtualSeconds > 0 {
 		res.ExecutedPerSec = float64(res.ExecutedRequests) / res.VirtualSeconds
+	}
+	for _, k := range w.failStopped {
+		res.FailStops += k
 	}
 	w.chk.finish()
 	res.Violations = w.chk.violations

@@ -19,6 +19,7 @@ Usage:
   braid kv CMD          put, get, delete or scan keys as a client (braid kv --help)
   braid bank CMD        open accounts, deposit, transfer, check balances as a client (braid bank --help)
   braid demo            4 replica processes, a live workload, a primary killed and restarted, ledgers verified
+  braid bench [flags]   benchmark a local cluster of replica processes: req/s, latency, CPU per request (braid bench --help)
 
 `
 
@@ -47,6 +48,8 @@ func main() {
 		err = runBank(os.Args[2:], os.Stdout, os.Stderr)
 	case "demo":
 		err = runDemo(os.Args[2:], os.Stdout, os.Stderr)
+	case "bench":
+		err = runBench(os.Args[2:], os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -47,6 +47,8 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON summary object per scenario, the last line being the last scenario")
 	list := fs.Bool("list", false, "list scenarios and exit")
 	verbose := fs.Bool("v", false, "print every seed's result")
+	liveness := fs.Bool("liveness", false, "liveness mode: after the scenario's faults end, every request must complete and every correct replica reach the same ledger head within --liveness-bound, or the seed fails")
+	bound := fs.Duration("liveness-bound", 10*time.Second, "liveness mode: virtual time allowed after the faults end")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -74,7 +76,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		for i := 0; i < *seeds; i++ {
 			s := *seed + uint64(i)
 			res, err := sim.Run(sim.Options{Protocol: *protocol, Scenario: name, N: *n, Seed: s,
-				M: *m, Clients: *clients, RequestsPerClient: *requests, Byzantine: *byz})
+				M: *m, Clients: *clients, RequestsPerClient: *requests, Byzantine: *byz, Liveness: *liveness, LivenessBound: *bound})
 			if err != nil {
 				return err
 			}
