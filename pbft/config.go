@@ -41,11 +41,20 @@ type Config struct {
 	Window             uint64 // outstanding sequence numbers above the stable checkpoint; default 64
 	CheckpointInterval uint64 // K; default 16; Window must be ≥ 2K so proposals continue while a checkpoint stabilises
 	BatchTicks         int    // a partial batch waits at most this many ticks; default 1
-	RequestTimeout     int    // a backup waits this long for a relayed request before suspecting the primary; default 40
-	ProgressTimeout    int    // ... and this long for an accepted pre-prepare to commit; default 40
-	ViewChangeTimeout  int    // wait for a NewView, doubled after each failed attempt; default 40
-	RetransmitTicks    int    // period of the stuck-replica beacon and view-change resend; default 10
-	MaxPending         int    // queued requests at the primary / watched requests at a backup; default 100000
+	// PipelineDepth bounds the undecided proposals below which ProposeQueued
+	// cuts a partial batch at once instead of waiting for BatchTicks;
+	// default 2.
+	PipelineDepth     int
+	RequestTimeout    int // a backup waits this long for a relayed request before suspecting the primary; default 40
+	ProgressTimeout   int // ... and this long for an accepted pre-prepare to commit; default 40
+	ViewChangeTimeout int // wait for a NewView, doubled after each failed attempt; default 40
+	RetransmitTicks   int // period of the stuck-replica beacon and view-change resend; default 10
+	// PadToCheckpoint makes an idle primary fill the sequence numbers up
+	// to the next checkpoint with empty batches (see padToCheckpoint), so
+	// an idle cluster stops at a stable checkpoint every correct replica
+	// can reach. The runtime (package shell) turns it on.
+	PadToCheckpoint bool
+	MaxPending      int // queued requests at the primary / watched requests at a backup; default 100000
 	// AnswerBytes bounds, per peer, what the peer can make us send by
 	// asking — answers to its Status beacons and NewView resends to its
 	// stale view changes: a token bucket of AnswerBytes encoded bytes,
@@ -85,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchTicks == 0 {
 		c.BatchTicks = 1
+	}
+	if c.PipelineDepth == 0 {
+		c.PipelineDepth = 2
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 40

@@ -116,6 +116,7 @@ type Node struct {
 	answered map[msg.ReplicaID]*answer // per replica: its last Status and its answer budget
 
 	tick         int64
+	decidedTick  int64 // tick of the last decision (padToCheckpoint)
 	vcDeadline   int64
 	vcAttempts   int
 	lastBeacon   int64
@@ -483,6 +484,20 @@ func (n *Node) maybePropose(force bool) {
 	}
 }
 
+// ProposeQueued is called by the shell once per pass of its loop, after it
+// handed the core every request of that pass: a primary with fewer than
+// PipelineDepth proposals undecided cuts what is queued into a batch now
+// rather than at the next tick, so the requests that arrived together
+// form one batch and a lone request does not wait a tick. With the
+// pipeline full, requests keep queueing into the next batch (full batches
+// are cut at once regardless).
+func (n *Node) ProposeQueued() {
+	if len(n.queue) == 0 || n.nextSeq-1-min(n.nextSeq-1, n.lastDecided) >= uint64(n.cfg.PipelineDepth) {
+		return
+	}
+	n.maybePropose(true)
+}
+
 // ProposeEmpty makes the primary fill sequence numbers up to seq (within
 // the window) with whatever is queued, or empty batches. The RCC layer calls
 // it when other instances are ahead, so an idle instance does not hold back
@@ -508,6 +523,25 @@ func (n *Node) ProposeEmpty(upTo uint64) {
 		n.queue = slices.Delete(n.queue, 0, k)
 		n.propose(batch)
 	}
+}
+
+// padToCheckpoint: once the instance has been idle for two retransmit
+// periods with its last decision short of a checkpoint, its primary fills
+// the sequence numbers up to the next checkpoint with empty batches, once.
+// A replica kept behind — by f Byzantine replicas that withhold their
+// commits from it, say — cannot learn the last decisions from fewer than a
+// quorum of commits, and commits are not signed, so they cannot be relayed;
+// a stable checkpoint above them can, and brings it there by state
+// transfer. So an idle cluster goes quiet at a stable checkpoint, never
+// with a correct replica stranded below the last decision.
+func (n *Node) padToCheckpoint() {
+	k := n.cfg.CheckpointInterval
+	if !n.cfg.PadToCheckpoint || n.lastDecided%k == 0 || n.nextSeq != n.lastDecided+1 || len(n.queue) > 0 ||
+		n.tick-n.decidedTick < 2*int64(n.cfg.RetransmitTicks) || n.tick < n.holdUntil {
+		return
+	}
+	n.stats.IdlePads++
+	n.ProposeEmpty((n.lastDecided/k + 1) * k)
 }
 
 // fillEmpty proposes empty batches up to seq (within the window).
@@ -577,6 +611,10 @@ func (n *Node) onPrePrepare(pp *msg.PrePrepare) {
 		if s.pp.Digest == pp.Digest {
 			n.drop("duplicate")
 		} else {
+			// Our primary equivocated. If the others decided this body (a
+			// quorum of commits for it), we learn it from them (tryLearn)
+			// instead of staying behind on the one we were given.
+			n.learnPrePrepare(pp)
 			n.drop("equivocation")
 		}
 		return
@@ -742,6 +780,11 @@ func (n *Node) onCommit(c *msg.Commit) {
 		return
 	}
 	s := n.slot(c.Seq)
+	if s.pp != nil && c.Digest != s.pp.Digest {
+		// A commit for another body than the one our primary gave us: if a
+		// quorum decided that body, we must learn it (see onPrePrepare).
+		n.learnCommit(c)
+	}
 	if _, dup := s.commits[c.From]; dup {
 		n.drop("duplicate")
 		return
@@ -779,6 +822,7 @@ func (n *Node) deliver() {
 			break
 		}
 		n.lastDecided++
+		n.decidedTick = n.tick
 		delete(n.learned, n.lastDecided)
 		pp := s.pp
 		for i := range pp.Batch.Requests {
@@ -884,6 +928,17 @@ func (n *Node) tryLearn() {
 			count[v]++
 			if count[v] >= n.q {
 				won = l.pps[v.digest]
+			}
+		}
+		if won == nil {
+			// The body may be the pre-prepare we accepted before we left
+			// the view: a quorum of commits for its digest decides it too.
+			if s := n.slots[seq]; s != nil && s.pp != nil {
+				for v, k := range count {
+					if k >= n.q && v.digest == s.pp.Digest {
+						won = s.pp
+					}
+				}
 			}
 		}
 		if won == nil {
@@ -1087,6 +1142,12 @@ func (n *Node) Tick() {
 		if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) && n.ownVC != nil {
 			n.lastBeacon = n.tick
 			n.broadcast(n.ownVC)
+			// And a Status: a replica waiting alone in a view change (the
+			// others stayed in the view it left) must still learn what they
+			// decide meanwhile, from their commits and pre-prepares (see
+			// tryLearn); otherwise it stays behind until a stable checkpoint
+			// above it — never, once the cluster is idle.
+			n.broadcast(&msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID})
 		}
 		return
 	}
@@ -1098,6 +1159,7 @@ func (n *Node) Tick() {
 		if len(n.queue) > 0 && n.tick-n.queuedAt >= int64(n.cfg.BatchTicks) {
 			n.maybePropose(true)
 		}
+		n.padToCheckpoint()
 	} else if n.primarySuspect() {
 		n.stats.Timeouts++
 		n.startViewChange(n.view + 1)

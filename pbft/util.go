@@ -44,6 +44,7 @@ type Stats struct {
 	StableCheckpoints  uint64
 	StateTransfers     uint64
 	Learned            uint64 // decisions learned from commit quorums of another view
+	IdlePads           uint64 // times an idle primary padded to the next checkpoint
 	CheckpointMismatch uint64
 }
 

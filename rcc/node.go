@@ -197,6 +197,7 @@ type Node struct {
 	wasChanging []bool
 	lagAt       []uint64
 	pushTo      []uint64 // per instance: propose at least up to this round (pending client moves)
+	working     []uint64 // per instance: highest round it accepted a pre-prepare with requests for (see keepUp)
 	views       []uint64
 	ready       Ready
 	has         bool
@@ -208,7 +209,8 @@ type Node struct {
 // Stats counts what the paradigm layer did.
 type Stats struct {
 	RoundsExecuted    uint64
-	EmptyProposals    uint64
+	EmptyProposals    uint64 // proposals made to keep up with other instances (empty, or with whatever was queued)
+	EarlyFills        uint64 // of those, the ones made on another instance's pre-prepare, before any instance decided the round
 	SoftFailures      uint64 // suspicions under Definition 4.3 (gap ≥ σ)
 	MaxSuspicionGap   uint64 // the largest gap (rounds) seen at a soft-failure suspicion
 	FirstSuspicionGap uint64 // the gap at the first one
@@ -239,6 +241,7 @@ func New(cfg Config) (*Node, error) {
 		clients: newAssignment(cfg.M, cfg.Clients, cfg.N-pbft.Faults(cfg.N)),
 		entered: make([]int64, cfg.M), views: make([]uint64, cfg.M),
 		lagSince: make([]int64, cfg.M), lagAt: make([]uint64, cfg.M), pushTo: make([]uint64, cfg.M),
+		working:     make([]uint64, cfg.M),
 		wasChanging: make([]bool, cfg.M),
 	}
 	for i := range nd.entered {
@@ -312,6 +315,16 @@ func (nd *Node) Request(r msg.Request) {
 		i = target
 	}
 	nd.inst[i].Request(r)
+	nd.collect()
+}
+
+// ProposeQueued lets every instance's primary cut a partial batch of what
+// it queued, pipeline permitting (pbft.Node.ProposeQueued): the shell calls
+// it once per pass of its loop.
+func (nd *Node) ProposeQueued() {
+	for _, p := range nd.inst {
+		p.ProposeQueued()
+	}
 	nd.collect()
 }
 
@@ -406,9 +419,36 @@ func (nd *Node) front() uint64 {
 	return f
 }
 
+// fillLead is how far past an instance's decided rounds its pre-prepares
+// pull the other primaries' fills (see keepUp): the round it works on and
+// the next, so a second request arriving while the first is in flight
+// does not wait for a decision either.
+const fillLead = 2
+
 // keepUp makes primaries of instances that are behind propose (empty if
 // need be) up to the front, so execution never waits on an idle instance.
-// Only a decision moves the front, so an idle cluster stays silent.
+//
+// The front is the highest round any instance decided — and, so that at
+// light load a round does not pay for a second consensus, the highest round
+// another instance is working on: as soon as this replica accepts instance
+// i's pre-prepare with requests for round r (valid, from i's current primary
+// in i's current view: pbft accepted it), an idle primary fills up to r, and
+// the fills' consensus runs alongside i's instead of after it. Proposing
+// earlier cannot break agreement: each instance is its own PBFT, and a fill
+// is an ordinary proposal by its primary for a round it has not proposed
+// (NextProposal only grows). What bounds the work is this: a pre-prepare
+// pulls fills at most fillLead rounds past what its own instance has decided
+// here, so a Byzantine primary's far-ahead pre-prepare (anywhere in its
+// window) moves the others by fillLead rounds, and further only as its own
+// instance really decides; a fill never reaches past the round that pulled
+// it, so fills (empty, or carrying what their primary had queued) pull no
+// further; and the window caps everything (ProposeEmpty). The lead stays
+// below σ, so fills running ahead of a slow instance cannot by themselves
+// open the gap that suspects it. The cost is one uint64 per instance and a
+// scan of what the instances persist.
+//
+// Only a pre-prepare with requests or a decision moves the front, so an idle
+// cluster stays silent.
 func (nd *Node) keepUp() {
 	// Unlike the detector's front, this one counts every instance: rounds
 	// another instance filled (even with agreed no-ops) can only execute
@@ -418,15 +458,45 @@ func (nd *Node) keepUp() {
 	for _, p := range nd.inst {
 		front = max(front, p.LastDecided())
 	}
+	lead := min(fillLead, max(nd.cfg.Sigma-1, 1))
 	for i, p := range nd.inst {
+		if !p.IsPrimary() {
+			continue
+		}
 		// A client moving to this instance may be served from round
 		// pushTo on: get there (with empty batches if idle) so the move's
 		// effective round is reached even under light load.
 		target := max(front, nd.pushTo[i])
-		if p.IsPrimary() && p.NextProposal() <= target {
-			nd.stats.EmptyProposals += target - p.NextProposal() + 1
-			p.ProposeEmpty(target)
+		work := uint64(0)
+		for k, q := range nd.inst {
+			if k != i && nd.working[k] != 0 {
+				work = max(work, min(nd.working[k], max(q.LastDecided(), nd.executed)+lead))
+			}
 		}
+		before := p.NextProposal() - 1 // the last round proposed
+		if before >= max(target, work) {
+			continue
+		}
+		p.ProposeEmpty(max(target, work))
+		after := p.NextProposal() - 1
+		nd.stats.EmptyProposals += after - before
+		if floor := max(target, before); after > floor {
+			nd.stats.EarlyFills += after - floor
+		}
+	}
+}
+
+// noteWork records the rounds instance i accepted pre-prepares with
+// requests for (rd is what i just persisted: a pre-prepare is persisted
+// exactly when the instance accepts it). Empty batches are fills or a
+// skip's padding, not work to keep up with; nor are rounds i sits out.
+func (nd *Node) noteWork(i int, persisted []msg.Message) {
+	for _, m := range persisted {
+		pp, ok := m.(*msg.PrePrepare)
+		if !ok || pp.Null || pp.Failure || len(pp.Batch.Requests) == 0 || pp.Seq <= nd.executed || nd.skipped(i, pp.Seq) {
+			continue
+		}
+		nd.working[i] = max(nd.working[i], pp.Seq)
 	}
 }
 
@@ -501,6 +571,7 @@ func (nd *Node) collect() {
 			progressed = true
 			rd := p.Ready()
 			nd.ready.Persist = append(nd.ready.Persist, rd.Persist...)
+			nd.noteWork(i, rd.Persist)
 			if i == 0 && rd.Stable != 0 {
 				// Every instance checkpoints the same (round, ledger head,
 				// state) digest; instance 0's certificate serves the ledger.

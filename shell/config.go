@@ -53,7 +53,7 @@ func FromConfig(cfg *config.Config, id int) (Config, auth.Keyring, error) {
 			Instance: pbft.Config{
 				Signer: auth.ReplicaSigner(key), MaxBatch: cfg.BatchSize, Window: uint64(cfg.Window),
 				CheckpointInterval: uint64(cfg.CheckpointInterval), RequestTimeout: cfg.RequestTimeout,
-				ProgressTimeout: cfg.ProgressTimeout, ViewChangeTimeout: cfg.ViewChangeTimeout,
+				ProgressTimeout: cfg.ProgressTimeout, ViewChangeTimeout: cfg.ViewChangeTimeout, PadToCheckpoint: true,
 			},
 		},
 		Scope: scope,

@@ -209,6 +209,7 @@ func (s *Shell) apply(what string, b *storage.Batch) bool {
 // executed, one commit asked for all of it.
 func (s *Shell) Flush() {
 	s.verifyClients()
+	s.node.ProposeQueued()
 	for s.failed == nil && s.node.HasReady() {
 		rd := s.node.Ready()
 		if len(rd.Persist) > 0 {
@@ -241,6 +242,7 @@ func (s *Shell) Flush() {
 				return
 			}
 		}
+		s.node.ProposeQueued() // decisions of this pass may have freed the pipeline
 	}
 	// Compaction's batch is staged after the stable checkpoint's proof, so
 	// a crash keeps either both or the old log (the disk loses only a

@@ -183,7 +183,8 @@ func (c *checker) converged() (bool, string) {
 			continue
 		}
 		if r.sh.Round() != ref.sh.Round() || r.sh.Head() != ref.sh.Head() {
-			return false, fmt.Sprintf("replica %d at height %d, replica %d at height %d", r.id, r.sh.Round(), ref.id, ref.sh.Round())
+			return false, fmt.Sprintf("replica %d at height %d, replica %d at height %d (%d: %s; %d: %s)", r.id, r.sh.Round(), ref.id, ref.sh.Round(),
+				r.id, r.sh.Describe(), ref.id, ref.sh.Describe())
 		}
 	}
 	return true, ""

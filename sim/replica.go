@@ -62,6 +62,7 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 			Instance: pbft.Config{
 				Signer: w.keys.replicaSigner(id), MaxBatch: 16, CheckpointInterval: 8, Window: 32,
 				RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
+				PadToCheckpoint: true,
 			},
 		},
 		Scope: kv.Shared,

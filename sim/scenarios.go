@@ -16,6 +16,11 @@ type scenario struct {
 	inPlace  bool // rcc: run with m = n (in-place recovery)
 	clients  int  // closed-loop clients, when the scenario needs a number
 	load     *Load
+	// bound, when set, is the scenario's liveness bound instead of
+	// Options.LivenessBound: for faults that last the whole run (a twin
+	// serves half the cluster throughout, and each request of a client on
+	// the other side costs a client timeout).
+	bound    time.Duration
 	corrupt  func(w *world, byz int)
 	schedule func(w *world)
 }
@@ -78,6 +83,7 @@ var scenarios = map[string]scenario{
 			}
 		},
 		schedule: calm,
+		bound:    30 * time.Second,
 	},
 	"partition-heal": {
 		about:   "the replicas split in two halves (no quorum) from 0.2s to 1.5s, then a one-way cut from the primary until 2.5s",

@@ -144,6 +144,9 @@ func Run(o Options) (Result, error) {
 	}
 	if o.LivenessBound == 0 {
 		o.LivenessBound = 10 * time.Second
+		if sc.bound != 0 {
+			o.LivenessBound = sc.bound
+		}
 	}
 	if sc.inPlace && o.Protocol == "rcc" {
 		o.M = o.N

@@ -195,9 +195,9 @@ func TestRecoveryScenarios(t *testing.T) {
 // default (the CI budget); BRAID_SIM_SEEDS=500 is the long mode.
 //
 // livenessOpen lists the cases where liveness mode finds a correct replica
-// that never reaches the others' head once the clients stop (open findings
-// of issue 9, replay commands in the session note). They still run: every
-// safety invariant must hold, and the gap is logged, not hidden.
+// that never reaches the others' head once the clients stop (open findings,
+// replay commands in the session note). They still run: every safety
+// invariant must hold, and the gap is logged, not hidden.
 func TestLiveness(t *testing.T) {
 	seeds := uint64(3)
 	if v := os.Getenv("BRAID_SIM_SEEDS"); v != "" {
@@ -220,7 +220,7 @@ func TestLiveness(t *testing.T) {
 						}
 						if open := livenessOpen[sc]; open != nil && open(n, m) {
 							for _, v := range res.Violations {
-								if !strings.Contains(v, "recovery:") && !strings.Contains(v, "liveness:") {
+								if !strings.Contains(v, "recovery:") {
 									t.Errorf("seed %d (known liveness gap): safety violation %s", seed, v)
 								} else {
 									t.Logf("seed %d: known liveness gap: %s", seed, v)
@@ -240,13 +240,15 @@ func TestLiveness(t *testing.T) {
 }
 
 var livenessOpen = map[string]func(n, m int) bool{
-	// The twin's halves each hold back one side; a correct replica on the
-	// smaller side stays at its height once the clients stop.
+	// A correct replica on the twin's smaller side can stay behind once
+	// clients stop (e.g. n=4 m=1 seed 1: alone in a view change at height
+	// 122, the others at 142, no stable checkpoint above 120). Its catch-up
+	// needs a stable checkpoint, i.e. 2f+1 checkpoint signatures, and the
+	// other correct replicas make only 2f of them: the twin withholds the
+	// last. PBFT's weak certificate for state transfer (f+1 matching
+	// checkpoints: one correct replica vouches) would close it. The
+	// clients' liveness is still required (every request completes).
 	"twin": func(n, m int) bool { return true },
-	// A replica a few rounds behind when the load stops is not caught up by
-	// an idle cluster (no new stable checkpoint above it).
-	"partition-heal":       func(n, m int) bool { return n == 7 && m == 5 },
-	"equivocating-primary": func(n, m int) bool { return n == 4 && m == 4 },
 }
 
 // The disk scenarios must actually stop a replica: a storage failure is

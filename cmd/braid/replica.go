@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/braid-bft/braid/config"
@@ -23,6 +25,7 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "cluster config file (from braid init)")
 	id := fs.Int("id", -1, "this replica's id, 0 ≤ id < n")
 	verbose := fs.Bool("v", false, "debug logging")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof); also $BRAID_CPUPROFILE_DIR/replica-<id>.pprof")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -42,6 +45,20 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if *cpuProfile == "" && os.Getenv("BRAID_CPUPROFILE_DIR") != "" {
+		*cpuProfile = filepath.Join(os.Getenv("BRAID_CPUPROFILE_DIR"), fmt.Sprintf("replica-%d.pprof", *id))
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	r, err := replica.New(cfg, *id, replica.Options{Logger: logger})
 	if err != nil {
 		return err

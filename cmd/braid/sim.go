@@ -48,7 +48,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	list := fs.Bool("list", false, "list scenarios and exit")
 	verbose := fs.Bool("v", false, "print every seed's result")
 	liveness := fs.Bool("liveness", false, "liveness mode: after the scenario's faults end, every request must complete and every correct replica reach the same ledger head within --liveness-bound, or the seed fails")
-	bound := fs.Duration("liveness-bound", 10*time.Second, "liveness mode: virtual time allowed after the faults end")
+	bound := fs.Duration("liveness-bound", 0, "liveness mode: virtual time allowed after the faults end (default: the scenario's, 10s unless it states another)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

@@ -1,0 +1,107 @@
+package pbft
+
+import (
+	"testing"
+
+	"github.com/braid-bft/braid/msg"
+)
+
+// Catching up without a stable checkpoint to transfer to: what the
+// simulator's liveness mode found (issue 9).
+
+// A replica alone in a view change — the others stayed in the view it left
+// — that missed their decisions must still learn them (it beacons Status
+// while it waits, and learns from the answers' commits and pre-prepares).
+func TestLoneViewChangerLearnsMissedDecisions(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	c.filter = func(e envelope) []envelope {
+		if e.to == 3 {
+			if _, vc := e.m.(*msg.ViewChange); !vc {
+				return nil // replica 3 hears nothing of view 0's progress
+			}
+		}
+		return []envelope{e}
+	}
+	c.nodes[3].Suspect()
+	c.drain(3)
+	for num := uint64(1); num <= 3; num++ {
+		c.nodes[0].Request(req(1, num))
+		c.tick(1)
+	}
+	if v, changing := c.nodes[0].View(); v != 0 || changing {
+		t.Fatalf("replica 0 left view 0 (v%d changing=%v): the test needs replica 3 alone in its view change", v, changing)
+	}
+	want := c.nodes[0].LastDecided()
+	c.filter = nil
+	c.tick(30)
+	c.checkAgreement()
+	if v, changing := c.nodes[3].View(); !changing || v != 1 {
+		t.Fatalf("replica 3 at v%d changing=%v; want still alone in its change to view 1", v, changing)
+	}
+	if got := c.nodes[3].LastDecided(); got != want || want == 0 {
+		t.Fatalf("replica 3 alone in a view change decided up to %d, the others %d", got, want)
+	}
+}
+
+// A backup its primary equivocated to (it accepted another body than the
+// one the others decided) learns the decided body from a quorum of commits
+// instead of staying behind on the one it was given.
+func TestEquivocatedBackupLearnsTheDecidedBody(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	c.filter = func(e envelope) []envelope {
+		if pp, ok := e.m.(*msg.PrePrepare); ok && e.to == 3 && pp.Seq == 1 {
+			alt := *pp
+			alt.Batch = msg.Batch{Requests: []msg.Request{req(9, 1)}}
+			alt.Digest = alt.Batch.Digest()
+			return []envelope{{e.from, e.to, &alt}}
+		}
+		return []envelope{e}
+	}
+	c.nodes[0].Request(req(1, 1))
+	c.tick(1)
+	c.filter = nil
+	c.tick(20)
+	c.checkAgreement()
+	if got := c.nodes[3].LastDecided(); got != 1 {
+		t.Fatalf("equivocated backup decided up to %d, want 1", got)
+	}
+}
+
+// An idle primary pads to the next checkpoint once, so the cluster goes
+// quiet at a stable checkpoint; then it is silent.
+func TestIdlePrimaryPadsToCheckpoint(t *testing.T) {
+	c := newCluster(t, 4, func(cfg *Config) { cfg.CheckpointInterval, cfg.Window, cfg.PadToCheckpoint = 4, 16, true })
+	c.nodes[0].Request(req(1, 1))
+	c.tick(40)
+	for i, nd := range c.nodes {
+		if nd.LastDecided() != 4 || nd.LowWatermark() != 4 {
+			t.Fatalf("replica %d: decided %d, stable %d; want both 4", i, nd.LastDecided(), nd.LowWatermark())
+		}
+	}
+	sent := 0
+	c.filter = func(e envelope) []envelope { sent++; return []envelope{e} }
+	c.tick(100)
+	if sent != 0 {
+		t.Fatalf("idle cluster at a stable checkpoint sent %d messages in 100 ticks", sent)
+	}
+}
+
+// ProposeQueued cuts a partial batch at once while fewer than
+// PipelineDepth proposals are undecided, and leaves the queue alone when
+// the pipeline is full.
+func TestProposeQueuedRespectsThePipeline(t *testing.T) {
+	c := newCluster(t, 4, func(cfg *Config) { cfg.PipelineDepth = 2 })
+	p := c.nodes[0]
+	for num := uint64(1); num <= 3; num++ {
+		p.Request(req(1, num))
+		p.ProposeQueued() // no tick, no delivery: each proposal stays undecided
+	}
+	if got := p.NextProposal() - 1; got != 2 {
+		t.Fatalf("proposed %d batches with a pipeline of 2, want 2", got)
+	}
+	c.run() // the first two decide
+	p.ProposeQueued()
+	if got := p.NextProposal() - 1; got != 3 {
+		t.Fatalf("after the pipeline drained: %d batches proposed, want 3", got)
+	}
+}
