@@ -43,7 +43,9 @@ type Config struct {
 	BatchTicks         int    // a partial batch waits at most this many ticks; default 1
 	// PipelineDepth bounds the undecided proposals below which ProposeQueued
 	// cuts a partial batch at once instead of waiting for BatchTicks;
-	// default 2.
+	// default 1 (measured with braid bench, n=4 m=3, 64 clients: 1159
+	// req/s and p50 51 ms at 1, 945 req/s and p50 64 ms at 2 — deeper
+	// pipelining makes smaller batches, and the CPU pays per batch).
 	PipelineDepth     int
 	RequestTimeout    int // a backup waits this long for a relayed request before suspecting the primary; default 40
 	ProgressTimeout   int // ... and this long for an accepted pre-prepare to commit; default 40
@@ -96,7 +98,7 @@ func (c *Config) setDefaults() {
 		c.BatchTicks = 1
 	}
 	if c.PipelineDepth == 0 {
-		c.PipelineDepth = 2
+		c.PipelineDepth = 1
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 40
