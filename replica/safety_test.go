@@ -12,7 +12,6 @@ import (
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/config"
-	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/storage"
 	"github.com/braid-bft/braid/transport"
@@ -23,87 +22,12 @@ import (
 
 var errInjected = errors.New("injected storage fault")
 
-// faultStore fails the failAt-th write call (counting from 1) and every one
-// after it. With crash set, the failing call first loses everything not yet
-// committed (a power cut at that instant), and the disk stays frozen.
-type faultStore struct {
-	storage.Interface
-	mem    *storage.Memory
-	failAt int
-	crash  bool
+// failingStore is a disk that is gone: every write and sync fails.
+type failingStore struct{ storage.Interface }
 
-	mu     sync.Mutex
-	writes int
-	dead   bool
-}
-
-func (f *faultStore) hit() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.dead {
-		return errInjected
-	}
-	f.writes++
-	if f.failAt > 0 && f.writes >= f.failAt {
-		f.dead = true
-		if f.crash {
-			f.mem.Crash()
-		}
-		return errInjected
-	}
-	return nil
-}
-
-func (f *faultStore) write(fn func() error) error {
-	if err := f.hit(); err != nil {
-		return err
-	}
-	return fn()
-}
-
-func (f *faultStore) AppendRecords(recs [][]byte) error {
-	return f.write(func() error { return f.Interface.AppendRecords(recs) })
-}
-
-func (f *faultStore) TruncateRecordsBefore(seq uint64) error {
-	return f.write(func() error { return f.Interface.TruncateRecordsBefore(seq) })
-}
-
-func (f *faultStore) PutBlock(b *ledger.Block) error {
-	return f.write(func() error { return f.Interface.PutBlock(b) })
-}
-
-func (f *faultStore) PutCertificate(c *ledger.Certificate) error {
-	return f.write(func() error { return f.Interface.PutCertificate(c) })
-}
-
-func (f *faultStore) PutSnapshot(round uint64, data []byte) error {
-	return f.write(func() error { return f.Interface.PutSnapshot(round, data) })
-}
-
-func (f *faultStore) TruncateSnapshotsBefore(round uint64) error {
-	return f.write(func() error { return f.Interface.TruncateSnapshotsBefore(round) })
-}
-
-func (f *faultStore) PutMeta(key string, val []byte) error {
-	return f.write(func() error { return f.Interface.PutMeta(key, val) })
-}
-
-func (f *faultStore) Apply(b *storage.Batch) error {
-	return f.write(func() error { return f.Interface.Apply(b) })
-}
-
-func (f *faultStore) Sync() error {
-	f.mu.Lock()
-	dead := f.dead
-	f.mu.Unlock()
-	if dead {
-		return errInjected
-	}
-	return f.Interface.Sync()
-}
-
-func (f *faultStore) Close() error { return nil } // the test reopens the memory store
+func (failingStore) Apply(*storage.Batch) error { return errInjected }
+func (failingStore) Sync() error                { return errInjected }
+func (failingStore) Close() error               { return nil }
 
 func memStore(t *testing.T) *storage.Memory {
 	t.Helper()
@@ -140,7 +64,7 @@ func TestStorageFailureStopsTheReplica(t *testing.T) {
 	mem := memStore(t)
 	var mu sync.Mutex
 	var sent []msg.Message
-	r, err := New(cfg, 1, Options{Logger: quietLogger(), Store: &faultStore{Interface: mem, mem: mem, failAt: 1},
+	r, err := New(cfg, 1, Options{Logger: quietLogger(), Store: failingStore{mem},
 		Sent: func(m msg.Message) { mu.Lock(); sent = append(sent, m); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)

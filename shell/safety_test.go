@@ -24,8 +24,8 @@ import (
 
 var errInjected = errors.New("injected storage fault")
 
-// faultStore fails the failAt-th write call (counting from 1) and every one
-// after it. With crash set, the failing call first loses everything not yet
+// faultStore fails the failAt-th Apply (the shell's only kind of write;
+// counting from 1) and every one after it. With crash set, the failing call first loses everything not yet
 // committed (a power cut at that instant), and the disk stays frozen.
 type faultStore struct {
 	storage.Interface
@@ -60,34 +60,6 @@ func (f *faultStore) write(fn func() error) error {
 		return err
 	}
 	return fn()
-}
-
-func (f *faultStore) AppendRecords(recs [][]byte) error {
-	return f.write(func() error { return f.Interface.AppendRecords(recs) })
-}
-
-func (f *faultStore) TruncateRecordsBefore(seq uint64) error {
-	return f.write(func() error { return f.Interface.TruncateRecordsBefore(seq) })
-}
-
-func (f *faultStore) PutBlock(b *ledger.Block) error {
-	return f.write(func() error { return f.Interface.PutBlock(b) })
-}
-
-func (f *faultStore) PutCertificate(c *ledger.Certificate) error {
-	return f.write(func() error { return f.Interface.PutCertificate(c) })
-}
-
-func (f *faultStore) PutSnapshot(round uint64, data []byte) error {
-	return f.write(func() error { return f.Interface.PutSnapshot(round, data) })
-}
-
-func (f *faultStore) TruncateSnapshotsBefore(round uint64) error {
-	return f.write(func() error { return f.Interface.TruncateSnapshotsBefore(round) })
-}
-
-func (f *faultStore) PutMeta(key string, val []byte) error {
-	return f.write(func() error { return f.Interface.PutMeta(key, val) })
 }
 
 func (f *faultStore) Apply(b *storage.Batch) error {
