@@ -3,15 +3,10 @@ package replica
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
+	"github.com/braid-bft/braid/internal/testcluster"
 	"slices"
 	"sync"
 	"testing"
@@ -19,7 +14,6 @@ import (
 
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/auth"
-	"github.com/braid-bft/braid/config"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
@@ -28,74 +22,18 @@ import (
 	"github.com/braid-bft/braid/transport"
 )
 
-func freePorts(t *testing.T, k int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for i := 0; i < k; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
-// cluster writes a 4-replica config with fresh keys into a temp dir.
-func cluster(t *testing.T, n int) (*config.Config, auth.PrivateKey) {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default(n, 0) // the product default, m = n − f
-	ports := freePorts(t, 2*n)
-	for i := range cfg.Replicas {
-		pub, priv, err := auth.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyFile := filepath.Join(dir, fmt.Sprintf("replica-%d.key", i))
-		if err := auth.WritePrivateKeyFile(keyFile, priv); err != nil {
-			t.Fatal(err)
-		}
-		cfg.Replicas[i].PublicKey = auth.MarshalPublicKey(pub)
-		cfg.Replicas[i].KeyFile = keyFile
-		cfg.Replicas[i].Addr = fmt.Sprintf("127.0.0.1:%d", ports[i])
-		cfg.Replicas[i].ClientAddr = fmt.Sprintf("127.0.0.1:%d", ports[n+i])
-		cfg.Replicas[i].HTTPAddr = ""
-	}
-	cpub, cpriv, err := auth.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Clients.Keys = []config.ClientKey{{ID: 0, PublicKey: auth.MarshalPublicKey(cpub)}}
-	cfg.DataDir = filepath.Join(dir, "data-{id}")
-	// Timeouts of a second: the race detector slows replicas several-fold,
-	// and timeouts far below the processing time churn views (see notes).
-	cfg.Tick = "10ms"
-	cfg.RequestTimeout, cfg.ProgressTimeout, cfg.ViewChangeTimeout = 100, 100, 100
-	cfg.SetDir(dir)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg, cpriv
-}
-
 // TestClusterOnLoopback runs four replicas as goroutines over real TCP
 // (mutual TLS), writes through one replica's client port, reads back, and
 // checks every replica's ledger verifies with only the public keys.
 func TestClusterOnLoopback(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	reps := make([]*Replica, 4)
 	stops := make([]context.CancelFunc, 4)
 	signed := newSignedLog(t)
 	start := func(i int) {
-		r, err := New(cfg, i, Options{Logger: slog.New(slog.NewTextHandler(logSink, nil)), Sent: signed.observe})
+		r, err := New(cfg, i, Options{Logger: testcluster.Logger(), Sent: signed.observe})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,14 +273,6 @@ func TestClusterOnLoopback(t *testing.T) {
 		}
 	}
 }
-
-// logSink discards replica logs unless BRAID_TEST_LOGS is set.
-var logSink io.Writer = func() io.Writer {
-	if os.Getenv("BRAID_TEST_LOGS") != "" {
-		return os.Stderr
-	}
-	return io.Discard
-}()
 
 // signedLog collects every signed protocol message the replicas send,
 // across stops and restarts, and fails the test if one replica ever signed

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"log/slog"
+	"github.com/braid-bft/braid/internal/testcluster"
 	"sync"
 	"testing"
 	"time"
@@ -29,20 +29,9 @@ func (failingStore) Apply(*storage.Batch) error { return errInjected }
 func (failingStore) Sync() error                { return errInjected }
 func (failingStore) Close() error               { return nil }
 
-func memStore(t *testing.T) *storage.Memory {
-	t.Helper()
-	m, err := storage.NewMemory(storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(logSink, nil)) }
-
 func newReplica(t *testing.T, cfg *config.Config, id int, st storage.Interface) *Replica {
 	t.Helper()
-	r, err := New(cfg, id, Options{Logger: quietLogger(), Store: st})
+	r, err := New(cfg, id, Options{Logger: testcluster.Logger(), Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +49,11 @@ func put(ckey auth.PrivateKey, c msg.ClientID, num uint64, k, v string) msg.Requ
 // Item 3: a failed write stops the replica (Run returns ErrFailStop) and
 // nothing that depended on it is sent.
 func TestStorageFailureStopsTheReplica(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
-	mem := memStore(t)
+	cfg, ckey := testcluster.Config(t, 4, true)
+	mem := testcluster.MemStore(t)
 	var mu sync.Mutex
 	var sent []msg.Message
-	r, err := New(cfg, 1, Options{Logger: quietLogger(), Store: failingStore{mem},
+	r, err := New(cfg, 1, Options{Logger: testcluster.Logger(), Store: failingStore{mem},
 		Sent: func(m msg.Message) { mu.Lock(); sent = append(sent, m); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +93,8 @@ func TestStorageFailureStopsTheReplica(t *testing.T) {
 // Item 10: a replica whose event queue is full when it stops (peer read
 // loops blocked handing it frames) still shuts down.
 func TestStopUnderFullLoad(t *testing.T) {
-	cfg, _ := cluster(t, 4)
-	r := newReplica(t, cfg, 1, memStore(t))
+	cfg, _ := testcluster.Config(t, 4, true)
+	r := newReplica(t, cfg, 1, testcluster.MemStore(t))
 	if err := r.peers.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +105,7 @@ func TestStopUnderFullLoad(t *testing.T) {
 	pub1, _ := auth.ParsePublicKey(cfg.Replicas[1].PublicKey)
 	blaster, err := transport.New(transport.Config{ID: 0, Listen: "127.0.0.1:0",
 		Peers: map[int]transport.Peer{1: {Addr: cfg.Replicas[1].Addr, PublicKey: ed25519.PublicKey(pub1)}},
-		Key:   ed25519.PrivateKey(key0), Logger: quietLogger()}, func(int, []byte) {}, nil)
+		Key:   ed25519.PrivateKey(key0), Logger: testcluster.Logger()}, func(int, []byte) {}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

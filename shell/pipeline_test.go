@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"github.com/braid-bft/braid/internal/testcluster"
 	"testing"
 
 	"github.com/braid-bft/braid/auth"
@@ -61,7 +62,7 @@ func pipelineShell(t *testing.T, cfg *config.Config, id int) (*Shell, *recordNet
 		t.Fatal(err)
 	}
 	net, disk := &recordNet{}, &laterDisk{Interface: mem}
-	sh, err := New(scfg, Deps{Net: net, Disk: disk, Crypto: testCrypto{keyring}, Worker: inline{}, Logger: quietLogger()})
+	sh, err := New(scfg, Deps{Net: net, Disk: disk, Crypto: testCrypto{keyring}, Worker: inline{}, Logger: testcluster.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func prePrepare(t *testing.T, cfg *config.Config, inst uint32, seq uint64, reqs 
 // is durable: the core has stepped and asked, the commit is in flight, and
 // nothing goes out until it completes.
 func TestPrepareWaitsForItsCommit(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, false)
 	sh, net, disk := pipelineShell(t, cfg, 1)
 	pp := prePrepare(t, cfg, 0, 1, put(ckey, 0, 1, "k", "v"))
 	sh.OnPeer(pp.From, msg.Marshal(pp))
@@ -108,7 +109,7 @@ func TestPrepareWaitsForItsCommit(t *testing.T) {
 // group commit, not one each; the core keeps stepping while it is in
 // flight, and later records wait for a later commit.
 func TestOneCommitAcrossInstances(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, false)
 	sh, net, disk := pipelineShell(t, cfg, 3)
 	m := uint32(cfg.M)
 	for inst := range m {
@@ -135,7 +136,7 @@ func TestOneCommitAcrossInstances(t *testing.T) {
 // A pre-prepare with one bad client signature among its batch is dropped
 // and charged to the replica that sent it; a good one reaches the core.
 func TestBatchVerificationChargesSender(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, false)
 	sh, _, disk := pipelineShell(t, cfg, 1)
 	reqs := []msg.Request{put(ckey, 0, 1, "k", "v"), put(ckey, 0, 2, "k", "v"), put(ckey, 0, 3, "k", "v")}
 	bad := append([]msg.Request(nil), reqs...)

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
+	"github.com/braid-bft/braid/internal/testcluster"
 	"sync"
 	"testing"
 
@@ -78,24 +78,13 @@ func (f *faultStore) Sync() error {
 
 func (f *faultStore) Close() error { return nil } // the test reopens the memory store
 
-func memStore(t *testing.T) *storage.Memory {
-	t.Helper()
-	m, err := storage.NewMemory(storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(logSink, nil)) }
-
 func newReplica(t *testing.T, cfg *config.Config, id int, st storage.Interface) *Shell {
 	t.Helper()
 	scfg, keyring, err := FromConfig(cfg, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh, err := New(scfg, Deps{Net: dropNet{}, Disk: syncDisk{st}, Crypto: testCrypto{keyring}, Worker: inline{}, Logger: quietLogger()})
+	sh, err := New(scfg, Deps{Net: dropNet{}, Disk: syncDisk{st}, Crypto: testCrypto{keyring}, Worker: inline{}, Logger: testcluster.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +122,10 @@ func alteredParadigm(t *testing.T, base []byte) []byte {
 // Item 2: a crash at any write while executing rounds restores a height
 // together with the paradigm state of that same round.
 func TestCrashNeverSplitsBlockFromParadigmState(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, false)
 	for crashAt := 1; crashAt <= 8; crashAt++ {
 		t.Run(fmt.Sprintf("crash-at-write-%d", crashAt), func(t *testing.T) {
-			mem := memStore(t)
+			mem := testcluster.MemStore(t)
 			r := newReplica(t, cfg, 1, &faultStore{Interface: mem, mem: mem, failAt: crashAt, crash: true})
 			base := r.node.State()
 			states := [][]byte{base, base, alteredParadigm(t, base), alteredParadigm(t, base)}
@@ -162,9 +151,9 @@ func (s *Shell) cachedReply(c msg.ClientID) *msg.Reply { return s.table[c] }
 // client last served before the checkpoint) and from the replayed blocks
 // after it.
 func TestReplyCacheSurvivesRestart(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, false)
 	k := uint64(cfg.CheckpointInterval)
-	mem := memStore(t)
+	mem := testcluster.MemStore(t)
 	r := newReplica(t, cfg, 1, mem)
 	state := r.node.State()
 	for round := uint64(1); round <= k+2; round++ {
@@ -192,7 +181,7 @@ func TestReplyCacheSurvivesRestart(t *testing.T) {
 // blocks is charged and not asked again; a verified transfer carries the
 // reply cache.
 func TestStateTransferInstallsOnlyVerifiedState(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, false)
 	k := uint64(cfg.CheckpointInterval)
 	src, state, target, genuine, _ := transferSource(t, cfg, ckey)
 	// Forged blocks that chain from the lagging replica's head.
@@ -206,7 +195,7 @@ func TestStateTransferInstallsOnlyVerifiedState(t *testing.T) {
 		return out, prev
 	}
 
-	dstMem := memStore(t)
+	dstMem := testcluster.MemStore(t)
 	dst := newReplica(t, cfg, 1, dstMem)
 	digest0 := dst.app.Digest()
 	dst.startTransfer(target)
@@ -255,9 +244,9 @@ func TestStateTransferInstallsOnlyVerifiedState(t *testing.T) {
 // the proof — never neither (a restarted replica would then have lost the
 // votes the checkpoint replaced, with nothing to stop it re-signing them).
 func TestCompactionWaitsForTheDurableProof(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, false)
 	k := uint64(cfg.CheckpointInterval)
-	twin := newReplica(t, cfg, 2, memStore(t))
+	twin := newReplica(t, cfg, 2, testcluster.MemStore(t))
 	state := twin.node.State()
 	var rounds []rcc.Round
 	for round := uint64(1); round <= k; round++ {
@@ -266,7 +255,7 @@ func TestCompactionWaitsForTheDurableProof(t *testing.T) {
 	}
 	digest := ledger.CheckpointDigest(twin.head, stateDigest(twin.app, state))
 
-	mem := memStore(t)
+	mem := testcluster.MemStore(t)
 	r := newReplica(t, cfg, 1, mem)
 	// Own votes below the checkpoint, in the log as the core left them.
 	key1, err := cfg.ReplicaKey(1)
@@ -345,10 +334,10 @@ func TestCompactionWaitsForTheDurableProof(t *testing.T) {
 // that served a bad block: charged, and the transfer goes on from another
 // signer instead of being abandoned.
 func TestOversizedTransferMovesToAnotherSigner(t *testing.T) {
-	cfg, ckey := cluster(t, 4)
+	cfg, ckey := testcluster.Config(t, 4, false)
 	k := uint64(cfg.CheckpointInterval)
 	src, state, target, genuine, size := transferSource(t, cfg, ckey)
-	dst := newReplica(t, cfg, 1, memStore(t))
+	dst := newReplica(t, cfg, 1, testcluster.MemStore(t))
 	dst.stagedLimit = size // the genuine range fits, a padded one does not
 	dst.startTransfer(target)
 	first := dst.xfer.source
@@ -384,7 +373,7 @@ func transferSource(t *testing.T, cfg *config.Config, ckey auth.PrivateKey) (src
 	target *pbft.StateTransfer, blocks [][]byte, staged int) {
 	t.Helper()
 	k := uint64(cfg.CheckpointInterval)
-	src = newReplica(t, cfg, 2, memStore(t))
+	src = newReplica(t, cfg, 2, testcluster.MemStore(t))
 	state = src.node.State()
 	for round := uint64(1); round <= k; round++ {
 		src.execute(roundOf(round, state, put(ckey, 0, round, "a", fmt.Sprint(round))))

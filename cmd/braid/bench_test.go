@@ -6,7 +6,6 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -164,12 +163,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if os.Getenv("BRAID_E2E") == "" {
 		t.Skip("multi-process end-to-end test: set BRAID_E2E=1 (CI runs it as a separate step)")
 	}
-	bin := filepath.Join(t.TempDir(), "braid")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBraid(t)
 	cmd := exec.Command(bin, "bench", "--n", "4", "--clients", "4", "--duration", "2s", "--warmup", "1s", "--json")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -22,12 +22,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if os.Getenv("BRAID_E2E") == "" {
 		t.Skip("multi-process end-to-end test: set BRAID_E2E=1 (CI runs it as a separate step)")
 	}
-	bin := filepath.Join(t.TempDir(), "braid")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBraid(t)
 	out, err := exec.Command(bin, "demo", "--phase", "3s").CombinedOutput()
 	text := strings.ReplaceAll(string(out), "\r", "\n")
 	t.Logf("braid demo output:\n%s", text)
@@ -46,4 +41,17 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Fatalf("ledgers differ: %v", heads)
 		}
 	}
+}
+
+// buildBraid builds this command into a temp dir, for the multi-process
+// end-to-end tests.
+func buildBraid(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "braid")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }

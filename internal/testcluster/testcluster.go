@@ -1,0 +1,109 @@
+// Package testcluster builds what the shell's and the replica's tests share:
+// an n-replica cluster file with fresh keys, an in-memory store and a
+// logger that is quiet unless BRAID_TEST_LOGS is set. Test code only.
+package testcluster
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/storage"
+)
+
+// Config writes an n-replica config (the product default m = n − f) with
+// fresh keys and one admitted client, whose key it returns, into a temp
+// dir. With listen set the addresses are free loopback ports and the
+// timeouts suit real processes under the race detector; otherwise the
+// addresses are never dialled.
+func Config(t testing.TB, n int, listen bool) (*config.Config, auth.PrivateKey) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default(n, 0)
+	ports := make([]int, 2*n)
+	for i := range ports {
+		ports[i] = 1 + i
+	}
+	if listen {
+		ports = freePorts(t, 2*n)
+	}
+	for i := range cfg.Replicas {
+		pub, priv, err := auth.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyFile := filepath.Join(dir, fmt.Sprintf("replica-%d.key", i))
+		if err := auth.WritePrivateKeyFile(keyFile, priv); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Replicas[i].PublicKey = auth.MarshalPublicKey(pub)
+		cfg.Replicas[i].KeyFile = keyFile
+		cfg.Replicas[i].Addr = fmt.Sprintf("127.0.0.1:%d", ports[i])
+		cfg.Replicas[i].ClientAddr = fmt.Sprintf("127.0.0.1:%d", ports[n+i])
+		cfg.Replicas[i].HTTPAddr = ""
+	}
+	cpub, cpriv, err := auth.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Clients.Keys = []config.ClientKey{{ID: 0, PublicKey: auth.MarshalPublicKey(cpub)}}
+	cfg.DataDir = filepath.Join(dir, "data-{id}")
+	if listen {
+		// Timeouts of a second: the race detector slows replicas several-fold,
+		// and timeouts far below the processing time churn views.
+		cfg.Tick = "10ms"
+		cfg.RequestTimeout, cfg.ProgressTimeout, cfg.ViewChangeTimeout = 100, 100, 100
+	}
+	cfg.SetDir(dir)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, cpriv
+}
+
+func freePorts(t testing.TB, k int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for i := 0; i < k; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// MemStore is an empty in-memory store that commits every write.
+func MemStore(t testing.TB) *storage.Memory {
+	t.Helper()
+	m, err := storage.NewMemory(storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// LogSink is where test loggers write: stderr with BRAID_TEST_LOGS set,
+// else nowhere.
+var LogSink io.Writer = func() io.Writer {
+	if os.Getenv("BRAID_TEST_LOGS") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}()
+
+// Logger is a text logger on LogSink.
+func Logger() *slog.Logger { return slog.New(slog.NewTextHandler(LogSink, nil)) }
