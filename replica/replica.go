@@ -187,7 +187,7 @@ func (r *Replica) Run(ctx context.Context) error {
 	r.log.Info("replica running", "peers", r.peers.Addr(), "clients", r.front.Addr(), "round", r.sh.Round(), "m", r.cfg.M, "policy", r.cfg.FailurePolicy)
 	tick := time.NewTicker(r.cfg.Tick.Value())
 	defer tick.Stop()
-	r.sh.Start()
+	r.sh.Announce()
 	r.sh.Flush()
 	for {
 		if err := r.sh.Failed(); err != nil {

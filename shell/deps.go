@@ -57,6 +57,16 @@ type Crypto interface {
 	VerifyClients(items []ClientSig) []bool
 }
 
+// VerifyEach is VerifyClients for a scheme without batch verification:
+// each signature checked on its own.
+func VerifyEach(v msg.Verifier, items []ClientSig) []bool {
+	out := make([]bool, len(items))
+	for i, it := range items {
+		out[i] = v.Client(it.Client, it.Msg, it.Sig)
+	}
+	return out
+}
+
 // ClientSig is one client signature to check.
 type ClientSig struct {
 	Client   msg.ClientID

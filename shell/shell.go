@@ -92,9 +92,8 @@ type Shell struct {
 	held                    []output
 
 	// Ingress.
-	verified      seen            // digests of peer frames whose signatures checked out
-	clientQueue   []clientArrival // client requests waiting for one batch verification
-	inflightVerif int             // verification jobs submitted and not yet done
+	verified    seen            // digests of peer frames whose signatures checked out
+	clientQueue []clientArrival // client requests waiting for one batch verification
 }
 
 // output is a frame waiting until every batch up to need is durable.
@@ -107,8 +106,8 @@ type output struct {
 	frame     []byte
 }
 
-// New restores the replica from its disk and returns its shell; Start
-// announces it to the cluster.
+// New restores the replica from its disk and returns its shell; Announce
+// then tells the cluster it is up.
 func New(cfg Config, deps Deps) (*Shell, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -139,10 +138,8 @@ func New(cfg Config, deps Deps) (*Shell, error) {
 	return s, nil
 }
 
-// Start announces the replica (its state, so peers help it catch up).
-func (s *Shell) Start() { s.node.Announce() }
-
-// Announce re-announces the replica, e.g. after its links came back.
+// Announce tells the peers how far this replica got, so they help it catch
+// up: at start and whenever its links came back.
 func (s *Shell) Announce() { s.node.Announce() }
 
 // Round is the last executed round.

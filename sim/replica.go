@@ -114,7 +114,7 @@ func (r *replica) stats() (decided, viewChanges uint64, dropped map[string]uint6
 
 func (r *replica) start() {
 	r.up = true
-	r.sh.Start()
+	r.sh.Announce()
 	r.flush()
 	r.ticker = r.w.s.Every(tickEvery, func() {
 		if r.up {
@@ -147,10 +147,6 @@ func (r *replica) crash() {
 	r.disk.crash()
 }
 
-// loseUnsynced is kept for scenarios that name it: a crash already loses
-// every write not yet made durable.
-func (r *replica) loseUnsynced() {}
-
 // wipe models a lost disk: no records, no blocks, no snapshots.
 func (r *replica) wipe() {
 	r.disk.wipe()
@@ -176,7 +172,7 @@ func (r *replica) restart() {
 	r.w.chk.reverted(r, r.sh.Round())
 	r.up = true
 	r.w.net.Up(r.net)
-	r.sh.Start()
+	r.sh.Announce()
 	r.flush()
 }
 
@@ -190,8 +186,11 @@ func (r *replica) receive(from int, payload []byte) {
 	}
 	switch x := r.w.byNet[from].(type) {
 	case *loadgen:
-		if r.behaviour != "silent" {
-			r.sh.OnClient(simConn{w: r.w, from: r.net, to: x.net, anyID: true, payload: payload}, payload)
+		// The load generator speaks for many client ids, one per request.
+		if m, err := msg.Unmarshal(payload); err == nil && r.behaviour != "silent" {
+			if cr, ok := m.(*msg.ClientRequest); ok && cr.Request.Client >= loadBase {
+				r.sh.OnClient(simConn{w: r.w, from: r.net, to: x.net, id: cr.Request.Client}, payload)
+			}
 		}
 	case *client:
 		if r.behaviour != "silent" {
@@ -249,33 +248,16 @@ type simConn struct {
 	w        *world
 	from, to int // the replica's and the client's network nodes
 	id       msg.ClientID
-	anyID    bool // the load generator speaks for many client ids
-	payload  []byte
 }
 
-func (c simConn) Client() msg.ClientID {
-	if c.anyID {
-		if m, err := msg.Unmarshal(c.payload); err == nil {
-			if cr, ok := m.(*msg.ClientRequest); ok && cr.Request.Client >= loadBase {
-				return cr.Request.Client
-			}
-		}
-		return msg.ClientID(^uint64(0))
-	}
-	return c.id
-}
-
-func (c simConn) Send(frame []byte) { c.w.net.Send(c.from, c.to, frame) }
+func (c simConn) Client() msg.ClientID { return c.id }
+func (c simConn) Send(frame []byte)    { c.w.net.Send(c.from, c.to, frame) }
 
 // simCrypto is the keyed-hash stand-in for Ed25519 (crypto.go).
 type simCrypto struct{ simKeys }
 
 func (k simCrypto) VerifyClients(items []shell.ClientSig) []bool {
-	out := make([]bool, len(items))
-	for i, it := range items {
-		out[i] = k.Client(it.Client, it.Msg, it.Sig)
-	}
-	return out
+	return shell.VerifyEach(k.simKeys, items)
 }
 
 // output sends one frame to one peer, through the replica's behaviour.
@@ -284,7 +266,8 @@ func (r *replica) output(to msg.ReplicaID, payload []byte) {
 		return
 	}
 	var m msg.Message
-	if r.behaviour != "" {
+	switch r.behaviour {
+	case "dark", "throttle", "equivocate", "forge": // the filters that read the message
 		m, _ = msg.Unmarshal(payload)
 	}
 	p := payload

@@ -164,7 +164,7 @@ func init() {
 		converge: true,
 		corrupt:  none,
 		schedule: func(w *world) {
-			at(w, 400*time.Millisecond, func() { last(w).crash(); last(w).loseUnsynced() })
+			at(w, 400*time.Millisecond, last(w).crash) // a crash loses what was not yet durable
 			at(w, 1200*time.Millisecond, func() { last(w).restart() })
 			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
 		},
