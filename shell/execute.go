@@ -13,10 +13,11 @@ import (
 )
 
 // execute applies one round: the application, the exactly-once table, one
-// ledger block, and every K rounds a snapshot and a checkpoint over (block,
-// state). The round's block, its paradigm state and (at checkpoints) its
-// snapshot are one atomic batch: a crash never restores a height with
-// another round's paradigm state. Replies wait for the batch's commit.
+// ledger block, and every K rounds a checkpoint over (block, state) and,
+// when it pays for itself, a snapshot. The round's block, its paradigm
+// state and its snapshot are one atomic batch: a crash never restores a
+// height with another round's paradigm state. Replies wait for the batch's
+// commit.
 func (s *Shell) execute(round rcc.Round) {
 	if round.Round != s.round+1 {
 		s.fail("execute", fmt.Errorf("round %d out of order, want %d", round.Round, s.round+1))
@@ -50,14 +51,18 @@ func (s *Shell) execute(round rcc.Round) {
 	if !bytes.Equal(round.State, s.lastParadigm) { // it changes only on failures and instance changes
 		w.Meta = append(w.Meta, storage.Meta{Key: paradigmMeta, Val: round.State})
 	}
+	s.sinceSnapshot += blockWeight(reqs)
 	checkpoint := round.Round%s.k == 0
-	if checkpoint {
+	snapshot := checkpoint && s.sinceSnapshot >= s.snapshotBytes
+	if snapshot {
 		snap, err := s.app.Snapshot()
 		if err != nil {
 			s.fail("snapshot", err)
 			return
 		}
 		w.Snapshots = []storage.Snapshot{{Round: round.Round, Data: encodeSnapshot(snap, s.table)}}
+	}
+	if checkpoint {
 		w.Meta = append(w.Meta, storage.Meta{Key: ParadigmKey(round.Round), Val: round.State})
 	}
 	if !s.apply(fmt.Sprintf("store block %d", b.Height), w) {
@@ -67,6 +72,9 @@ func (s *Shell) execute(round rcc.Round) {
 	// re-executes the same decided round from the log).
 	for _, rep := range replies {
 		s.send(output{reply: rep, frame: msg.Marshal(rep)})
+	}
+	if snapshot {
+		s.snapshotted(round.Round, len(w.Snapshots[0].Data))
 	}
 	s.lastParadigm = round.State
 	s.head, s.round = b.Hash(), round.Round
@@ -82,6 +90,30 @@ func (s *Shell) execute(round rcc.Round) {
 			delete(s.recent, old)
 		}
 	}
+}
+
+// Snapshot cadence. A snapshot rewrites the whole state; a block holds only
+// its round's requests. Snapshotting at every checkpoint made a large state
+// cost its full size every K rounds (the ten-minute benchmark wrote 15 MiB
+// per checkpoint, gigabytes in all, on the loop). Instead a checkpoint
+// snapshots once the blocks written since the last snapshot weigh at least
+// as much as that snapshot: snapshot bytes never exceed block bytes, and a
+// restart replays at most one snapshot's worth of blocks on top of it.
+// Snapshots are local (state transfer replays blocks), so replicas need not
+// agree on when they take them.
+
+// blockWeight is roughly what a block's requests add to the ledger.
+func blockWeight(reqs []msg.Request) int {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.Op) + len(r.Sig) + 32
+	}
+	return n
+}
+
+// snapshotted notes a durable-bound snapshot of size bytes at round.
+func (s *Shell) snapshotted(round uint64, size int) {
+	s.snapshotRound, s.snapshotBytes, s.sinceSnapshot = round, size, 0
 }
 
 // paradigmMeta names the paradigm state of the last executed round.

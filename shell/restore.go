@@ -41,6 +41,7 @@ func (s *Shell) restore() error {
 			return fmt.Errorf("block %d of the snapshot: %w", round, err)
 		}
 		s.table, snapRound = table, round
+		s.snapshotted(round, len(snap))
 		s.round, s.head = round, b.Hash()
 		s.recent[round] = [2]msg.Digest{s.head, b.StateDigest}
 	} else if !errors.Is(err, storage.ErrNotFound) {
@@ -59,6 +60,7 @@ func (s *Shell) restore() error {
 		}
 		s.round, s.head = h, b.Hash()
 		s.recent[h] = [2]msg.Digest{s.head, b.StateDigest}
+		s.sinceSnapshot += blockWeight(b.Requests)
 	}
 	if state, err := s.disk.GetMeta(paradigmMeta); err == nil && len(state) > 0 {
 		if err := s.node.SetState(state); err != nil {

@@ -78,12 +78,16 @@ type Shell struct {
 	lastParadigm []byte                   // the paradigm state last written to storage
 	xfer         *transfer                // state transfer under way
 	ticks        int64
-	compactedAt  uint64 // the stable checkpoint the WAL was last compacted at
-	compactTo    uint64 // a stable checkpoint to compact at
-	badSource    map[msg.ReplicaID]bool
-	charged      map[msg.ReplicaID]uint64 // invalid signatures each replica forwarded or served
-	stagedLimit  int
-	failed       error // set once storage failed: the replica stops (fail-stop)
+	// The latest snapshot, its size, and the weight of the blocks executed
+	// since (see blockWeight): the next checkpoint snapshots once they match.
+	snapshotRound                uint64
+	snapshotBytes, sinceSnapshot int
+	compactedAt                  uint64 // the stable checkpoint the WAL was last compacted at
+	compactTo                    uint64 // a stable checkpoint to compact at
+	badSource                    map[msg.ReplicaID]bool
+	charged                      map[msg.ReplicaID]uint64 // invalid signatures each replica forwarded or served
+	stagedLimit                  int
+	failed                       error // set once storage failed: the replica stops (fail-stop)
 
 	// Persistence pipeline: applied counts batches staged on the disk,
 	// asked the batches covered by the last commit asked for, durable those

@@ -2,9 +2,13 @@ package shell
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/braid-bft/braid/internal/testcluster"
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/storage"
 )
 
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -47,4 +51,60 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatalf("decoded snapshot does not re-encode to its input")
 		}
 	})
+}
+
+// snapCounter counts the snapshots the shell writes.
+type snapCounter struct {
+	storage.Interface
+	snapshots []uint64
+}
+
+func (c *snapCounter) Apply(b *storage.Batch) error {
+	for _, sn := range b.Snapshots {
+		c.snapshots = append(c.snapshots, sn.Round)
+	}
+	return c.Interface.Apply(b)
+}
+
+// A snapshot writes the whole state, a block only its round's requests: a
+// large state under a light write load must not be rewritten at every
+// checkpoint (the ten-minute benchmark wrote gigabytes that way). The
+// snapshot kept through compaction is the latest, and a restart from it
+// plus the blocks after it reaches the same state.
+func TestSnapshotsAmortizedOverBlocks(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	k := uint64(cfg.CheckpointInterval)
+	mem := testcluster.MemStore(t)
+	disk := &snapCounter{Interface: mem}
+	r := newReplica(t, cfg, 1, disk)
+	state := r.node.State()
+	big := strings.Repeat("v", 60<<10)
+	var reqs []msg.Request
+	for i := range 4 { // a 240 KiB state in the first round
+		reqs = append(reqs, put(ckey, msg.ClientID(i), 1, fmt.Sprint("big", i), big))
+	}
+	r.execute(roundOf(1, state, reqs...))
+	const checkpoints = 8
+	for round := uint64(2); round <= checkpoints*k; round++ {
+		r.execute(roundOf(round, state, put(ckey, 0, round, "small", fmt.Sprint(round))))
+	}
+	if len(disk.snapshots) != 1 || disk.snapshots[0] != k {
+		t.Fatalf("snapshots at rounds %v over %d checkpoints of a 240 KiB state with %d small blocks; want only the first, at %d",
+			disk.snapshots, checkpoints, checkpoints*k, k)
+	}
+	r.compact(checkpoints * k)
+	if round, _, err := mem.LatestSnapshot(); err != nil || round != k {
+		t.Fatalf("after compaction at %d the latest snapshot is round %d (%v), want %d", checkpoints*k, round, err, k)
+	}
+	r2 := newReplica(t, cfg, 1, mem)
+	if r2.round != r.round || r2.head != r.head || r2.app.Digest() != r.app.Digest() {
+		t.Fatalf("restart reached round %d head %x, want round %d head %x (or another state)", r2.round, r2.head, r.round, r.head)
+	}
+	// Once the blocks since the snapshot outweigh it, the next checkpoint snapshots.
+	for round := checkpoints*k + 1; round <= checkpoints*k+4*k; round++ {
+		r2.execute(roundOf(round, state, put(ckey, 1, round, "wide", big)))
+	}
+	if got, _, _ := mem.LatestSnapshot(); got <= checkpoints*k {
+		t.Fatalf("after %d blocks of 60 KiB the latest snapshot is still round %d", 4*k, got)
+	}
 }

@@ -265,6 +265,7 @@ func (s *Shell) install(x *transfer, paradigm []byte) {
 		return
 	}
 	s.app, s.table, s.head, s.round = x.app, x.table, x.head, x.height
+	s.snapshotted(x.height, len(w.Snapshots[0].Data))
 	for _, b := range x.blocks[max(0, len(x.blocks)-4*int(s.k)):] {
 		s.recent[b.Height] = [2]msg.Digest{b.Hash(), b.StateDigest} // so their certificates get stored
 	}
