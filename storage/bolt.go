@@ -89,6 +89,12 @@ func (e *boltEngine) apply(l *layer) error {
 			if err != nil {
 				return err
 			}
+			if b != bMeta && b != bSys {
+				// Keyed by an increasing number and written at the end:
+				// a page split by an append is never written again, so
+				// leave it full (bbolt's default half-fill doubles the file).
+				x.FillPercent = 1.0
+			}
 			if f := l.floors[b]; f != nil {
 				var dead [][]byte
 				c := x.Cursor()
