@@ -91,6 +91,12 @@ func (h *LtHash) Remove(parts ...[]byte) {
 	}
 }
 
+// Clone returns an independent copy of h (its own scratch state, so the
+// two may be used on different goroutines).
+func (h *LtHash) Clone() *LtHash {
+	return &LtHash{tag: h.tag, lanes: h.lanes, xof: sha3.NewSHAKE256()}
+}
+
 // Reset returns h to the hash of the empty multiset.
 func (h *LtHash) Reset() { h.lanes = [LtHashLanes]uint16{} }
 

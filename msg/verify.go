@@ -24,86 +24,106 @@ type Signer interface {
 // ErrBadSignature is wrapped by every verification failure.
 var ErrBadSignature = errors.New("bad signature")
 
-// Verify checks every signature m carries, including those of the messages
-// nested inside its certificates and of the client requests in its batches.
-// Commits and Status messages carry none: the link they arrive on
-// authenticates them. Run it before handing m to a protocol core.
-func Verify(m Message, v Verifier) error {
+// Signature is one signature a message carries: a replica's over a
+// protocol message, or a client's over its request.
+type Signature struct {
+	Client   bool      // a client request's signature; else a replica's
+	Replica  ReplicaID // the signer, when !Client
+	ClientID ClientID  // the signer, when Client
+	Kind     Kind      // what was signed (KindRequest for a client request)
+	Payload  []byte    // the signed bytes
+	Sig      []byte
+}
+
+// Check verifies the signature with v.
+func (g *Signature) Check(v Verifier) bool {
+	if g.Client {
+		return v.Client(g.ClientID, g.Payload, g.Sig)
+	}
+	return v.Replica(g.Replica, g.Payload, g.Sig)
+}
+
+// Err is the error for a signature that did not verify.
+func (g *Signature) Err() error {
+	if g.Client {
+		return fmt.Errorf("%w: request of client %d", ErrBadSignature, g.ClientID)
+	}
+	return fmt.Errorf("%w: %v from replica %d", ErrBadSignature, g.Kind, g.Replica)
+}
+
+// Signatures lists every signature m carries, including those of the
+// messages nested inside its certificates and of the client requests in
+// its batches, outermost first. Commits and Status messages carry none: the
+// link they arrive on authenticates them. The caller verifies them however
+// it likes — one by one, in a batch, or skipping ones it verified before.
+func Signatures(m Message) []Signature {
+	return appendSignatures(nil, m)
+}
+
+func appendSignatures(out []Signature, m Message) []Signature {
 	switch m := m.(type) {
 	case *ClientRequest:
-		return verifyRequest(&m.Request, v)
+		return appendRequest(out, &m.Request)
 	case *PrePrepare:
-		return verifyPrePrepare(m, v)
+		return appendPrePrepare(out, m)
 	case *Prepare:
-		return verifyOne(m, m.From, m.Sig, v)
+		return appendOne(out, m, m.From, m.Sig)
 	case *Checkpoint:
-		return verifyOne(m, m.From, m.Sig, v)
+		return appendOne(out, m, m.From, m.Sig)
 	case *ViewChange:
-		return verifyViewChange(m, v)
+		return appendViewChange(out, m)
 	case *NewView:
-		if err := verifyOne(m, m.From, m.Sig, v); err != nil {
-			return err
-		}
+		out = appendOne(out, m, m.From, m.Sig)
 		for i := range m.ViewChanges {
-			if err := verifyViewChange(&m.ViewChanges[i], v); err != nil {
-				return fmt.Errorf("new-view: view change %d: %w", i, err)
-			}
+			out = appendViewChange(out, &m.ViewChanges[i])
 		}
 		for i := range m.PrePrepares {
-			if err := verifyPrePrepare(&m.PrePrepares[i], v); err != nil {
-				return fmt.Errorf("new-view: pre-prepare %d: %w", i, err)
-			}
+			out = appendPrePrepare(out, &m.PrePrepares[i])
 		}
 	}
-	return nil
+	return out
 }
 
-func verifyOne(m Message, from ReplicaID, sig []byte, v Verifier) error {
-	if !v.Replica(from, SignedBytes(m), sig) {
-		return fmt.Errorf("%w: %v from replica %d", ErrBadSignature, m.Kind(), from)
-	}
-	return nil
+func appendOne(out []Signature, m Message, from ReplicaID, sig []byte) []Signature {
+	return append(out, Signature{Replica: from, Kind: m.Kind(), Payload: SignedBytes(m), Sig: sig})
 }
 
-func verifyRequest(r *Request, v Verifier) error {
-	if !v.Client(r.Client, r.SignedBytes(), r.Sig) {
-		return fmt.Errorf("%w: request %d of client %d", ErrBadSignature, r.Number, r.Client)
-	}
-	return nil
+func appendRequest(out []Signature, r *Request) []Signature {
+	return append(out, Signature{Client: true, ClientID: r.Client, Kind: KindRequest, Payload: r.SignedBytes(), Sig: r.Sig})
 }
 
-func verifyPrePrepare(m *PrePrepare, v Verifier) error {
-	if err := verifyOne(m, m.From, m.Sig, v); err != nil {
-		return err
-	}
+func appendPrePrepare(out []Signature, m *PrePrepare) []Signature {
+	out = appendOne(out, m, m.From, m.Sig)
 	for i := range m.Batch.Requests {
-		if err := verifyRequest(&m.Batch.Requests[i], v); err != nil {
-			return fmt.Errorf("pre-prepare seq %d: %w", m.Seq, err)
-		}
+		out = appendRequest(out, &m.Batch.Requests[i])
 	}
-	return nil
+	return out
 }
 
-func verifyViewChange(m *ViewChange, v Verifier) error {
-	if err := verifyOne(m, m.From, m.Sig, v); err != nil {
-		return err
-	}
+func appendViewChange(out []Signature, m *ViewChange) []Signature {
+	out = appendOne(out, m, m.From, m.Sig)
 	for i := range m.CheckpointProof {
 		c := &m.CheckpointProof[i]
-		if err := verifyOne(c, c.From, c.Sig, v); err != nil {
-			return fmt.Errorf("view change checkpoint proof: %w", err)
-		}
+		out = appendOne(out, c, c.From, c.Sig)
 	}
 	for i := range m.Prepared {
 		p := &m.Prepared[i]
-		if err := verifyPrePrepare(&p.PrePrepare, v); err != nil {
-			return fmt.Errorf("view change prepared proof: %w", err)
-		}
+		out = appendPrePrepare(out, &p.PrePrepare)
 		for j := range p.Prepares {
 			q := &p.Prepares[j]
-			if err := verifyOne(q, q.From, q.Sig, v); err != nil {
-				return fmt.Errorf("view change prepared proof: %w", err)
-			}
+			out = appendOne(out, q, q.From, q.Sig)
+		}
+	}
+	return out
+}
+
+// Verify checks every signature m carries (see Signatures), one by one.
+// Run it, or an equivalent check of Signatures(m), before handing m to a
+// protocol core.
+func Verify(m Message, v Verifier) error {
+	for _, g := range Signatures(m) {
+		if !g.Check(v) {
+			return g.Err()
 		}
 	}
 	return nil

@@ -29,20 +29,29 @@ type clientConn struct {
 func (c clientConn) Client() msg.ClientID { return c.id }
 func (c clientConn) Send(frame []byte)    { _ = c.c.Send(frame) }
 
-// keyCrypto is Ed25519 under the cluster's keys; VerifyClients uses batch
+// keyCrypto is Ed25519 under the cluster's keys; VerifyAll uses batch
 // verification (one job runs on one worker; bursts spread over several).
 type keyCrypto struct{ auth.Keyring }
 
-func (k keyCrypto) VerifyClients(items []shell.ClientSig) []bool {
+func (k keyCrypto) VerifyAll(items []msg.Signature) []bool {
 	batch := make([]auth.BatchItem, 0, len(items))
 	index := make([]int, 0, len(items))
 	out := make([]bool, len(items))
-	for i, it := range items {
-		key, ok := k.Clients[it.Client]
-		if !ok {
-			continue // unknown client: false
+	for i := range items {
+		it := &items[i]
+		var key auth.PublicKey
+		var ok bool
+		ctx := auth.ContextReplica
+		if it.Client {
+			key, ok = k.Clients[it.ClientID]
+			ctx = auth.ContextClient
+		} else {
+			key, ok = k.Replicas[it.Replica]
 		}
-		batch = append(batch, auth.BatchItem{Key: key, Context: auth.ContextClient, Msg: it.Msg, Sig: it.Sig})
+		if !ok {
+			continue // unknown signer: false
+		}
+		batch = append(batch, auth.BatchItem{Key: key, Context: ctx, Msg: it.Payload, Sig: it.Sig})
 		index = append(index, i)
 	}
 	for j, ok := range auth.VerifyBatch(batch) {
@@ -126,9 +135,9 @@ func newWorkers(n int, done *completions) *workers {
 }
 
 // Go implements shell.Worker.
-func (w *workers) Go(_ shell.Cost, work, done func()) {
+func (w *workers) Go(work func() shell.Cost, done func()) {
 	select {
-	case w.jobs <- job{work, done}:
+	case w.jobs <- job{func() { work() }, done}:
 	default:
 		work()
 		w.done.post(done)

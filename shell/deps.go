@@ -52,33 +52,28 @@ type Disk interface {
 // loop, possibly several at once.
 type Crypto interface {
 	msg.Verifier
-	// VerifyClients checks many client signatures at once (batch
-	// verification where the scheme has it), one result per item.
-	VerifyClients(items []ClientSig) []bool
+	// VerifyAll checks many signatures at once (batch verification where
+	// the scheme has it), one result per item.
+	VerifyAll(items []msg.Signature) []bool
 }
 
-// VerifyEach is VerifyClients for a scheme without batch verification:
-// each signature checked on its own.
-func VerifyEach(v msg.Verifier, items []ClientSig) []bool {
+// VerifyEach is VerifyAll for a scheme without batch verification: each
+// signature checked on its own.
+func VerifyEach(v msg.Verifier, items []msg.Signature) []bool {
 	out := make([]bool, len(items))
-	for i, it := range items {
-		out[i] = v.Client(it.Client, it.Msg, it.Sig)
+	for i := range items {
+		out[i] = items[i].Check(v)
 	}
 	return out
-}
-
-// ClientSig is one client signature to check.
-type ClientSig struct {
-	Client   msg.ClientID
-	Msg, Sig []byte
 }
 
 // Worker runs slow, self-contained work off the loop: work may read only
 // what it captured (never the shell's state) and runs on some other
 // goroutine or, in the simulator, at once; done then runs on the loop.
-// cost says what the work spends, for the simulator's CPU model.
+// work returns what it spent, for the simulator's CPU model: a view change
+// costs its nested signatures, not one verification.
 type Worker interface {
-	Go(cost Cost, work func(), done func())
+	Go(work func() Cost, done func())
 }
 
 // Cost describes a job's CPU work: signature verifications (batched ones

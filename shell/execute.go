@@ -51,17 +51,7 @@ func (s *Shell) execute(round rcc.Round) {
 	if !bytes.Equal(round.State, s.lastParadigm) { // it changes only on failures and instance changes
 		w.Meta = append(w.Meta, storage.Meta{Key: paradigmMeta, Val: round.State})
 	}
-	s.sinceSnapshot += blockWeight(reqs)
 	checkpoint := round.Round%s.k == 0
-	snapshot := checkpoint && s.sinceSnapshot >= s.snapshotBytes
-	if snapshot {
-		snap, err := s.app.Snapshot()
-		if err != nil {
-			s.fail("snapshot", err)
-			return
-		}
-		w.Snapshots = []storage.Snapshot{{Round: round.Round, Data: encodeSnapshot(snap, s.table)}}
-	}
 	if checkpoint {
 		w.Meta = append(w.Meta, storage.Meta{Key: ParadigmKey(round.Round), Val: round.State})
 	}
@@ -73,9 +63,7 @@ func (s *Shell) execute(round rcc.Round) {
 	for _, rep := range replies {
 		s.send(output{reply: rep, frame: msg.Marshal(rep)})
 	}
-	if snapshot {
-		s.snapshotted(round.Round, len(w.Snapshots[0].Data))
-	}
+	s.sinceSnapshot += blockWeight(reqs)
 	s.lastParadigm = round.State
 	s.head, s.round = b.Hash(), round.Round
 	s.recent[round.Round] = [2]msg.Digest{s.head, state}
@@ -84,6 +72,7 @@ func (s *Shell) execute(round rcc.Round) {
 	}
 	if checkpoint {
 		s.node.Checkpoint(round.Round, ledger.CheckpointDigest(s.head, state))
+		s.maybeSnapshot()
 	}
 	for old := range s.recent {
 		if old+4*s.k < round.Round {
@@ -98,9 +87,15 @@ func (s *Shell) execute(round rcc.Round) {
 // per checkpoint, gigabytes in all, on the loop). Instead a checkpoint
 // snapshots once the blocks written since the last snapshot weigh at least
 // as much as that snapshot: snapshot bytes never exceed block bytes, and a
-// restart replays at most one snapshot's worth of blocks on top of it.
-// Snapshots are local (state transfer replays blocks), so replicas need not
-// agree on when they take them.
+// restart replays at most about one snapshot's worth of blocks on top of
+// it. Snapshots are local (state transfer replays blocks), so replicas need
+// not agree on when they take them.
+//
+// The loop only clones the state (O(1), see mux.App.Clone); a worker
+// encodes the clone while execution goes on, and the snapshot is stored in
+// a batch of its own. It needs no atomicity with its block: it is the state
+// after a round whose block is already stored, and restart takes the
+// paradigm state and the blocks above it from the log as before.
 
 // blockWeight is roughly what a block's requests add to the ledger.
 func blockWeight(reqs []msg.Request) int {
@@ -111,9 +106,44 @@ func blockWeight(reqs []msg.Request) int {
 	return n
 }
 
-// snapshotted notes a durable-bound snapshot of size bytes at round.
-func (s *Shell) snapshotted(round uint64, size int) {
-	s.snapshotRound, s.snapshotBytes, s.sinceSnapshot = round, size, 0
+// maybeSnapshot snapshots the state just executed or installed, when the
+// cadence says so and no snapshot is being encoded.
+func (s *Shell) maybeSnapshot() {
+	if s.snapshotting || s.sinceSnapshot < s.snapshotBytes {
+		return
+	}
+	s.snapshotting = true
+	round, covered := s.round, s.sinceSnapshot
+	frozen, table := s.app.Clone(), s.table.clone()
+	var data []byte
+	var err error
+	s.worker.Go(func() Cost {
+		var snap []byte
+		if snap, err = frozen.Snapshot(); err == nil {
+			data = encodeSnapshot(snap, table)
+		}
+		return Cost{Bytes: len(data)}
+	}, func() {
+		s.snapshotting = false
+		if s.failed != nil {
+			return
+		}
+		if err != nil {
+			s.fail("snapshot", err)
+			return
+		}
+		if !s.apply(fmt.Sprintf("store snapshot %d", round), &storage.Batch{Snapshots: []storage.Snapshot{{Round: round, Data: data}}}) {
+			return
+		}
+		s.snapshotted(round, len(data), covered)
+	})
+}
+
+// snapshotted notes a snapshot of size bytes at round, covering blocks of
+// the given weight.
+func (s *Shell) snapshotted(round uint64, size, covered int) {
+	s.snapshotRound, s.snapshotBytes = round, size
+	s.sinceSnapshot = max(0, s.sinceSnapshot-covered)
 }
 
 // paradigmMeta names the paradigm state of the last executed round.

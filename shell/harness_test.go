@@ -20,8 +20,8 @@ func (d syncDisk) Commit(done func(error)) { done(d.Sync()) }
 
 type inline struct{}
 
-func (inline) Go(_ Cost, work, done func()) { work(); done() }
+func (inline) Go(work func() Cost, done func()) { work(); done() }
 
 type testCrypto struct{ auth.Keyring }
 
-func (k testCrypto) VerifyClients(items []ClientSig) []bool { return VerifyEach(k.Keyring, items) }
+func (k testCrypto) VerifyAll(items []msg.Signature) []bool { return VerifyEach(k.Keyring, items) }

@@ -8,8 +8,9 @@ import (
 // the Worker; only messages that verified reach the core. A frame identical
 // to one that verified before (a retransmission, a re-broadcast view change
 // with its thousands of nested signatures) skips the check: the bytes are
-// the same, so are the signatures. Client requests that arrive together are
-// checked in one batch verification.
+// the same, so are the signatures. A signature verified before, inside any
+// message, is not verified again (sigCache). Client requests that arrive
+// together are checked in one batch verification.
 
 // clientArrival is a client request waiting for verification.
 type clientArrival struct {
@@ -37,8 +38,11 @@ func (s *Shell) OnPeer(from msg.ReplicaID, frame []byte) {
 		m  msg.Message
 		ok bool
 	)
-	cost := Cost{Verifications: 1, Bytes: len(frame)}
-	s.worker.Go(cost, func() { m, ok = s.check(frame) }, func() {
+	s.worker.Go(func() Cost {
+		var c Cost
+		m, ok, c = s.check(frame)
+		return c
+	}, func() {
 		if s.failed != nil {
 			return
 		}
@@ -53,40 +57,22 @@ func (s *Shell) OnPeer(from msg.ReplicaID, frame []byte) {
 	})
 }
 
-// check decodes a frame and verifies every signature in it. It runs off the
-// loop: it reads only the frame and the shell's immutable crypto.
-func (s *Shell) check(frame []byte) (msg.Message, bool) {
+// check decodes a frame and verifies every signature in it, skipping those
+// verified before. It runs off the loop: it reads only the frame, the
+// shell's immutable crypto and the signature cache (which locks).
+func (s *Shell) check(frame []byte) (msg.Message, bool, Cost) {
+	cost := Cost{Bytes: len(frame)}
 	m, err := msg.Unmarshal(frame)
 	if err != nil {
-		return nil, false
+		return nil, false, cost
 	}
 	switch m.(type) {
 	case *msg.Fetch, *msg.Blocks:
-		return m, true // unsigned: checked against the request and the checkpoint
+		return m, true, cost // unsigned: checked against the request and the checkpoint
 	}
-	if pp, ok := m.(*msg.PrePrepare); ok && len(pp.Batch.Requests) > 1 {
-		return m, s.checkBatch(pp)
-	}
-	return m, msg.Verify(m, s.crypto) == nil
-}
-
-// checkBatch checks a pre-prepare's own signature and its client requests'
-// with one batch verification.
-func (s *Shell) checkBatch(pp *msg.PrePrepare) bool {
-	if !s.crypto.Replica(pp.From, msg.SignedBytes(pp), pp.Sig) {
-		return false
-	}
-	items := make([]ClientSig, len(pp.Batch.Requests))
-	for i := range pp.Batch.Requests {
-		req := &pp.Batch.Requests[i]
-		items[i] = ClientSig{Client: req.Client, Msg: req.SignedBytes(), Sig: req.Sig}
-	}
-	for _, ok := range s.crypto.VerifyClients(items) {
-		if !ok {
-			return false
-		}
-	}
-	return true
+	ok, n := s.sigs.verify(s.crypto, msg.Signatures(m))
+	cost.Verifications = n
+	return m, ok, cost
 }
 
 // charge counts an invalid signature against the replica that sent it.
@@ -141,15 +127,25 @@ func (s *Shell) verifyClients() {
 	}
 	batch := s.clientQueue
 	s.clientQueue = nil
-	items := make([]ClientSig, len(batch))
+	items := make([]msg.Signature, len(batch))
 	bytes := 0
 	for i := range batch {
 		req := &batch[i].req
-		items[i] = ClientSig{Client: req.Client, Msg: req.SignedBytes(), Sig: req.Sig}
-		bytes += len(items[i].Msg)
+		items[i] = msg.Signature{Client: true, ClientID: req.Client, Kind: msg.KindRequest, Payload: req.SignedBytes(), Sig: req.Sig}
+		bytes += len(items[i].Payload)
 	}
 	var valid []bool
-	s.worker.Go(Cost{Verifications: len(items), Bytes: bytes}, func() { valid = s.crypto.VerifyClients(items) }, func() {
+	s.worker.Go(func() Cost {
+		valid = s.crypto.VerifyAll(items)
+		var good [][32]byte
+		for i := range items {
+			if valid[i] {
+				good = append(good, sigKey(&items[i]))
+			}
+		}
+		s.sigs.add(good) // the same requests come back inside pre-prepares and view changes
+		return Cost{Verifications: len(items), Bytes: bytes}
+	}, func() {
 		if s.failed != nil {
 			return
 		}

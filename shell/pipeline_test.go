@@ -155,3 +155,87 @@ func TestBatchVerificationChargesSender(t *testing.T) {
 		t.Fatalf("good batch: sender charged %d times, %d commits; want 1 and 1", sh.Charged()[pp.From], len(disk.commits))
 	}
 }
+
+// countingCrypto counts the signatures it is asked to verify.
+type countingCrypto struct {
+	Crypto
+	n int
+}
+
+func (c *countingCrypto) Replica(id msg.ReplicaID, p, sig []byte) bool {
+	c.n++
+	return c.Crypto.Replica(id, p, sig)
+}
+
+func (c *countingCrypto) Client(id msg.ClientID, p, sig []byte) bool {
+	c.n++
+	return c.Crypto.Client(id, p, sig)
+}
+
+func (c *countingCrypto) VerifyAll(items []msg.Signature) []bool {
+	c.n += len(items)
+	return c.Crypto.VerifyAll(items)
+}
+
+// costWorker runs jobs inline and sums what they say they spent.
+type costWorker struct{ spent Cost }
+
+func (w *costWorker) Go(work func() Cost, done func()) {
+	c := work()
+	w.spent.Verifications += c.Verifications
+	done()
+}
+
+// A signature is verified once, whatever carries it: a view change that
+// re-carries a pre-prepare (and its client requests) the replica verified
+// in the normal case pays only for its own signature and the prepares it
+// has not seen, and so does every re-sent view change for a higher view.
+// The simulator is charged what was verified, not a flat one per frame.
+func TestNestedSignaturesVerifiedOnce(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	scfg, keyring, err := FromConfig(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := testcluster.MemStore(t)
+	crypto, worker := &countingCrypto{Crypto: testCrypto{keyring}}, &costWorker{}
+	sh, err := New(scfg, Deps{Net: &recordNet{}, Disk: syncDisk{mem}, Crypto: crypto, Worker: worker, Logger: testcluster.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := prePrepare(t, cfg, 0, 1, put(ckey, 0, 1, "a", "1"), put(ckey, 0, 2, "b", "2"), put(ckey, 0, 3, "c", "3"))
+	sh.OnPeer(pp.From, msg.Marshal(pp))
+	sh.Flush()
+	if crypto.n != 4 || worker.spent.Verifications != 4 {
+		t.Fatalf("pre-prepare with 3 requests: %d signatures verified, %d charged; want 4 and 4", crypto.n, worker.spent.Verifications)
+	}
+	sign := func(id int, m msg.Message) {
+		key, err := cfg.ReplicaKey(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.SetSig(m, auth.ReplicaSigner(key).Sign(msg.SignedBytes(m)))
+	}
+	var prepares []msg.Prepare
+	for _, id := range []int{2, 3} {
+		p := &msg.Prepare{Instance: 0, View: 0, Seq: 1, Digest: pp.Digest, From: msg.ReplicaID(id)}
+		sign(id, p)
+		prepares = append(prepares, *p)
+	}
+	for i, view := range []uint64{1, 2} {
+		vc := &msg.ViewChange{Instance: 0, NewView: view, From: 2,
+			Prepared: []msg.PreparedProof{{PrePrepare: *pp, Prepares: prepares}}}
+		sign(2, vc)
+		before, charged := crypto.n, worker.spent.Verifications
+		sh.OnPeer(2, msg.Marshal(vc))
+		sh.Flush()
+		want := 1 // the view change's own signature
+		if i == 0 {
+			want += len(prepares) // the prepares arrive first inside it
+		}
+		if got := crypto.n - before; got != want || worker.spent.Verifications-charged != want {
+			t.Fatalf("view change for view %d: %d signatures verified, %d charged; want %d (the rest verified before)",
+				view, got, worker.spent.Verifications-charged, want)
+		}
+	}
+}

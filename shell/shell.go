@@ -82,6 +82,7 @@ type Shell struct {
 	// since (see blockWeight): the next checkpoint snapshots once they match.
 	snapshotRound                uint64
 	snapshotBytes, sinceSnapshot int
+	snapshotting                 bool   // a snapshot is being encoded off the loop
 	compactedAt                  uint64 // the stable checkpoint the WAL was last compacted at
 	compactTo                    uint64 // a stable checkpoint to compact at
 	badSource                    map[msg.ReplicaID]bool
@@ -97,6 +98,7 @@ type Shell struct {
 
 	// Ingress.
 	verified    seen            // digests of peer frames whose signatures checked out
+	sigs        *sigCache       // signatures that verified, inside any message
 	clientQueue []clientArrival // client requests waiting for one batch verification
 }
 
@@ -131,7 +133,7 @@ func New(cfg Config, deps Deps) (*Shell, error) {
 		net: deps.Net, disk: deps.Disk, crypto: deps.Crypto, worker: deps.Worker, log: deps.Logger, obs: deps.Observer,
 		app: mux.New(cfg.Scope), table: executed{}, conns: map[msg.ClientID]ClientConn{},
 		recent: map[uint64][2]msg.Digest{}, badSource: map[msg.ReplicaID]bool{}, charged: map[msg.ReplicaID]uint64{},
-		stagedLimit: cfg.StagedLimit, verified: newSeen(verifiedFrames),
+		stagedLimit: cfg.StagedLimit, verified: newSeen(verifiedFrames), sigs: newSigCache(verifiedSignatures),
 	}
 	if s.stagedLimit == 0 {
 		s.stagedLimit = maxStagedBytes

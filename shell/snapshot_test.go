@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/internal/testcluster"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/storage"
@@ -106,5 +107,54 @@ func TestSnapshotsAmortizedOverBlocks(t *testing.T) {
 	}
 	if got, _, _ := mem.LatestSnapshot(); got <= checkpoints*k {
 		t.Fatalf("after %d blocks of 60 KiB the latest snapshot is still round %d", 4*k, got)
+	}
+}
+
+// laterWorker holds jobs until the test runs them.
+type laterWorker struct{ jobs []func() }
+
+func (w *laterWorker) Go(work func() Cost, done func()) {
+	w.jobs = append(w.jobs, func() { work(); done() })
+}
+
+// The loop only clones the state at a checkpoint; the snapshot is encoded
+// elsewhere while execution goes on, and what it holds is the state of its
+// round, not of the rounds executed meanwhile.
+func TestSnapshotEncodedOffTheLoop(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	k := uint64(cfg.CheckpointInterval)
+	scfg, keyring, err := FromConfig(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := testcluster.MemStore(t)
+	worker := &laterWorker{}
+	r, err := New(scfg, Deps{Net: dropNet{}, Disk: syncDisk{mem}, Crypto: testCrypto{keyring}, Worker: worker, Logger: testcluster.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := r.node.State()
+	for round := uint64(1); round <= k; round++ {
+		r.execute(roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
+	}
+	atK := r.app.Digest()
+	for round := k + 1; round <= k+3; round++ {
+		r.execute(roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
+	}
+	if _, _, err := mem.LatestSnapshot(); err == nil || len(worker.jobs) != 1 {
+		t.Fatalf("before the worker ran: snapshot lookup %v, %d jobs; want none stored and 1 job", err, len(worker.jobs))
+	}
+	worker.jobs[0]()
+	round, data, err := mem.LatestSnapshot()
+	if err != nil || round != k {
+		t.Fatalf("after the worker ran: snapshot of round %d (%v), want %d", round, err, k)
+	}
+	app, _, err := decodeSnapshot(data, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := mux.New(r.cfg.Scope)
+	if err := restored.Restore(app); err != nil || restored.Digest() != atK {
+		t.Fatalf("the snapshot of round %d holds another state (restore error %v)", k, err)
 	}
 }

@@ -123,7 +123,16 @@ func (s *Shell) serveFetch(from msg.ReplicaID, f *msg.Fetch) {
 	}
 	disk, log, self := s.disk, s.log, s.id
 	var out *msg.Blocks
-	s.worker.Go(Cost{Bytes: msg.MaxMessageBytes / 2}, func() { out = readFetch(disk, log, self, from, f) }, func() {
+	s.worker.Go(func() Cost {
+		out = readFetch(disk, log, self, from, f)
+		c := Cost{}
+		if out != nil {
+			for _, b := range out.Blocks {
+				c.Bytes += len(b)
+			}
+		}
+		return c
+	}, func() {
 		if out != nil && s.failed == nil {
 			s.sendTo(from, out)
 		}
@@ -185,17 +194,7 @@ func (s *Shell) onBlocks(from msg.ReplicaID, bl *msg.Blocks) {
 		return // not the answer we wait for (late, duplicate or unasked): ignore, uncharged
 	}
 	if x.app == nil { // first answer: stage a copy of our executed state
-		snap, err := s.app.Snapshot()
-		if err != nil {
-			s.fail("snapshot for state transfer", err)
-			return
-		}
-		x.app = mux.New(s.cfg.Scope)
-		if err := x.app.Restore(snap); err != nil {
-			s.fail("stage state for transfer", err)
-			return
-		}
-		x.table = s.table.clone()
+		x.app, x.table = s.app.Clone(), s.table.clone()
 	}
 	for i, enc := range bl.Blocks {
 		b, err := ledger.DecodeBlock(enc)
@@ -242,13 +241,8 @@ func (s *Shell) onBlocks(from msg.ReplicaID, bl *msg.Blocks) {
 }
 
 // install makes a verified transfer durable in one atomic write, then
-// adopts it.
+// adopts it. Its blocks count toward the next snapshot like executed ones.
 func (s *Shell) install(x *transfer, paradigm []byte) {
-	snap, err := x.app.Snapshot()
-	if err != nil {
-		s.fail("snapshot of transferred state", err)
-		return
-	}
 	if err := s.node.SetState(paradigm); err != nil {
 		// The digest matched, so every correct replica executed this state:
 		// a paradigm state we cannot parse is our bug, not the peer's.
@@ -256,16 +250,16 @@ func (s *Shell) install(x *transfer, paradigm []byte) {
 		return
 	}
 	w := &storage.Batch{
-		Blocks:    x.blocks,
-		Snapshots: []storage.Snapshot{{Round: x.height, Data: encodeSnapshot(snap, x.table)}},
-		Meta:      []storage.Meta{{Key: paradigmMeta, Val: paradigm}, {Key: ParadigmKey(x.height), Val: paradigm}},
+		Blocks: x.blocks,
+		Meta:   []storage.Meta{{Key: paradigmMeta, Val: paradigm}, {Key: ParadigmKey(x.height), Val: paradigm}},
 	}
-	if err := s.disk.Apply(w); err != nil {
-		s.fail(fmt.Sprintf("install transferred blocks %d..%d", s.round+1, x.height), err)
+	if !s.apply(fmt.Sprintf("install transferred blocks %d..%d", s.round+1, x.height), w) {
 		return
 	}
 	s.app, s.table, s.head, s.round = x.app, x.table, x.head, x.height
-	s.snapshotted(x.height, len(w.Snapshots[0].Data))
+	for _, b := range x.blocks {
+		s.sinceSnapshot += blockWeight(b.Requests)
+	}
 	for _, b := range x.blocks[max(0, len(x.blocks)-4*int(s.k)):] {
 		s.recent[b.Height] = [2]msg.Digest{b.Hash(), b.StateDigest} // so their certificates get stored
 	}
@@ -275,6 +269,7 @@ func (s *Shell) install(x *transfer, paradigm []byte) {
 	s.node.StateTransferred(s.round, s.table.lastNums())
 	s.compactTo = max(s.compactTo, s.round) // the instances moved their low watermarks to the checkpoint
 	s.node.Announce()
+	s.maybeSnapshot()
 }
 
 // ParadigmKey names the paradigm state kept with checkpoint round's

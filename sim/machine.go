@@ -134,8 +134,8 @@ func newCPU(w *world, r *replica) *cpu {
 }
 
 // Go implements shell.Worker.
-func (c *cpu) Go(cost shell.Cost, work, done func()) {
-	work()
+func (c *cpu) Go(work func() shell.Cost, done func()) {
+	cost := work()
 	k := 0
 	for i := range c.free {
 		if c.free[i] < c.free[k] {

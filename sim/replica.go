@@ -256,7 +256,7 @@ func (c simConn) Send(frame []byte)    { c.w.net.Send(c.from, c.to, frame) }
 // simCrypto is the keyed-hash stand-in for Ed25519 (crypto.go).
 type simCrypto struct{ simKeys }
 
-func (k simCrypto) VerifyClients(items []shell.ClientSig) []bool {
+func (k simCrypto) VerifyAll(items []msg.Signature) []bool {
 	return shell.VerifyEach(k.simKeys, items)
 }
 

@@ -232,7 +232,7 @@ func (bk *Bank) deposit(name []byte, amt uint64) []byte {
 		return app.Fail(app.StatusRejected, "bank: balance overflow")
 	}
 	hashAccount(bk.hash, false, name, a)
-	a.balance += amt
+	a = bk.update(name, a, a.balance+amt)
 	hashAccount(bk.hash, true, name, a)
 	return app.OK(nil)
 }
@@ -273,11 +273,26 @@ func (bk *Bank) transfer(caller app.Caller, o op) []byte {
 	}
 	hashAccount(bk.hash, false, o.name, from)
 	hashAccount(bk.hash, false, o.to, to)
-	from.balance -= m
-	to.balance += m
+	from = bk.update(o.name, from, from.balance-m)
+	to = bk.update(o.to, to, to.balance+m)
 	hashAccount(bk.hash, true, o.name, from)
 	hashAccount(bk.hash, true, o.to, to)
 	return bytes.Clone(resultExecuted)
+}
+
+// update stores a new balance for an account. Accounts are never changed in
+// place: a clone (see Clone) shares them.
+func (bk *Bank) update(name []byte, a *account, balance uint64) *account {
+	na := &account{owner: a.owner, balance: balance}
+	bk.accounts.Set(name, na)
+	return na
+}
+
+// Clone returns an independent copy of the ledger in O(1); see avl.Tree.Clone.
+func (bk *Bank) Clone() *Bank {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	return &Bank{accounts: bk.accounts.Clone(), hash: bk.hash.Clone()}
 }
 
 // hashAccount adds or removes an account's digest element:

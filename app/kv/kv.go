@@ -140,6 +140,15 @@ func New(cfg Config) *Store {
 	return &Store{scope: cfg.Scope, tree: new(avl.Tree[[]byte]), hash: app.NewLtHash(hashTag)}
 }
 
+// Clone returns an independent copy of the store in O(1); see
+// avl.Tree.Clone. Values are never changed in place, so the copies share
+// them.
+func (s *Store) Clone() *Store {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &Store{scope: s.scope, tree: s.tree.Clone(), hash: s.hash.Clone()}
+}
+
 // Get encodes a get op.
 func Get(key []byte) []byte {
 	return wire.AppendBytes([]byte{opGet}, key)

@@ -83,4 +83,10 @@ func (a *App) Restore(s []byte) error {
 	return nil
 }
 
+// Clone returns an independent copy of the state in O(1), for a snapshot
+// encoded off the loop or a staged state transfer.
+func (a *App) Clone() *App {
+	return &App{scope: a.scope, kv: a.kv.Clone(), bank: a.bank.Clone()}
+}
+
 func (a *App) kvConfig() kv.Config { return kv.Config{Scope: a.scope} }

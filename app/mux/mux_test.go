@@ -51,3 +51,51 @@ func TestRoutesAndSnapshots(t *testing.T) {
 		t.Fatal("ReadOnly routed wrongly")
 	}
 }
+
+// A clone is the same state, and from then on its own: writes to either —
+// kv puts and deletes, bank deposits and transfers — leave the other's
+// snapshot and digest where they were.
+func TestCloneIsIndependent(t *testing.T) {
+	alice, bob := []byte("alice-key"), []byte("bob-key")
+	a := New(kv.Shared)
+	for _, op := range [][]byte{kv.Put([]byte("k"), []byte("v")), bank.Open("alice"), bank.Deposit("alice", 100)} {
+		a.Execute(alice, op)
+	}
+	a.Execute(bob, bank.Open("bob"))
+	snapshot := func(x *App) string {
+		s, err := x.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(s)
+	}
+	before, digest := snapshot(a), a.Digest()
+	c := a.Clone()
+	if snapshot(c) != before || c.Digest() != digest {
+		t.Fatal("a clone differs from the state it was cloned from")
+	}
+	a.Execute(alice, kv.Put([]byte("k"), []byte("w")))
+	a.Execute(alice, kv.Put([]byte("k2"), []byte("x")))
+	a.Execute(alice, bank.Transfer("alice", "bob", 0, 30))
+	a.Execute(alice, bank.Deposit("alice", 5))
+	if snapshot(c) != before || c.Digest() != digest {
+		t.Fatal("writes to the original changed its clone")
+	}
+	after, afterDigest := snapshot(a), a.Digest()
+	c.Execute(alice, kv.Delete([]byte("k")))
+	c.Execute(alice, bank.Transfer("alice", "bob", 0, 60))
+	if snapshot(a) != after || a.Digest() != afterDigest {
+		t.Fatal("writes to the clone changed the original")
+	}
+	bal, err := bank.DecodeBalance(c.Execute(bob, bank.Balance("bob")))
+	if err != nil || bal != 60 {
+		t.Fatalf("bob's balance in the clone = %d, %v; want 60", bal, err)
+	}
+	// And a snapshot restored from each reaches the digest each has.
+	for _, x := range []*App{a, c} {
+		y := New(kv.Shared)
+		if err := y.Restore([]byte(snapshot(x))); err != nil || y.Digest() != x.Digest() {
+			t.Fatalf("restore of a clone's snapshot: %v, digest equal %v", err, y.Digest() == x.Digest())
+		}
+	}
+}

@@ -8,7 +8,16 @@
 // The tree's shape depends on operation history, but nothing observable
 // does: every read and iteration is by key order only.
 //
-// Not safe for concurrent mutation; concurrent readers are fine.
+// Clone is O(1): the two trees share every node, and whichever of them is
+// written next copies the nodes on the path it changes (path copying) and
+// none other. A tree that was never cloned writes in place, so the common
+// case costs no more than a plain AVL tree. That is what lets a replica
+// snapshot a large state without stopping — it clones, keeps executing on
+// one copy and encodes the other elsewhere — and stage a state transfer
+// without copying the state first.
+//
+// Not safe for concurrent mutation; concurrent readers are fine, also of a
+// clone while the original is written.
 package avl
 
 import "bytes"
@@ -18,12 +27,48 @@ type node[V any] struct {
 	val         V
 	left, right *node[V]
 	height      int32
+	owner       *token // the tree that may write this node in place
 }
+
+// token identifies a tree for write ownership. It is not zero-sized, so
+// every new token has its own address.
+type token struct{ _ byte }
 
 // Tree is an ordered map. The zero value is an empty tree.
 type Tree[V any] struct {
-	root *node[V]
-	size int
+	root  *node[V]
+	size  int
+	owner *token // nil until the first write
+}
+
+// Clone returns a tree with the same entries in O(1). Afterwards neither
+// tree's writes are seen by the other.
+func (t *Tree[V]) Clone() *Tree[V] {
+	t.owner = new(token) // every node is shared now: both trees copy on write
+	return &Tree[V]{root: t.root, size: t.size, owner: new(token)}
+}
+
+// own returns n if t may write it in place, else a copy t may write. A node
+// t owns is reached only through nodes t owns (every write copies the path
+// from the root down to it), so writing an owned node in place never
+// changes what a clone sees.
+func (t *Tree[V]) own(n *node[V]) *node[V] {
+	if t.owner == nil {
+		t.owner = new(token)
+	}
+	if n.owner == t.owner {
+		return n
+	}
+	c := *n
+	c.owner = t.owner
+	return &c
+}
+
+func (t *Tree[V]) newNode(key []byte, v V) *node[V] {
+	if t.owner == nil {
+		t.owner = new(token)
+	}
+	return &node[V]{key: key, val: v, height: 1, owner: t.owner}
 }
 
 // Len returns the number of entries.
@@ -58,12 +103,32 @@ func (t *Tree[V]) Get(key []byte) (V, bool) {
 // afterwards.
 func (t *Tree[V]) Set(key []byte, v V) (old V, replaced bool) {
 	if n := t.find(key); n != nil {
-		old, n.val = n.val, v
+		old = n.val
+		if n.owner != nil && n.owner == t.owner {
+			n.val = v
+		} else {
+			t.root = t.replace(t.root, key, v)
+		}
 		return old, true
 	}
-	t.root = insert(t.root, key, v)
+	t.root = t.insert(t.root, key, v)
 	t.size++
 	return old, false
+}
+
+// replace sets the value of a key known to be present, copying the path to
+// it.
+func (t *Tree[V]) replace(n *node[V], key []byte, v V) *node[V] {
+	n = t.own(n)
+	switch c := bytes.Compare(key, n.key); {
+	case c < 0:
+		n.left = t.replace(n.left, key, v)
+	case c > 0:
+		n.right = t.replace(n.right, key, v)
+	default:
+		n.val = v
+	}
+	return n
 }
 
 // Delete removes key, returning its value if it was present.
@@ -73,7 +138,7 @@ func (t *Tree[V]) Delete(key []byte) (old V, deleted bool) {
 		return old, false
 	}
 	old = n.val
-	t.root = remove(t.root, key)
+	t.root = t.remove(t.root, key)
 	t.size--
 	return old, true
 }
@@ -110,17 +175,19 @@ func (t *Tree[V]) Ascend(start []byte, fn func(key []byte, v V) bool) {
 // keys must be strictly ascending (callers validate this; Restore paths
 // reject unsorted input before calling) and len(vals) == len(keys).
 func BuildSorted[V any](keys [][]byte, vals []V) *Tree[V] {
-	return &Tree[V]{root: build(keys, vals), size: len(keys)}
+	t := &Tree[V]{size: len(keys), owner: new(token)}
+	t.root = t.build(keys, vals)
+	return t
 }
 
-func build[V any](keys [][]byte, vals []V) *node[V] {
+func (t *Tree[V]) build(keys [][]byte, vals []V) *node[V] {
 	if len(keys) == 0 {
 		return nil
 	}
 	m := len(keys) / 2
-	n := &node[V]{key: keys[m], val: vals[m]}
-	n.left = build(keys[:m], vals[:m])
-	n.right = build(keys[m+1:], vals[m+1:])
+	n := t.newNode(keys[m], vals[m])
+	n.left = t.build(keys[:m], vals[:m])
+	n.right = t.build(keys[m+1:], vals[m+1:])
 	fix(n)
 	return n
 }
@@ -136,8 +203,11 @@ func fix[V any](n *node[V]) {
 	n.height = 1 + max(height(n.left), height(n.right))
 }
 
-func rotateRight[V any](n *node[V]) *node[V] {
-	l := n.left
+// The rebalancing helpers take a node t already owns and copy any other
+// node before they change it.
+
+func (t *Tree[V]) rotateRight(n *node[V]) *node[V] {
+	l := t.own(n.left)
 	n.left = l.right
 	l.right = n
 	fix(n)
@@ -145,8 +215,8 @@ func rotateRight[V any](n *node[V]) *node[V] {
 	return l
 }
 
-func rotateLeft[V any](n *node[V]) *node[V] {
-	r := n.right
+func (t *Tree[V]) rotateLeft(n *node[V]) *node[V] {
+	r := t.own(n.right)
 	n.right = r.left
 	r.left = n
 	fix(n)
@@ -154,43 +224,45 @@ func rotateLeft[V any](n *node[V]) *node[V] {
 	return r
 }
 
-func rebalance[V any](n *node[V]) *node[V] {
+func (t *Tree[V]) rebalance(n *node[V]) *node[V] {
 	fix(n)
 	switch bf := height(n.left) - height(n.right); {
 	case bf > 1:
 		if height(n.left.left) < height(n.left.right) {
-			n.left = rotateLeft(n.left)
+			n.left = t.rotateLeft(t.own(n.left))
 		}
-		return rotateRight(n)
+		return t.rotateRight(n)
 	case bf < -1:
 		if height(n.right.right) < height(n.right.left) {
-			n.right = rotateRight(n.right)
+			n.right = t.rotateRight(t.own(n.right))
 		}
-		return rotateLeft(n)
+		return t.rotateLeft(n)
 	}
 	return n
 }
 
 // insert adds a key known to be absent.
-func insert[V any](n *node[V], key []byte, v V) *node[V] {
+func (t *Tree[V]) insert(n *node[V], key []byte, v V) *node[V] {
 	if n == nil {
-		return &node[V]{key: key, val: v, height: 1}
+		return t.newNode(key, v)
 	}
+	n = t.own(n)
 	if bytes.Compare(key, n.key) < 0 {
-		n.left = insert(n.left, key, v)
+		n.left = t.insert(n.left, key, v)
 	} else {
-		n.right = insert(n.right, key, v)
+		n.right = t.insert(n.right, key, v)
 	}
-	return rebalance(n)
+	return t.rebalance(n)
 }
 
 // remove deletes a key known to be present.
-func remove[V any](n *node[V], key []byte) *node[V] {
+func (t *Tree[V]) remove(n *node[V], key []byte) *node[V] {
+	n = t.own(n)
 	switch c := bytes.Compare(key, n.key); {
 	case c < 0:
-		n.left = remove(n.left, key)
+		n.left = t.remove(n.left, key)
 	case c > 0:
-		n.right = remove(n.right, key)
+		n.right = t.remove(n.right, key)
 	default:
 		if n.left == nil {
 			return n.right
@@ -199,17 +271,21 @@ func remove[V any](n *node[V], key []byte) *node[V] {
 			return n.left
 		}
 		var m *node[V]
-		n.right, m = removeMin(n.right)
+		n.right, m = t.removeMin(n.right)
+		m = t.own(m)
 		m.left, m.right = n.left, n.right
 		n = m
 	}
-	return rebalance(n)
+	return t.rebalance(n)
 }
 
-func removeMin[V any](n *node[V]) (rest, min *node[V]) {
+// removeMin detaches the smallest node of n's subtree; it returns the rest
+// and that node (not yet owned: the caller copies it before changing it).
+func (t *Tree[V]) removeMin(n *node[V]) (rest, min *node[V]) {
 	if n.left == nil {
 		return n.right, n
 	}
-	n.left, min = removeMin(n.left)
-	return rebalance(n), min
+	n = t.own(n)
+	n.left, min = t.removeMin(n.left)
+	return t.rebalance(n), min
 }

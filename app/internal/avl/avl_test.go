@@ -111,3 +111,63 @@ func TestBuildSorted(t *testing.T) {
 		}
 	}
 }
+
+// contents lists a tree's entries in order.
+func contents(tr *Tree[int]) []string {
+	var out []string
+	tr.Ascend(nil, func(k []byte, v int) bool {
+		out = append(out, fmt.Sprintf("%s=%d", k, v))
+		return true
+	})
+	return out
+}
+
+func modelContents(m map[string]int) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Clones are independent: writes to any tree of a family of clones —
+// inserts, overwrites and deletes, with every rebalancing case — are seen
+// by that tree only, and every tree stays a valid AVL tree.
+func TestCloneIsolation(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	trees := []*Tree[int]{new(Tree[int])}
+	models := []map[string]int{{}}
+	for i := range 30000 {
+		j := rng.IntN(len(trees))
+		tr, model := trees[j], models[j]
+		if rng.IntN(500) == 0 && len(trees) < 12 {
+			c := tr.Clone()
+			cm := make(map[string]int, len(model))
+			for k, v := range model {
+				cm[k] = v
+			}
+			trees, models = append(trees, c), append(models, cm)
+			continue
+		}
+		k := fmt.Sprintf("k%04d", rng.IntN(1500))
+		if rng.IntN(3) == 0 {
+			_, had := model[k]
+			if _, ok := tr.Delete([]byte(k)); ok != had {
+				t.Fatalf("step %d tree %d: delete %s reported %v, model %v", i, j, k, ok, had)
+			}
+			delete(model, k)
+		} else {
+			tr.Set([]byte(k), i)
+			model[k] = i
+		}
+	}
+	for j, tr := range trees {
+		check(t, tr)
+		if got, want := contents(tr), modelContents(models[j]); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("tree %d of %d: %d entries differ from its model's %d", j, len(trees), len(got), len(want))
+		}
+	}
+}
