@@ -12,8 +12,8 @@ import (
 // compact bounds the data directory after a stable checkpoint at round:
 // the write-ahead log keeps only the records some instance still needs to
 // restore (pbft.Retained, against each instance's own low watermark and
-// view), snapshots older than the latest go, and so do the paradigm states
-// kept for serving older transfers. The kept records are re-appended and
+// view), and the paradigm states kept for serving older transfers go.
+// (Snapshots are dropped by the snapshot job that supersedes them.) The kept records are re-appended and
 // everything before them truncated in one atomic write, so a crash leaves
 // either the old log or the compacted one, never a mix. Restart then reads
 // only what lies above the last stable checkpoint.
@@ -54,8 +54,7 @@ func (s *Shell) compact(round uint64) {
 			kept = append(kept, p)
 		}
 	}
-	// Restart needs only the latest snapshot (the blocks after it stay).
-	w := &storage.Batch{Records: kept, TruncateRecordsBefore: next, TruncateSnapshotsBefore: s.snapshotRound,
+	w := &storage.Batch{Records: kept, TruncateRecordsBefore: next,
 		Meta: []storage.Meta{{Key: compactedMeta, Val: binary.BigEndian.AppendUint64(nil, round)}}}
 	// Peers behind us fetch up to their target checkpoint, which may be one
 	// interval older than ours; older paradigm states serve nobody.

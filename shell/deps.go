@@ -46,6 +46,12 @@ type Disk interface {
 	GetMeta(key string) ([]byte, error)
 	Apply(b *storage.Batch) error
 	Commit(done func(error))
+	// PutSnapshot stores a snapshot durably before it returns, and
+	// TruncateSnapshotsBefore drops older ones. Both run in Worker jobs,
+	// alongside the loop's reads, writes and commits, which never wait
+	// for them.
+	PutSnapshot(round uint64, data []byte) error
+	TruncateSnapshotsBefore(round uint64) error
 }
 
 // Crypto checks signatures. Its methods run inside Worker jobs, off the

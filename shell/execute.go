@@ -92,10 +92,10 @@ func (s *Shell) execute(round rcc.Round) {
 // not agree on when they take them.
 //
 // The loop only clones the state (O(1), see mux.App.Clone); a worker
-// encodes the clone while execution goes on, and the snapshot is stored in
-// a batch of its own. It needs no atomicity with its block: it is the state
-// after a round whose block is already stored, and restart takes the
-// paradigm state and the blocks above it from the log as before.
+// encodes the clone and writes it as a file of its own while execution and
+// commits go on. It needs no atomicity with its block: it is the state after
+// a round whose block is already durable, and restart takes the paradigm
+// state and the blocks above it from the log as before.
 
 // blockWeight is roughly what a block's requests add to the ledger.
 func blockWeight(reqs []msg.Request) int {
@@ -107,42 +107,67 @@ func blockWeight(reqs []msg.Request) int {
 }
 
 // maybeSnapshot snapshots the state just executed or installed, when the
-// cadence says so and no snapshot is being encoded.
+// cadence says so and no snapshot is under way. The clone is taken now; the
+// job starts once the round's block is durable, so a snapshot on disk is
+// never above the ledger's height.
 func (s *Shell) maybeSnapshot() {
-	if s.snapshotting || s.sinceSnapshot < s.snapshotBytes {
+	if s.snapshot != nil || s.sinceSnapshot < s.snapshotBytes {
 		return
 	}
-	s.snapshotting = true
-	round, covered := s.round, s.sinceSnapshot
-	frozen, table := s.app.Clone(), s.table.clone()
-	var data []byte
+	s.snapshot = &snapshotJob{round: s.round, covered: s.sinceSnapshot, need: s.applied,
+		app: s.app.Clone(), table: s.table.clone()}
+	s.startSnapshot()
+}
+
+// snapshotJob is a snapshot waiting for its block's commit or being
+// encoded and written.
+type snapshotJob struct {
+	round   uint64
+	covered int    // block weight since the previous snapshot
+	need    uint64 // batches that must be durable first
+	started bool
+	app     *mux.App
+	table   executed
+}
+
+// startSnapshot starts the pending snapshot's job once its block is durable.
+func (s *Shell) startSnapshot() {
+	j := s.snapshot
+	if j == nil || j.started || j.need > s.durable {
+		return
+	}
+	j.started = true
+	disk := s.disk
+	var size int
 	var err error
 	s.worker.Go(func() Cost {
 		var snap []byte
-		if snap, err = frozen.Snapshot(); err == nil {
-			data = encodeSnapshot(snap, table)
+		if snap, err = j.app.Snapshot(); err != nil {
+			return Cost{}
 		}
-		return Cost{Bytes: len(data)}
+		data := encodeSnapshot(snap, j.table)
+		size = len(data)
+		if err = disk.PutSnapshot(j.round, data); err == nil {
+			err = disk.TruncateSnapshotsBefore(j.round)
+		}
+		return Cost{Bytes: size}
 	}, func() {
-		s.snapshotting = false
+		s.snapshot = nil
 		if s.failed != nil {
 			return
 		}
 		if err != nil {
-			s.fail("snapshot", err)
+			s.fail(fmt.Sprintf("store snapshot %d", j.round), err)
 			return
 		}
-		if !s.apply(fmt.Sprintf("store snapshot %d", round), &storage.Batch{Snapshots: []storage.Snapshot{{Round: round, Data: data}}}) {
-			return
-		}
-		s.snapshotted(round, len(data), covered)
+		s.snapshotted(size, j.covered)
 	})
 }
 
-// snapshotted notes a snapshot of size bytes at round, covering blocks of
+// snapshotted notes a stored snapshot of size bytes, covering blocks of
 // the given weight.
-func (s *Shell) snapshotted(round uint64, size, covered int) {
-	s.snapshotRound, s.snapshotBytes = round, size
+func (s *Shell) snapshotted(size, covered int) {
+	s.snapshotBytes = size
 	s.sinceSnapshot = max(0, s.sinceSnapshot-covered)
 }
 

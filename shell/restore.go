@@ -41,7 +41,7 @@ func (s *Shell) restore() error {
 			return fmt.Errorf("block %d of the snapshot: %w", round, err)
 		}
 		s.table, snapRound = table, round
-		s.snapshotted(round, len(snap), 0)
+		s.snapshotted(len(snap), 0)
 		s.round, s.head = round, b.Hash()
 		s.recent[round] = [2]msg.Digest{s.head, b.StateDigest}
 	} else if !errors.Is(err, storage.ErrNotFound) {

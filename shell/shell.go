@@ -78,13 +78,13 @@ type Shell struct {
 	lastParadigm []byte                   // the paradigm state last written to storage
 	xfer         *transfer                // state transfer under way
 	ticks        int64
-	// The latest snapshot, its size, and the weight of the blocks executed
-	// since (see blockWeight): the next checkpoint snapshots once they match.
-	snapshotRound                uint64
+	// The latest snapshot's size and the weight of the blocks executed since
+	// (see blockWeight): the next checkpoint snapshots once they match.
 	snapshotBytes, sinceSnapshot int
-	snapshotting                 bool   // a snapshot is being encoded off the loop
-	compactedAt                  uint64 // the stable checkpoint the WAL was last compacted at
-	compactTo                    uint64 // a stable checkpoint to compact at
+	snapshot                     *snapshotJob // under way, nil if none
+	views                        []viewState  // per instance, as last logged
+	compactedAt                  uint64       // the stable checkpoint the WAL was last compacted at
+	compactTo                    uint64       // a stable checkpoint to compact at
 	badSource                    map[msg.ReplicaID]bool
 	charged                      map[msg.ReplicaID]uint64 // invalid signatures each replica forwarded or served
 	stagedLimit                  int
@@ -182,6 +182,35 @@ func (s *Shell) Tick() {
 	s.ticks++
 	s.node.Tick()
 	s.onTickTransfer()
+	s.logViews()
+}
+
+// logViews says when an instance starts or finishes a view change: the one
+// event an operator must see to explain a stall (the ten-minute benchmark's
+// halt left no trace in the logs).
+func (s *Shell) logViews() {
+	m := s.node.Config().M
+	if s.views == nil {
+		s.views = make([]viewState, m)
+	}
+	for i := range m {
+		p := s.node.Instance(i)
+		v, changing := p.View()
+		if was := s.views[i]; was.view == v && was.changing == changing {
+			continue
+		}
+		if changing {
+			s.log.Info("instance changing view", "instance", i, "to", v)
+		} else {
+			s.log.Info("instance in a new view", "instance", i, "view", v, "primary", p.Primary())
+		}
+		s.views[i] = viewState{v, changing}
+	}
+}
+
+type viewState struct {
+	view     uint64
+	changing bool
 }
 
 // fail records the first storage failure; the driver stops the replica
@@ -306,6 +335,7 @@ func (s *Shell) commit() {
 		}
 		s.durable = max(s.durable, upTo)
 		s.release()
+		s.startSnapshot()
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/internal/testcluster"
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/storage"
 )
 
@@ -60,18 +61,22 @@ type snapCounter struct {
 	snapshots []uint64
 }
 
-func (c *snapCounter) Apply(b *storage.Batch) error {
-	for _, sn := range b.Snapshots {
-		c.snapshots = append(c.snapshots, sn.Round)
-	}
-	return c.Interface.Apply(b)
+func (c *snapCounter) PutSnapshot(round uint64, data []byte) error {
+	c.snapshots = append(c.snapshots, round)
+	return c.Interface.PutSnapshot(round, data)
+}
+
+// executeDurably executes a round and commits it, as the loop's Flush does.
+func executeDurably(r *Shell, round rcc.Round) {
+	r.execute(round)
+	r.commit()
 }
 
 // A snapshot writes the whole state, a block only its round's requests: a
 // large state under a light write load must not be rewritten at every
 // checkpoint (the ten-minute benchmark wrote gigabytes that way). The
-// snapshot kept through compaction is the latest, and a restart from it
-// plus the blocks after it reaches the same state.
+// latest snapshot survives compaction, and a restart from it plus the
+// blocks after it reaches the same state.
 func TestSnapshotsAmortizedOverBlocks(t *testing.T) {
 	cfg, ckey := testcluster.Config(t, 4, false)
 	k := uint64(cfg.CheckpointInterval)
@@ -84,10 +89,10 @@ func TestSnapshotsAmortizedOverBlocks(t *testing.T) {
 	for i := range 4 { // a 240 KiB state in the first round
 		reqs = append(reqs, put(ckey, msg.ClientID(i), 1, fmt.Sprint("big", i), big))
 	}
-	r.execute(roundOf(1, state, reqs...))
+	executeDurably(r, roundOf(1, state, reqs...))
 	const checkpoints = 8
 	for round := uint64(2); round <= checkpoints*k; round++ {
-		r.execute(roundOf(round, state, put(ckey, 0, round, "small", fmt.Sprint(round))))
+		executeDurably(r, roundOf(round, state, put(ckey, 0, round, "small", fmt.Sprint(round))))
 	}
 	if len(disk.snapshots) != 1 || disk.snapshots[0] != k {
 		t.Fatalf("snapshots at rounds %v over %d checkpoints of a 240 KiB state with %d small blocks; want only the first, at %d",
@@ -103,7 +108,7 @@ func TestSnapshotsAmortizedOverBlocks(t *testing.T) {
 	}
 	// Once the blocks since the snapshot outweigh it, the next checkpoint snapshots.
 	for round := checkpoints*k + 1; round <= checkpoints*k+4*k; round++ {
-		r2.execute(roundOf(round, state, put(ckey, 1, round, "wide", big)))
+		executeDurably(r2, roundOf(round, state, put(ckey, 1, round, "wide", big)))
 	}
 	if got, _, _ := mem.LatestSnapshot(); got <= checkpoints*k {
 		t.Fatalf("after %d blocks of 60 KiB the latest snapshot is still round %d", 4*k, got)
@@ -135,11 +140,11 @@ func TestSnapshotEncodedOffTheLoop(t *testing.T) {
 	}
 	state := r.node.State()
 	for round := uint64(1); round <= k; round++ {
-		r.execute(roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
+		executeDurably(r, roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
 	}
 	atK := r.app.Digest()
 	for round := k + 1; round <= k+3; round++ {
-		r.execute(roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
+		executeDurably(r, roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
 	}
 	if _, _, err := mem.LatestSnapshot(); err == nil || len(worker.jobs) != 1 {
 		t.Fatalf("before the worker ran: snapshot lookup %v, %d jobs; want none stored and 1 job", err, len(worker.jobs))
@@ -156,5 +161,34 @@ func TestSnapshotEncodedOffTheLoop(t *testing.T) {
 	restored := mux.New(r.cfg.Scope)
 	if err := restored.Restore(app); err != nil || restored.Digest() != atK {
 		t.Fatalf("the snapshot of round %d holds another state (restore error %v)", k, err)
+	}
+}
+
+// A snapshot file is durable the moment it is written, so it is written
+// only once its round's block is: a crash never leaves a snapshot above the
+// ledger's height.
+func TestSnapshotWaitsForItsBlock(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	k := uint64(cfg.CheckpointInterval)
+	scfg, keyring, err := FromConfig(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := testcluster.MemStore(t)
+	disk, worker := &laterDisk{Interface: mem}, &laterWorker{}
+	r, err := New(scfg, Deps{Net: dropNet{}, Disk: disk, Crypto: testCrypto{keyring}, Worker: worker, Logger: testcluster.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := r.node.State()
+	for round := uint64(1); round <= k; round++ {
+		executeDurably(r, roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
+	}
+	if len(worker.jobs) != 0 {
+		t.Fatalf("%d snapshot jobs started before block %d was durable", len(worker.jobs), k)
+	}
+	disk.complete()
+	if len(worker.jobs) != 1 {
+		t.Fatalf("%d snapshot jobs once block %d is durable, want 1", len(worker.jobs), k)
 	}
 }

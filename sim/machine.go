@@ -74,6 +74,18 @@ func (d *simDisk) Apply(b *storage.Batch) error {
 	return d.Memory.Apply(b)
 }
 
+// PutSnapshot writes a snapshot file: it fails like any write on a full
+// disk and like its fsync on a failing one.
+func (d *simDisk) PutSnapshot(round uint64, data []byte) error {
+	switch {
+	case d.full:
+		return errDiskFull
+	case d.badFsync:
+		return errFsync
+	}
+	return d.Memory.PutSnapshot(round, data)
+}
+
 // Commit implements shell.Disk the way production's committer does: one
 // fsync at a time, and every commit asked for while one is in flight joins
 // the next (group commit).

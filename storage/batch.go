@@ -10,29 +10,20 @@ import (
 
 // Batch is a set of writes that becomes durable all together or not at all:
 // a crash never leaves a block without the paradigm state and reply cache
-// of the same round, or a snapshot without the state it was taken with.
-// Fields left zero write nothing. Within a batch, truncations apply first,
-// then records, blocks (in height order), certificates, snapshots, meta
-// deletions and meta writes.
+// of the same round. Fields left zero write nothing. Within a batch,
+// truncations apply first, then records, blocks (in height order),
+// certificates, meta deletions and meta writes. Snapshots are not part of
+// batches: they are files of their own (see PutSnapshot).
 type Batch struct {
 	Records      [][]byte
 	Blocks       []*ledger.Block
 	Certificates []*ledger.Certificate
-	Snapshots    []Snapshot
 	Meta         []Meta
 	// DeleteMeta names meta values to remove (absent ones are ignored).
 	DeleteMeta []string
 	// TruncateRecordsBefore, when non-zero, drops WAL records with lower
 	// sequence numbers (as TruncateRecordsBefore does).
 	TruncateRecordsBefore uint64
-	// TruncateSnapshotsBefore, when non-zero, drops snapshots of lower rounds.
-	TruncateSnapshotsBefore uint64
-}
-
-// Snapshot is an application snapshot taken after Round.
-type Snapshot struct {
-	Round uint64
-	Data  []byte
 }
 
 // Meta is a small named value.
@@ -61,11 +52,6 @@ func (s *Store) Apply(b *Batch) error {
 	for i, r := range b.Records {
 		if len(r) > MaxValueBytes {
 			return fmt.Errorf("storage: record %d: %d bytes exceeds limit %d", i, len(r), MaxValueBytes)
-		}
-	}
-	for _, sn := range b.Snapshots {
-		if len(sn.Data) > MaxValueBytes {
-			return fmt.Errorf("storage: snapshot %d: %d bytes exceeds limit %d", sn.Round, len(sn.Data), MaxValueBytes)
 		}
 	}
 	for _, m := range b.Meta {
@@ -121,9 +107,6 @@ func (s *Store) Apply(b *Batch) error {
 			s.nextSeq = max(s.nextSeq, b.TruncateRecordsBefore)
 			l.put(bSys, []byte(sysWALFloor), seal(u64key(s.nextSeq)))
 		}
-		if b.TruncateSnapshotsBefore != 0 {
-			l.deleteBelow(bSnaps, u64key(b.TruncateSnapshotsBefore))
-		}
 		for _, r := range b.Records {
 			l.put(bWAL, u64key(s.nextSeq), seal(r))
 			s.nextSeq++
@@ -136,9 +119,6 @@ func (s *Store) Apply(b *Batch) error {
 		s.height = height
 		for i, c := range b.Certificates {
 			l.put(bCerts, u64key(c.Round), seal(certs[i]))
-		}
-		for _, sn := range b.Snapshots {
-			l.put(bSnaps, u64key(sn.Round), seal(sn.Data))
 		}
 		for _, k := range b.DeleteMeta {
 			l.put(bMeta, []byte(k), nil)

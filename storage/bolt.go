@@ -40,9 +40,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil
 	})
 	if err == nil {
-		var s *Store
-		if s, err = newStore(e, opts, true); err == nil {
-			return s, nil
+		var snaps *fileSnaps
+		if snaps, err = openFileSnaps(filepath.Join(dir, snapDir)); err == nil {
+			var s *Store
+			if s, err = newStore(e, snaps, opts, true); err == nil {
+				return s, nil
+			}
 		}
 	}
 	db.Close()

@@ -1,6 +1,7 @@
 // Package storage is a replica's durable state: the consensus core's
-// write-ahead records, the ledger's blocks and certificates, application
-// snapshots and small metadata, in one embedded store.
+// write-ahead records, the ledger's blocks and certificates and small
+// metadata in one embedded store, and application snapshots as files beside
+// it (snapshots.go says why).
 //
 // # Why bbolt
 //

@@ -19,7 +19,7 @@ type Memory struct {
 // Sync.
 func NewMemory(opts Options) (*Memory, error) {
 	eng := &memEngine{}
-	s, err := newStore(eng, opts, false)
+	s, err := newStore(eng, &memSnaps{}, opts, false)
 	if err != nil {
 		return nil, err
 	}

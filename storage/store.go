@@ -70,7 +70,9 @@ type Interface interface {
 	// hash to c.BlockHash. Signatures are not checked here (ledger.Verify).
 	PutCertificate(c *ledger.Certificate) error
 
-	// PutSnapshot stores the application snapshot taken after round.
+	// PutSnapshot stores the application snapshot taken after round,
+	// durable when it returns and independent of commits (it may run
+	// alongside them; see snapshots.go).
 	PutSnapshot(round uint64, data []byte) error
 	// LatestSnapshot returns the snapshot with the highest round, checksum
 	// verified; ErrNotFound if there is none.
@@ -113,6 +115,7 @@ var (
 // NewMemory in memory.
 type Store struct {
 	eng       engine
+	snaps     snapStore
 	interval  time.Duration // 0: PerBatch
 	autoFlush bool          // commit pending writes on a timer (disk only)
 
@@ -129,8 +132,8 @@ type Store struct {
 	commits atomic.Uint64
 }
 
-func newStore(eng engine, opts Options, autoFlush bool) (*Store, error) {
-	s := &Store{eng: eng, pending: newLayer()}
+func newStore(eng engine, snaps snapStore, opts Options, autoFlush bool) (*Store, error) {
+	s := &Store{eng: eng, snaps: snaps, pending: newLayer()}
 	switch p := opts.Fsync.(type) {
 	case nil, PerBatch:
 	case GroupCommit:
@@ -286,13 +289,22 @@ func (s *Store) PutCertificate(c *ledger.Certificate) error {
 	return s.Apply(&Batch{Certificates: []*ledger.Certificate{c}})
 }
 
+// PutSnapshot stores the snapshot durably before it returns. It does not
+// wait for commits, nor they for it: call it off the replica's loop.
 func (s *Store) PutSnapshot(round uint64, data []byte) error {
-	return s.Apply(&Batch{Snapshots: []Snapshot{{Round: round, Data: data}}})
+	if len(data) > MaxValueBytes {
+		return fmt.Errorf("storage: snapshot %d: %d bytes exceeds limit %d", round, len(data), MaxValueBytes)
+	}
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.snaps.put(round, data)
 }
 
-func (s *Store) TruncateSnapshotsBefore(round uint64) error {
-	return s.Apply(&Batch{TruncateSnapshotsBefore: round})
-}
+func (s *Store) TruncateSnapshotsBefore(round uint64) error { return s.snaps.truncateBefore(round) }
 
 func (s *Store) PutMeta(key string, val []byte) error {
 	return s.Apply(&Batch{Meta: []Meta{{Key: key, Val: val}}})
@@ -492,53 +504,28 @@ func (s *Store) RecordBounds() (first, next uint64, err error) {
 
 func (s *Store) LatestSnapshot() (uint64, []byte, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return 0, nil, s.err
-	}
-	keys, err := s.keysLocked(bSnaps)
+	err := s.err
+	s.mu.Unlock()
 	if err != nil {
-		return 0, nil, fmt.Errorf("storage: snapshots: %w", err)
+		return 0, nil, err
 	}
-	if len(keys) == 0 {
-		return 0, nil, fmt.Errorf("storage: no snapshot: %w", ErrNotFound)
-	}
-	k := keys[len(keys)-1]
-	data, err := s.getLocked(bSnaps, k)
-	if err != nil {
-		return 0, nil, fmt.Errorf("storage: %w", err)
-	}
-	return binary.BigEndian.Uint64(k), data, nil
+	return s.snaps.latest()
 }
 
 func (s *Store) SnapshotChunk(round uint64, index int, chunkSize int) ([]byte, int, error) {
 	if chunkSize <= 0 {
 		return nil, 0, fmt.Errorf("storage: snapshot chunk size %d must be positive", chunkSize)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return nil, 0, s.err
-	}
-	var chunk []byte
-	var total int
-	err := s.rawLocked(bSnaps, u64key(round), func(v []byte) error {
-		if len(v) < sealBytes {
-			return fmt.Errorf("snapshots %d: %w: %d-byte value has no checksum header", round, ErrCorrupt, len(v))
-		}
-		p := v[sealBytes:]
-		total = max(1, (len(p)+chunkSize-1)/chunkSize)
-		if index < 0 || index >= total {
-			return fmt.Errorf("storage: snapshot %d: chunk %d out of range [0, %d)", round, index, total)
-		}
-		lo := index * chunkSize
-		chunk = append([]byte(nil), p[lo:min(len(p), lo+chunkSize)]...)
-		return nil
-	})
+	p, err := s.snaps.get(round)
 	if err != nil {
-		return nil, 0, fmt.Errorf("storage: %w", err)
+		return nil, 0, err
 	}
-	return chunk, total, nil
+	total := max(1, (len(p)+chunkSize-1)/chunkSize)
+	if index < 0 || index >= total {
+		return nil, 0, fmt.Errorf("storage: snapshot %d: chunk %d out of range [0, %d)", round, index, total)
+	}
+	lo := index * chunkSize
+	return append([]byte(nil), p[lo:min(len(p), lo+chunkSize)]...), total, nil
 }
 
 func (s *Store) GetMeta(key string) ([]byte, error) {
@@ -581,13 +568,14 @@ const (
 	bWAL bucket = iota
 	bBlocks
 	bCerts
-	bSnaps
 	bMeta
 	bSys
 	numBuckets
 )
 
-var bucketNames = [numBuckets]string{"wal", "blocks", "certs", "snapshots", "meta", "sys"}
+// Data directories written before snapshots became files also hold a
+// "snapshots" bucket; nothing reads it (restart replays the blocks instead).
+var bucketNames = [numBuckets]string{"wal", "blocks", "certs", "meta", "sys"}
 
 func (b bucket) String() string { return bucketNames[b] }
 
