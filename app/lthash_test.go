@@ -2,6 +2,7 @@ package app
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -145,5 +146,21 @@ func BenchmarkLtHashAdd(b *testing.B) {
 	e := []byte("some key and some value of moderate size........")
 	for b.Loop() {
 		h.Add(e)
+	}
+}
+
+// The parallel sum is the sequential one, whatever the element count's
+// split across cores (below, at and above the chunk size).
+func TestLtHashOfMatchesSequential(t *testing.T) {
+	for _, n := range []int{0, 1, 4095, 4096, 9000, 20001} {
+		seq := NewLtHash("braid/test")
+		elem := func(i int) []byte { return binary.BigEndian.AppendUint64([]byte("element"), uint64(i)) }
+		for i := range n {
+			seq.Add(elem(i))
+		}
+		par := LtHashOf("braid/test", n, func(h *LtHash, i int) { h.Add(elem(i)) })
+		if !par.Equal(seq) || par.Sum() != seq.Sum() {
+			t.Fatalf("n=%d: parallel sum differs from the sequential one", n)
+		}
 	}
 }

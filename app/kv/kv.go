@@ -451,8 +451,6 @@ func (s *Store) decodeSnapshot(b []byte) (*avl.Tree[[]byte], *app.LtHash, error)
 	}
 	keys := make([][]byte, 0, n)
 	vals := make([][]byte, 0, n)
-	hash := app.NewLtHash(hashTag)
-	var l [4]byte
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
 		k := r.Bytes("key", maxInternalKeyLen)
 		v := r.Bytes("value", MaxValueLen)
@@ -472,12 +470,15 @@ func (s *Store) decodeSnapshot(b []byte) (*avl.Tree[[]byte], *app.LtHash, error)
 		k, v = buf[:len(k):len(k)], buf[len(k):]
 		keys = append(keys, k)
 		vals = append(vals, v)
-		wire.AppendU32(l[:0], uint32(len(k)))
-		hash.Add(l[:], k, v)
 	}
 	if err := r.Done(); err != nil {
 		return nil, nil, err
 	}
+	hash := app.LtHashOf(hashTag, len(keys), func(h *app.LtHash, i int) {
+		var l [4]byte
+		wire.AppendU32(l[:0], uint32(len(keys[i])))
+		h.Add(l[:], keys[i], vals[i])
+	})
 	return avl.BuildSorted(keys, vals), hash, nil
 }
 
