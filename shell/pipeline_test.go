@@ -53,20 +53,12 @@ func (d *laterDisk) complete() {
 
 func pipelineShell(t *testing.T, cfg *config.Config, id int) (*Shell, *recordNet, *laterDisk) {
 	t.Helper()
-	scfg, keyring, err := FromConfig(cfg, id)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mem, err := storage.NewMemory(storage.Options{Fsync: storage.GroupCommit{Interval: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	net, disk := &recordNet{}, &laterDisk{Interface: mem}
-	sh, err := New(scfg, Deps{Net: net, Disk: disk, Crypto: testCrypto{keyring}, Worker: inline{}, Logger: testcluster.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sh, net, disk
+	return testShell(t, cfg, id, Deps{Net: net, Disk: disk}), net, disk
 }
 
 // prePrepare is instance inst's view-0 proposal of reqs at seq, signed by
@@ -193,16 +185,12 @@ func (w *costWorker) Go(work func() Cost, done func()) {
 // The simulator is charged what was verified, not a flat one per frame.
 func TestNestedSignaturesVerifiedOnce(t *testing.T) {
 	cfg, ckey := testcluster.Config(t, 4, false)
-	scfg, keyring, err := FromConfig(cfg, 1)
+	_, keyring, err := FromConfig(cfg, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := testcluster.MemStore(t)
 	crypto, worker := &countingCrypto{Crypto: testCrypto{keyring}}, &costWorker{}
-	sh, err := New(scfg, Deps{Net: &recordNet{}, Disk: syncDisk{mem}, Crypto: crypto, Worker: worker, Logger: testcluster.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sh := testShell(t, cfg, 1, Deps{Disk: syncDisk{testcluster.MemStore(t)}, Crypto: crypto, Worker: worker})
 	pp := prePrepare(t, cfg, 0, 1, put(ckey, 0, 1, "a", "1"), put(ckey, 0, 2, "b", "2"), put(ckey, 0, 3, "c", "3"))
 	sh.OnPeer(pp.From, msg.Marshal(pp))
 	sh.Flush()

@@ -80,11 +80,31 @@ func (f *faultStore) Close() error { return nil } // the test reopens the memory
 
 func newReplica(t *testing.T, cfg *config.Config, id int, st storage.Interface) *Shell {
 	t.Helper()
+	return testShell(t, cfg, id, Deps{Disk: syncDisk{st}})
+}
+
+// testShell is replica id's shell with the given dependencies; those left
+// nil are the test defaults (a network that drops everything, the
+// cluster's keys, jobs run inline, a quiet logger).
+func testShell(t *testing.T, cfg *config.Config, id int, deps Deps) *Shell {
+	t.Helper()
 	scfg, keyring, err := FromConfig(cfg, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh, err := New(scfg, Deps{Net: dropNet{}, Disk: syncDisk{st}, Crypto: testCrypto{keyring}, Worker: inline{}, Logger: testcluster.Logger()})
+	if deps.Net == nil {
+		deps.Net = dropNet{}
+	}
+	if deps.Crypto == nil {
+		deps.Crypto = testCrypto{keyring}
+	}
+	if deps.Worker == nil {
+		deps.Worker = inline{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = testcluster.Logger()
+	}
+	sh, err := New(scfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

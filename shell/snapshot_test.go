@@ -128,16 +128,9 @@ func (w *laterWorker) Go(work func() Cost, done func()) {
 func TestSnapshotEncodedOffTheLoop(t *testing.T) {
 	cfg, ckey := testcluster.Config(t, 4, false)
 	k := uint64(cfg.CheckpointInterval)
-	scfg, keyring, err := FromConfig(cfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mem := testcluster.MemStore(t)
 	worker := &laterWorker{}
-	r, err := New(scfg, Deps{Net: dropNet{}, Disk: syncDisk{mem}, Crypto: testCrypto{keyring}, Worker: worker, Logger: testcluster.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testShell(t, cfg, 1, Deps{Disk: syncDisk{mem}, Worker: worker})
 	state := r.node.State()
 	for round := uint64(1); round <= k; round++ {
 		executeDurably(r, roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
@@ -170,16 +163,9 @@ func TestSnapshotEncodedOffTheLoop(t *testing.T) {
 func TestSnapshotWaitsForItsBlock(t *testing.T) {
 	cfg, ckey := testcluster.Config(t, 4, false)
 	k := uint64(cfg.CheckpointInterval)
-	scfg, keyring, err := FromConfig(cfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mem := testcluster.MemStore(t)
 	disk, worker := &laterDisk{Interface: mem}, &laterWorker{}
-	r, err := New(scfg, Deps{Net: dropNet{}, Disk: disk, Crypto: testCrypto{keyring}, Worker: worker, Logger: testcluster.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testShell(t, cfg, 1, Deps{Disk: disk, Worker: worker})
 	state := r.node.State()
 	for round := uint64(1); round <= k; round++ {
 		executeDurably(r, roundOf(round, state, put(ckey, 0, round, "k", fmt.Sprint(round))))
