@@ -484,6 +484,14 @@ func benchFresh(ctx context.Context, o *benchOptions, m int, name string, secPer
 		}
 		return nil, err
 	}
+	// A replica that died mid-run leaves the others to carry the load: the
+	// numbers are then of a degraded cluster, and why it died matters more.
+	if gone := cl.exited(); len(gone) > 0 {
+		for id, why := range gone {
+			fmt.Fprintf(stderr, "braid bench: warning: replica %d exited during the run (%v); its log: %s\n", id, why, cl.logFile(id))
+		}
+		dumpLogs(stderr, cl, cfg.N)
+	}
 	cl.stop()
 	if rounds, insts, err := ledgerRounds(cfg, 0, wnd[0], wnd[1]); err != nil {
 		fmt.Fprintf(human, "per-instance rounds unavailable: %v\n", err)

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +24,20 @@ type cluster struct {
 	cfgPath string
 	logDir  string
 	procs   []*exec.Cmd
+
+	mu    sync.Mutex
+	exits map[int]error // replicas whose process ended, with how
+}
+
+// exited lists the replicas whose process has ended, with how it ended.
+func (c *cluster) exited() map[int]error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[int]error, len(c.exits))
+	for id, err := range c.exits {
+		out[id] = err
+	}
+	return out
 }
 
 func newCluster(cfgPath string, n int) (*cluster, error) {
@@ -55,7 +70,19 @@ func (c *cluster) start(id int) error {
 		return fmt.Errorf("start replica %d: %w", id, err)
 	}
 	c.procs[id] = cmd
-	go func() { _ = cmd.Wait(); f.Close() }()
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		if err == nil {
+			err = errors.New("exit status 0")
+		}
+		c.mu.Lock()
+		if c.exits == nil {
+			c.exits = map[int]error{}
+		}
+		c.exits[id] = err
+		c.mu.Unlock()
+	}()
 	return nil
 }
 
