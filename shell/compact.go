@@ -12,11 +12,12 @@ import (
 // compact bounds the data directory after a stable checkpoint at round:
 // the write-ahead log keeps only the records some instance still needs to
 // restore (pbft.Retained, against each instance's own low watermark and
-// view), and the paradigm states kept for serving older transfers go.
-// (Snapshots are dropped by the snapshot job that supersedes them.) The kept records are re-appended and
-// everything before them truncated in one atomic write, so a crash leaves
-// either the old log or the compacted one, never a mix. Restart then reads
-// only what lies above the last stable checkpoint.
+// view), and the paradigm states kept for serving older transfers go
+// (snapshots are dropped by the snapshot job that supersedes them). The
+// kept records are re-appended and everything before them truncated in one
+// atomic write, so a crash leaves either the old log or the compacted one,
+// never a mix. Restart then reads only what lies above the last stable
+// checkpoint.
 // compactedMeta names the round of the last compaction, so a restarted
 // replica deletes exactly the paradigm states it has not deleted yet.
 const compactedMeta = "compacted-at"

@@ -14,10 +14,10 @@ import (
 
 // execute applies one round: the application, the exactly-once table, one
 // ledger block, and every K rounds a checkpoint over (block, state) and,
-// when it pays for itself, a snapshot. The round's block, its paradigm
-// state and its snapshot are one atomic batch: a crash never restores a
-// height with another round's paradigm state. Replies wait for the batch's
-// commit.
+// when it pays for itself, a snapshot (see maybeSnapshot). The round's
+// block and its paradigm state are one atomic batch: a crash never restores
+// a height with another round's paradigm state. Replies wait for the
+// batch's commit.
 func (s *Shell) execute(round rcc.Round) {
 	if round.Round != s.round+1 {
 		s.fail("execute", fmt.Errorf("round %d out of order, want %d", round.Round, s.round+1))

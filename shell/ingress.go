@@ -137,13 +137,7 @@ func (s *Shell) verifyClients() {
 	var valid []bool
 	s.worker.Go(func() Cost {
 		valid = s.crypto.VerifyAll(items)
-		var good [][32]byte
-		for i := range items {
-			if valid[i] {
-				good = append(good, sigKey(&items[i]))
-			}
-		}
-		s.sigs.add(good) // the same requests come back inside pre-prepares and view changes
+		s.sigs.remember(items, valid) // the same requests come back inside pre-prepares and view changes
 		return Cost{Verifications: len(items), Bytes: bytes}
 	}, func() {
 		if s.failed != nil {

@@ -54,14 +54,25 @@ func sigKey(g *msg.Signature) [32]byte {
 	return d
 }
 
-func (c *sigCache) has(k [32]byte) bool {
+// fresh returns the signatures among sigs not verified before, and their
+// keys.
+func (c *sigCache) fresh(sigs []msg.Signature) ([]msg.Signature, [][32]byte) {
+	keys := make([][32]byte, len(sigs))
+	for i := range sigs {
+		keys[i] = sigKey(&sigs[i])
+	}
+	var out []msg.Signature
+	var outKeys [][32]byte
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.recent[k]; ok {
-		return true
+	for i, k := range keys {
+		_, recent := c.recent[k]
+		_, older := c.older[k]
+		if !recent && !older {
+			out, outKeys = append(out, sigs[i]), append(outKeys, k)
+		}
 	}
-	_, ok := c.older[k]
-	return ok
+	return out, outKeys
 }
 
 func (c *sigCache) add(keys [][32]byte) {
@@ -75,21 +86,24 @@ func (c *sigCache) add(keys [][32]byte) {
 	}
 }
 
+// remember adds the signatures among items that verified (valid[i]).
+func (c *sigCache) remember(items []msg.Signature, valid []bool) {
+	var good [][32]byte
+	for i := range items {
+		if valid[i] {
+			good = append(good, sigKey(&items[i]))
+		}
+	}
+	c.add(good)
+}
+
 // verify checks every signature in sigs, skipping those verified before,
 // and batch-verifies the rest with crypto. It reports whether all of them
 // hold and how many it verified (for the simulator's CPU model); it
 // remembers the new ones only when all of them hold, so a message with one
 // forged signature does not warm the cache for its accomplices.
 func (c *sigCache) verify(crypto Crypto, sigs []msg.Signature) (ok bool, verified int) {
-	var fresh []msg.Signature
-	var keys [][32]byte
-	for i := range sigs {
-		k := sigKey(&sigs[i])
-		if !c.has(k) {
-			fresh = append(fresh, sigs[i])
-			keys = append(keys, k)
-		}
-	}
+	fresh, keys := c.fresh(sigs)
 	if len(fresh) == 0 {
 		return true, 0
 	}

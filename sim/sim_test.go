@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,19 +193,17 @@ func TestLiveness(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if open := livenessOpen[sc]; open != nil && open(n, m) {
-							for _, v := range res.Violations {
-								if !strings.Contains(v, "recovery:") && !(strings.Contains(v, "liveness:") && twinClientGap(sc, n, m)) {
-									t.Errorf("seed %d (known liveness gap): safety violation %s", seed, v)
-								} else {
-									t.Logf("seed %d: known liveness gap: %s", seed, v)
-								}
-							}
-							continue
+						var tolerated []string
+						if open := livenessOpen[sc]; open != nil {
+							tolerated = open(n, m)
 						}
-						if len(res.Violations) > 0 {
-							t.Errorf("seed %d: replay: go run ./cmd/braid sim --liveness --protocol rcc --m %d --scenario %s --n %d --seed %d\n%v",
-								seed, m, sc, n, seed, res.Violations)
+						for _, v := range res.Violations {
+							if slices.ContainsFunc(tolerated, func(kind string) bool { return strings.Contains(v, kind) }) {
+								t.Logf("seed %d: known liveness gap: %s", seed, v)
+								continue
+							}
+							t.Errorf("seed %d: replay: go run ./cmd/braid sim --liveness --protocol rcc --m %d --scenario %s --n %d --seed %d\n%s",
+								seed, m, sc, n, seed, v)
 						}
 					}
 				})
@@ -213,27 +212,32 @@ func TestLiveness(t *testing.T) {
 	}
 }
 
-// twinClientGap: with twins at n = 7 and m = 7, a request can wait past
-// the bound, in a cascade of view changes across every instance (seed 13
-// of the CI seeds: 233 view changes, every request done by 40 s instead of
-// 30 s; 1 seed in 40). It appeared when the CPU model began charging each
-// message the signatures it really verifies (a view change its nested
-// ones), which changed the interleavings; the simulated replicas are about
-// 7% busy, so it is not overload. Most view changes start on expired
-// request or progress timeouts of correct primaries. Open: the logs name
-// every such seed; safety violations still fail the test.
-func twinClientGap(scenario string, n, m int) bool { return scenario == "twin" && n == 7 && m == 7 }
-
-var livenessOpen = map[string]func(n, m int) bool{
-	// A correct replica on the twin's smaller side can stay behind once
-	// clients stop (e.g. n=4 m=1 seed 1: alone in a view change at height
-	// 122, the others at 142, no stable checkpoint above 120). Its catch-up
-	// needs a stable checkpoint, i.e. 2f+1 checkpoint signatures, and the
-	// other correct replicas make only 2f of them: the twin withholds the
-	// last. PBFT's weak certificate for state transfer (f+1 matching
-	// checkpoints: one correct replica vouches) would close it. The
-	// clients' liveness is still required (every request completes).
-	"twin": func(n, m int) bool { return true },
+// livenessOpen names, per scenario and (n, m), the kinds of violation
+// tolerated as known gaps (each is logged with its seed); any other
+// violation, safety above all, fails the test.
+var livenessOpen = map[string]func(n, m int) []string{
+	"twin": func(n, m int) []string {
+		// A correct replica on the twin's smaller side can stay behind once
+		// clients stop (e.g. n=4 m=1 seed 1: alone in a view change at height
+		// 122, the others at 142, no stable checkpoint above 120). Its catch-up
+		// needs a stable checkpoint, i.e. 2f+1 checkpoint signatures, and the
+		// other correct replicas make only 2f of them: the twin withholds the
+		// last. PBFT's weak certificate for state transfer (f+1 matching
+		// checkpoints: one correct replica vouches) would close it.
+		open := []string{"recovery:"}
+		if n == 7 && m == 7 {
+			// And a request can wait past the bound, in a cascade of view
+			// changes across every instance (seed 13 of the CI seeds: 233
+			// view changes, every request done by 40 s instead of 30 s; 1
+			// seed in 40). It appeared when the CPU model began charging
+			// each message the signatures it really verifies, which changed
+			// the interleavings; the simulated replicas are about 7% busy,
+			// so it is not overload. Most of those view changes start on
+			// expired request or progress timeouts of correct primaries.
+			open = append(open, "liveness:")
+		}
+		return open
+	},
 }
 
 // The disk scenarios must actually stop a replica: a storage failure is

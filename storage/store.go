@@ -295,16 +295,21 @@ func (s *Store) PutSnapshot(round uint64, data []byte) error {
 	if len(data) > MaxValueBytes {
 		return fmt.Errorf("storage: snapshot %d: %d bytes exceeds limit %d", round, len(data), MaxValueBytes)
 	}
-	s.mu.Lock()
-	err := s.err
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.sticky(); err != nil {
 		return err
 	}
 	return s.snaps.put(round, data)
 }
 
 func (s *Store) TruncateSnapshotsBefore(round uint64) error { return s.snaps.truncateBefore(round) }
+
+// sticky is the error that made the store unusable (a failed commit, or
+// Close), if any.
+func (s *Store) sticky() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
 
 func (s *Store) PutMeta(key string, val []byte) error {
 	return s.Apply(&Batch{Meta: []Meta{{Key: key, Val: val}}})
@@ -503,10 +508,7 @@ func (s *Store) RecordBounds() (first, next uint64, err error) {
 }
 
 func (s *Store) LatestSnapshot() (uint64, []byte, error) {
-	s.mu.Lock()
-	err := s.err
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.sticky(); err != nil {
 		return 0, nil, err
 	}
 	return s.snaps.latest()

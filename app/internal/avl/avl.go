@@ -53,10 +53,7 @@ func (t *Tree[V]) Clone() *Tree[V] {
 // from the root down to it), so writing an owned node in place never
 // changes what a clone sees.
 func (t *Tree[V]) own(n *node[V]) *node[V] {
-	if t.owner == nil {
-		t.owner = new(token)
-	}
-	if n.owner == t.owner {
+	if n.owner == t.token() {
 		return n
 	}
 	c := *n
@@ -65,10 +62,15 @@ func (t *Tree[V]) own(n *node[V]) *node[V] {
 }
 
 func (t *Tree[V]) newNode(key []byte, v V) *node[V] {
+	return &node[V]{key: key, val: v, height: 1, owner: t.token()}
+}
+
+// token is t's write token, made on first use (the zero Tree has none).
+func (t *Tree[V]) token() *token {
 	if t.owner == nil {
 		t.owner = new(token)
 	}
-	return &node[V]{key: key, val: v, height: 1, owner: t.owner}
+	return t.owner
 }
 
 // Len returns the number of entries.
@@ -104,7 +106,7 @@ func (t *Tree[V]) Get(key []byte) (V, bool) {
 func (t *Tree[V]) Set(key []byte, v V) (old V, replaced bool) {
 	if n := t.find(key); n != nil {
 		old = n.val
-		if n.owner != nil && n.owner == t.owner {
+		if n.owner == t.token() {
 			n.val = v
 		} else {
 			t.root = t.replace(t.root, key, v)
@@ -175,7 +177,7 @@ func (t *Tree[V]) Ascend(start []byte, fn func(key []byte, v V) bool) {
 // keys must be strictly ascending (callers validate this; Restore paths
 // reject unsorted input before calling) and len(vals) == len(keys).
 func BuildSorted[V any](keys [][]byte, vals []V) *Tree[V] {
-	t := &Tree[V]{size: len(keys), owner: new(token)}
+	t := &Tree[V]{size: len(keys)}
 	t.root = t.build(keys, vals)
 	return t
 }
