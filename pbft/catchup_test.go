@@ -105,3 +105,72 @@ func TestProposeQueuedRespectsThePipeline(t *testing.T) {
 		t.Fatalf("after the pipeline drained: %d batches proposed, want 3", got)
 	}
 }
+
+// A primary that leaves an idle instance off a checkpoint is suspected:
+// bringing it there is its duty, because a replica it kept in the dark
+// can catch up only from a stable checkpoint (twin primary, seed 9 of the
+// simulator's liveness sweep: two correct replicas at 99, one at 82, none
+// at a checkpoint, forever). The backups move to the next view, whose
+// primary pads.
+func TestPrimaryThatNeverPadsIsReplaced(t *testing.T) {
+	c := newCluster(t, 4, func(cfg *Config) {
+		cfg.CheckpointInterval, cfg.Window, cfg.PadToCheckpoint = 4, 16, true
+		if cfg.ID == 0 {
+			cfg.PadToCheckpoint = false // the primary of view 0 shirks
+		}
+	})
+	c.nodes[0].Request(req(1, 1))
+	c.tick(300)
+	c.checkAgreement()
+	for i, nd := range c.nodes {
+		if view, _ := nd.View(); nd.LastDecided() != 4 || nd.LowWatermark() != 4 || view != 1 {
+			t.Fatalf("replica %d: view %d, decided %d, stable %d; want view 1, both 4", i, view, nd.LastDecided(), nd.LowWatermark())
+		}
+	}
+}
+
+// f+1 matching checkpoints above what a replica decided are enough to
+// fetch and verify that state (one of them is correct), when no quorum of
+// them ever forms; they do not move the low watermark, but once installed
+// our own checkpoint completes the quorum. f of them are not enough.
+func TestWeakCheckpointStartsTransfer(t *testing.T) {
+	for _, vouchers := range []int{1, 2} { // n = 4: f = 1
+		cfg := Config{ID: 1, N: 4, Primary: roundRobin(4), Signer: testSigner{1}, CheckpointInterval: 4, Window: 16}
+		nd, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := msg.Digest{7}
+		for from := 2; from < 2+vouchers; from++ {
+			c := &msg.Checkpoint{Seq: 8, State: state, From: msg.ReplicaID(from)}
+			c.Sig = testSigner{msg.ReplicaID(from)}.Sign(msg.SignedBytes(c))
+			nd.Step(msg.ReplicaID(from), c)
+		}
+		var st *StateTransfer
+		for i := 0; i < 200 && st == nil; i++ {
+			nd.Tick()
+			for nd.HasReady() {
+				if rd := nd.Ready(); rd.StateTransfer != nil {
+					st = rd.StateTransfer
+				}
+			}
+		}
+		if vouchers == 1 {
+			if st != nil {
+				t.Fatalf("one checkpoint (f) started a transfer to %d", st.Seq)
+			}
+			continue
+		}
+		if st == nil || st.Seq != 8 || st.State != state || len(st.Proof) != 2 {
+			t.Fatalf("two checkpoints (f+1): transfer %+v, want to 8 with both as proof", st)
+		}
+		if nd.LowWatermark() != 0 {
+			t.Fatalf("a weak certificate moved the low watermark to %d", nd.LowWatermark())
+		}
+		nd.StateTransferred(8, nil)
+		nd.Checkpoint(8, state)
+		if nd.LastDecided() != 8 || nd.LowWatermark() != 8 {
+			t.Fatalf("after the transfer and our checkpoint: decided %d, stable %d; want 8, 8", nd.LastDecided(), nd.LowWatermark())
+		}
+	}
+}

@@ -89,12 +89,13 @@ type Node struct {
 	low          uint64 // stable checkpoint
 	stableState  msg.Digest
 	stableProof  []msg.Checkpoint
-	lastDecided  uint64 // highest sequence number emitted as decided (or transferred)
-	transferring uint64 // stable checkpoint awaiting StateTransferred, 0 if none
-	nextSeq      uint64 // primary: next sequence number to propose
-	resumeAt     uint64 // the paradigm layer ignores this instance's rounds below it: propose no requests there
-	holdUntil    int64  // propose nothing before this tick (relearning after Announce)
-	planEnd      uint64 // last sequence number the current view's NewView fixed
+	lastDecided  uint64    // highest sequence number emitted as decided (or transferred)
+	transferring uint64    // stable checkpoint awaiting StateTransferred, 0 if none
+	weak         *weakCert // the highest checkpoint above lastDecided that f+1 replicas vouch for
+	nextSeq      uint64    // primary: next sequence number to propose
+	resumeAt     uint64    // the paradigm layer ignores this instance's rounds below it: propose no requests there
+	holdUntil    int64     // propose nothing before this tick (relearning after Announce)
+	planEnd      uint64    // last sequence number the current view's NewView fixed
 
 	slots    map[uint64]*slot
 	learned  map[uint64]*learnSlot         // decisions observed from outside our view
@@ -117,6 +118,7 @@ type Node struct {
 
 	tick         int64
 	decidedTick  int64 // tick of the last decision (padToCheckpoint)
+	viewTick     int64 // tick the current view was entered (padOverdue)
 	vcDeadline   int64
 	vcAttempts   int
 	lastBeacon   int64
@@ -124,6 +126,18 @@ type Node struct {
 	stats        Stats
 	ready        Ready
 	pendingReady bool
+}
+
+// weakCert is f+1 matching checkpoints: at least one correct replica
+// executed to State at Seq, and correct replicas agree, so it is the state
+// every correct replica has there — enough to fetch and verify it by (the
+// fetched blocks must replay to State), though not to move the low
+// watermark, which takes a quorum.
+type weakCert struct {
+	seq   uint64
+	state msg.Digest
+	proof []msg.Checkpoint
+	since int64 // tick it formed
 }
 
 type answer struct {
@@ -1026,7 +1040,43 @@ func (n *Node) addCheckpoint(c *msg.Checkpoint) {
 	}
 	if len(proof) >= n.q {
 		n.makeStable(c.Seq, c.State, proof[:n.q])
+		return
 	}
+	if len(proof) > n.f && c.Seq > n.lastDecided && (n.weak == nil || c.Seq > n.weak.seq) {
+		n.weak = &weakCert{seq: c.Seq, state: c.State, proof: proof, since: n.tick}
+	}
+}
+
+// weakTransfer fetches the state at a checkpoint only f+1 replicas vouch
+// for, once this replica has been stuck below it for a while. A stable
+// checkpoint needs a quorum of signatures, and correct replicas sign only
+// what they executed: with f Byzantine replicas withholding theirs and a
+// correct one kept in the dark by them (a twin primary, say), the other
+// correct replicas stay one signature short of the quorum forever, and
+// the one in the dark, whose signature would complete it, cannot get
+// there by itself (seed 1 of the
+// simulator's twin sweep at n = 4, m = 4: two correct replicas at 176,
+// one at 145). Castro and Liskov's PBFT fetches on f+1 checkpoints for
+// this reason. Once installed, our own checkpoint completes the quorum.
+func (n *Node) weakTransfer() {
+	w := n.weak
+	if w == nil {
+		return
+	}
+	if w.seq <= n.lastDecided || w.seq <= n.low {
+		n.weak = nil
+		return
+	}
+	quiet := 2*int64(n.cfg.RetransmitTicks) + int64(n.cfg.ProgressTimeout)
+	if n.transferring != 0 || n.tick-max(w.since, n.decidedTick) < quiet {
+		return
+	}
+	n.weak = nil
+	n.transferring = w.seq
+	n.ready.StateTransfer = &StateTransfer{Seq: w.seq, State: w.state, Proof: w.proof}
+	n.pendingReady = true
+	n.stats.StateTransfers++
+	n.stats.WeakTransfers++
 }
 
 // makeStable moves the low watermark to seq and forgets everything below it.
@@ -1098,6 +1148,10 @@ func (n *Node) StateTransferred(seq uint64, executed map[msg.ClientID]uint64) {
 	n.learnExecuted(executed)
 	if n.lastDecided < seq {
 		n.lastDecided = seq
+		n.decidedTick = n.tick
+	}
+	if n.nextSeq <= seq {
+		n.nextSeq = seq + 1
 	}
 	n.deliver()
 }
@@ -1124,6 +1178,7 @@ func (n *Node) learnExecuted(executed map[msg.ClientID]uint64) {
 // Tick advances the instance's notion of time by one tick.
 func (n *Node) Tick() {
 	n.tick++
+	n.weakTransfer()
 	if n.changing {
 		if n.tick >= n.vcDeadline {
 			if n.viewChangeQuorum() {
@@ -1202,7 +1257,38 @@ func (n *Node) primarySuspect() bool {
 			return true
 		}
 	}
-	return false
+	return n.padOverdue()
+}
+
+// padOverdue: the instance has been idle off a checkpoint for longer than
+// a correct primary takes to pad it (padToCheckpoint waits two retransmit
+// periods; its pre-prepares then fall under the progress timeout). Padding
+// is a primary's duty, not a courtesy: a correct replica that the primary
+// kept in the dark (a twin serving the other correct replicas) can learn
+// the last decisions only from a stable checkpoint above them — commits
+// are not signed, so nobody can relay the primary's — and an idle cluster
+// never makes one unless it pads. A backup that is itself behind (others
+// vouch for a checkpoint above what it decided, or a quorum committed a
+// slot it has not) is catching up, not suspecting.
+func (n *Node) padOverdue() bool {
+	if !n.cfg.PadToCheckpoint || n.lastDecided%n.cfg.CheckpointInterval == 0 || n.transferring != 0 || n.tick < n.holdUntil {
+		return false
+	}
+	quiet := 2*int64(n.cfg.RetransmitTicks) + int64(n.cfg.ProgressTimeout) + int64(n.cfg.RequestTimeout)
+	if n.tick-max(n.decidedTick, n.viewTick) < quiet || n.Behind() {
+		return false
+	}
+	for id, list := range n.ckpts {
+		if id != n.cfg.ID && len(list) > 0 && list[len(list)-1].Seq > n.lastDecided {
+			return false
+		}
+	}
+	for seq, s := range n.slots {
+		if seq > n.lastDecided && s.pp != nil {
+			return false // the progress timeout watches it
+		}
+	}
+	return true
 }
 
 // Behind reports whether this replica sees the instance progressing
@@ -1260,6 +1346,14 @@ func (n *Node) onStatus(st *msg.Status) {
 			if !n.answer(a, to, &n.stableProof[i]) {
 				return
 			}
+		}
+	}
+	// Our latest checkpoint, if the asker has not decided that far: what
+	// makes the weak certificate it may need (see weakTransfer) when no
+	// stable checkpoint forms above it. It may have missed the broadcast.
+	if own := n.ckpts[n.cfg.ID]; len(own) > 0 && own[len(own)-1].Seq >= st.NextSeq && own[len(own)-1].Seq > n.low {
+		if !n.answer(a, to, &own[len(own)-1]) {
+			return
 		}
 	}
 	if st.View < n.view {

@@ -43,6 +43,7 @@ type Stats struct {
 	Suspicions         uint64
 	StableCheckpoints  uint64
 	StateTransfers     uint64
+	WeakTransfers      uint64 // of those, to a checkpoint only f+1 replicas vouch for
 	Learned            uint64 // decisions learned from commit quorums of another view
 	IdlePads           uint64 // times an idle primary padded to the next checkpoint
 	CheckpointMismatch uint64

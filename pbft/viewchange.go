@@ -344,6 +344,7 @@ func (n *Node) checkNewView(nv *msg.NewView) (newViewPlan, string) {
 func (n *Node) enterView(nv *msg.NewView, p newViewPlan) {
 	n.view = nv.View
 	n.changing = false
+	n.viewTick = n.tick
 	n.newView = nv
 	n.ownVC = nil
 	n.vcAttempts = 0

@@ -267,6 +267,9 @@ func (s *Shell) install(x *transfer, paradigm []byte) {
 	s.xfer = nil
 	s.log.Info("state transfer done", "round", s.round, "blocks", len(x.blocks), "source", x.source)
 	s.node.StateTransferred(s.round, s.table.lastNums())
+	// Sign the checkpoint we now hold: when the target was vouched for by
+	// only f+1 replicas (no quorum formed without us), ours completes it.
+	s.node.Checkpoint(s.round, x.target.State)
 	s.compactTo = max(s.compactTo, s.round) // the instances moved their low watermarks to the checkpoint
 	s.node.Announce()
 	s.maybeSnapshot()
