@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha3"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"sync"
 )
@@ -135,6 +136,31 @@ func (h *LtHash) Reset() { h.lanes = [LtHashLanes]uint16{} }
 // Equal reports whether h and o have identical lanes (and therefore equal
 // sums).
 func (h *LtHash) Equal(o *LtHash) bool { return h.lanes == o.lanes }
+
+// Lanes returns the full state, LtHashBytes bytes (little-endian lanes):
+// what a replica's own snapshot keeps so that restoring it need not rehash
+// every record (see LtHashFromLanes).
+func (h *LtHash) Lanes() []byte {
+	b := make([]byte, LtHashBytes)
+	for i, v := range h.lanes {
+		binary.LittleEndian.PutUint16(b[2*i:], v)
+	}
+	return b
+}
+
+// LtHashFromLanes is the hash whose state Lanes returned. Nothing ties the
+// lanes to any records: a caller that did not produce them itself must
+// check them against the records (by recomputing) before relying on them.
+func LtHashFromLanes(tag string, b []byte) (*LtHash, error) {
+	if len(b) != LtHashBytes {
+		return nil, fmt.Errorf("lthash: %d bytes of lanes, want %d", len(b), LtHashBytes)
+	}
+	h := NewLtHash(tag)
+	for i := range h.lanes {
+		h.lanes[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	return h, nil
+}
 
 // Sum returns SHA-256 of the lanes, each encoded little-endian.
 func (h *LtHash) Sum() [32]byte {

@@ -145,7 +145,7 @@ func (s *Shell) startSnapshot() {
 		if snap, err = j.app.Snapshot(); err != nil {
 			return Cost{}
 		}
-		data := encodeSnapshot(snap, j.table)
+		data := encodeSnapshot(snap, j.app.DigestLanes(), j.table)
 		size = len(data)
 		if err = disk.PutSnapshot(j.round, data); err == nil {
 			err = disk.TruncateSnapshotsBefore(j.round)

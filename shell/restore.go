@@ -29,11 +29,16 @@ func (s *Shell) restore() error {
 		if round > height {
 			return fmt.Errorf("snapshot of round %d is above the ledger height %d", round, height)
 		}
-		appSnap, table, err := decodeSnapshot(snap, s.id)
+		appSnap, lanes, table, err := decodeSnapshot(snap, s.id)
 		if err != nil {
 			return fmt.Errorf("snapshot %d: %w", round, err)
 		}
-		if err := s.app.Restore(appSnap); err != nil {
+		if lanes == nil {
+			err = s.app.Restore(appSnap)
+		} else {
+			s.checkRestored, err = s.app.RestoreWithDigest(appSnap, lanes)
+		}
+		if err != nil {
 			return fmt.Errorf("snapshot %d: %w", round, err)
 		}
 		b, err := s.disk.Block(round)

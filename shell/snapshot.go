@@ -19,7 +19,17 @@ import (
 // certified block history (every block binds its requests and their results
 // digest), so checkpoints certify it through the blocks they cover.
 
-var snapshotTag = []byte("braid/replica-snapshot/v1")
+// Version 2 also keeps the application's digest lanes (mux.App.DigestLanes):
+// restoring then need not rehash every record, which was most of a restart
+// after the ten-minute benchmark; a worker rehashes them after the replica
+// is up and stops it if they lied (see restore).
+var (
+	snapshotTag   = []byte("braid/replica-snapshot/v1")
+	snapshotTagV2 = []byte("braid/replica-snapshot/v2")
+)
+
+// maxSnapshotLanes bounds the digest lanes a snapshot may carry.
+const maxSnapshotLanes = 1 << 16
 
 // maxSnapshotClients bounds the decoded table (hostile disk input).
 const maxSnapshotClients = 1 << 24
@@ -55,10 +65,19 @@ func (t executed) clone() executed {
 	return out
 }
 
-func encodeSnapshot(app []byte, table executed) []byte {
-	b := append([]byte(nil), snapshotTag...)
+// encodeSnapshot writes version 2 when lanes is non-nil, else version 1.
+func encodeSnapshot(app, lanes []byte, table executed) []byte {
+	tag := snapshotTag
+	if lanes != nil {
+		tag = snapshotTagV2
+	}
+	b := append([]byte(nil), tag...)
 	b = binary.BigEndian.AppendUint64(b, uint64(len(app)))
 	b = append(b, app...)
+	if lanes != nil {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(lanes)))
+		b = append(b, lanes...)
+	}
 	ids := make([]msg.ClientID, 0, len(table))
 	for c := range table {
 		ids = append(ids, c)
@@ -80,13 +99,19 @@ func encodeSnapshot(app []byte, table executed) []byte {
 
 var errSnapshot = errors.New("replica snapshot")
 
-// decodeSnapshot parses a snapshot written by encodeSnapshot. It never
-// panics on hostile input and bounds every length by what is left.
-func decodeSnapshot(p []byte, self msg.ReplicaID) (app []byte, table executed, err error) {
-	if len(p) < len(snapshotTag) || string(p[:len(snapshotTag)]) != string(snapshotTag) {
-		return nil, nil, fmt.Errorf("%w: bad header", errSnapshot)
+// decodeSnapshot parses a snapshot written by encodeSnapshot (lanes is nil
+// for version 1). It never panics on hostile input and bounds every length
+// by what is left.
+func decodeSnapshot(p []byte, self msg.ReplicaID) (app, lanes []byte, table executed, err error) {
+	v2 := false
+	switch {
+	case len(p) >= len(snapshotTag) && string(p[:len(snapshotTag)]) == string(snapshotTag):
+	case len(p) >= len(snapshotTagV2) && string(p[:len(snapshotTagV2)]) == string(snapshotTagV2):
+		v2 = true
+	default:
+		return nil, nil, nil, fmt.Errorf("%w: bad header", errSnapshot)
 	}
-	p = p[len(snapshotTag):]
+	p = p[len(snapshotTag):] // both versions' tags are the same length
 	u64 := func() (uint64, bool) {
 		if len(p) < 8 {
 			return 0, false
@@ -105,18 +130,29 @@ func decodeSnapshot(p []byte, self msg.ReplicaID) (app []byte, table executed, e
 	}
 	n, ok := u64()
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: truncated application length", errSnapshot)
+		return nil, nil, nil, fmt.Errorf("%w: truncated application length", errSnapshot)
 	}
 	if app, ok = bytesN(n); !ok {
-		return nil, nil, fmt.Errorf("%w: application snapshot of %d bytes, %d left", errSnapshot, n, len(p))
+		return nil, nil, nil, fmt.Errorf("%w: application snapshot of %d bytes, %d left", errSnapshot, n, len(p))
+	}
+	if v2 {
+		if len(p) < 4 {
+			return nil, nil, nil, fmt.Errorf("%w: truncated digest lanes length", errSnapshot)
+		}
+		ln := binary.BigEndian.Uint32(p)
+		p = p[4:]
+		if lanes, ok = bytesN(uint64(ln)); !ok || ln > maxSnapshotLanes {
+			return nil, nil, nil, fmt.Errorf("%w: digest lanes of %d bytes, %d left", errSnapshot, ln, len(p))
+		}
+		lanes = append([]byte{}, lanes...)
 	}
 	if len(p) < 4 {
-		return nil, nil, fmt.Errorf("%w: truncated client count", errSnapshot)
+		return nil, nil, nil, fmt.Errorf("%w: truncated client count", errSnapshot)
 	}
 	count := binary.BigEndian.Uint32(p)
 	p = p[4:]
 	if count > maxSnapshotClients || uint64(count)*minClientBytes > uint64(len(p)) {
-		return nil, nil, fmt.Errorf("%w: %d clients do not fit in %d bytes", errSnapshot, count, len(p))
+		return nil, nil, nil, fmt.Errorf("%w: %d clients do not fit in %d bytes", errSnapshot, count, len(p))
 	}
 	table = make(executed, count)
 	var prev uint64
@@ -125,34 +161,34 @@ func decodeSnapshot(p []byte, self msg.ReplicaID) (app []byte, table executed, e
 		num, ok2 := u64()
 		view, ok3 := u64()
 		if !ok1 || !ok2 || !ok3 {
-			return nil, nil, fmt.Errorf("%w: truncated client entry %d", errSnapshot, i)
+			return nil, nil, nil, fmt.Errorf("%w: truncated client entry %d", errSnapshot, i)
 		}
 		if len(p) < 5 {
-			return nil, nil, fmt.Errorf("%w: truncated outcome", errSnapshot)
+			return nil, nil, nil, fmt.Errorf("%w: truncated outcome", errSnapshot)
 		}
 		outcome, inst := msg.Outcome(p[0]), binary.BigEndian.Uint32(p[1:5])
 		p = p[5:]
 		if outcome > msg.NotMoved {
-			return nil, nil, fmt.Errorf("%w: client %d: outcome %d", errSnapshot, c, outcome)
+			return nil, nil, nil, fmt.Errorf("%w: client %d: outcome %d", errSnapshot, c, outcome)
 		}
 		if i > 0 && c <= prev {
-			return nil, nil, fmt.Errorf("%w: client ids not strictly ascending at %d", errSnapshot, c)
+			return nil, nil, nil, fmt.Errorf("%w: client ids not strictly ascending at %d", errSnapshot, c)
 		}
 		prev = c
 		if len(p) < 4 {
-			return nil, nil, fmt.Errorf("%w: truncated result length", errSnapshot)
+			return nil, nil, nil, fmt.Errorf("%w: truncated result length", errSnapshot)
 		}
 		rl := binary.BigEndian.Uint32(p)
 		p = p[4:]
 		res, ok := bytesN(uint64(rl))
 		if !ok || rl > msg.MaxMessageBytes {
-			return nil, nil, fmt.Errorf("%w: result of %d bytes, %d left", errSnapshot, rl, len(p))
+			return nil, nil, nil, fmt.Errorf("%w: result of %d bytes, %d left", errSnapshot, rl, len(p))
 		}
 		table[msg.ClientID(c)] = &msg.Reply{Client: msg.ClientID(c), Number: num, View: view,
 			Outcome: outcome, Instance: inst, Result: append([]byte(nil), res...), From: self, Primary: msg.NoReplica}
 	}
 	if len(p) != 0 {
-		return nil, nil, fmt.Errorf("%w: %d trailing bytes", errSnapshot, len(p))
+		return nil, nil, nil, fmt.Errorf("%w: %d trailing bytes", errSnapshot, len(p))
 	}
-	return app, table, nil
+	return app, lanes, table, nil
 }

@@ -18,13 +18,19 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		3:    {Client: 3, Number: 7, View: 2, Outcome: msg.Moved, Instance: 1, Result: []byte("ok"), From: 1, Primary: msg.NoReplica},
 		1000: {Client: 1000, Number: 1, Result: nil, From: 1, Primary: msg.NoReplica},
 	}
-	enc := encodeSnapshot([]byte("app-state"), table)
-	app, got, err := decodeSnapshot(enc, 1)
+	for _, lanes := range [][]byte{nil, []byte("lanes")} {
+		testSnapshotRoundTrip(t, table, lanes)
+	}
+}
+
+func testSnapshotRoundTrip(t *testing.T, table executed, lanes []byte) {
+	enc := encodeSnapshot([]byte("app-state"), lanes, table)
+	app, gotLanes, got, err := decodeSnapshot(enc, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(app) != "app-state" || len(got) != 2 {
-		t.Fatalf("decoded app %q, %d clients", app, len(got))
+	if string(app) != "app-state" || len(got) != 2 || !bytes.Equal(gotLanes, lanes) || (gotLanes == nil) != (lanes == nil) {
+		t.Fatalf("decoded app %q, lanes %q, %d clients", app, gotLanes, len(got))
 	}
 	for c, want := range table {
 		g := got[c]
@@ -34,22 +40,24 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 	for i := range enc { // every truncation is an error, never a panic
-		if _, _, err := decodeSnapshot(enc[:i], 1); err == nil {
+		if _, _, _, err := decodeSnapshot(enc[:i], 1); err == nil {
 			t.Fatalf("truncated snapshot of %d bytes accepted", i)
 		}
 	}
 }
 
 func FuzzDecodeSnapshot(f *testing.F) {
-	f.Add(encodeSnapshot([]byte("x"), executed{5: {Client: 5, Number: 2, Result: []byte("r")}}))
-	f.Add(encodeSnapshot(nil, nil))
+	f.Add(encodeSnapshot([]byte("x"), nil, executed{5: {Client: 5, Number: 2, Result: []byte("r")}}))
+	f.Add(encodeSnapshot([]byte("x"), []byte("lanes"), executed{5: {Client: 5, Number: 2, Result: []byte("r")}}))
+	f.Add(encodeSnapshot(nil, nil, nil))
 	f.Add([]byte("braid/replica-snapshot/v1\xff\xff\xff\xff\xff\xff\xff\xff"))
+	f.Add([]byte("braid/replica-snapshot/v2\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, p []byte) {
-		app, table, err := decodeSnapshot(p, 0)
+		app, lanes, table, err := decodeSnapshot(p, 0)
 		if err != nil {
 			return
 		}
-		if re := encodeSnapshot(app, table); !bytes.Equal(re, p) {
+		if re := encodeSnapshot(app, lanes, table); !bytes.Equal(re, p) {
 			t.Fatalf("decoded snapshot does not re-encode to its input")
 		}
 	})
@@ -147,13 +155,18 @@ func TestSnapshotEncodedOffTheLoop(t *testing.T) {
 	if err != nil || round != k {
 		t.Fatalf("after the worker ran: snapshot of round %d (%v), want %d", round, err, k)
 	}
-	app, _, err := decodeSnapshot(data, 1)
+	app, lanes, _, err := decodeSnapshot(data, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	restored := mux.New(r.cfg.Scope)
 	if err := restored.Restore(app); err != nil || restored.Digest() != atK {
 		t.Fatalf("the snapshot of round %d holds another state (restore error %v)", k, err)
+	}
+	fast := mux.New(r.cfg.Scope)
+	check, err := fast.RestoreWithDigest(app, lanes)
+	if err != nil || fast.Digest() != atK || check() != nil {
+		t.Fatalf("restored with the snapshot's digest lanes: error %v, digest matches %v, check %v", err, fast.Digest() == atK, check())
 	}
 }
 
@@ -176,5 +189,39 @@ func TestSnapshotWaitsForItsBlock(t *testing.T) {
 	disk.complete()
 	if len(worker.jobs) != 1 {
 		t.Fatalf("%d snapshot jobs once block %d is durable, want 1", len(worker.jobs), k)
+	}
+}
+
+// A restart takes the application's digest from the snapshot's own lanes
+// instead of rehashing every record, then rehashes them on a worker: lanes
+// that do not match the records (a file edited behind its checksum) stop
+// the replica; honest ones leave it running with the same digest.
+func TestRestoredLanesAreVerified(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	k := uint64(cfg.CheckpointInterval)
+	mem := testcluster.MemStore(t)
+	r := newReplica(t, cfg, 1, mem)
+	state := r.node.State()
+	for round := uint64(1); round <= k; round++ {
+		executeDurably(r, roundOf(round, state, put(ckey, 0, round, fmt.Sprint("k", round), "v")))
+	}
+	round, data, err := mem.LatestSnapshot()
+	if err != nil || round != k {
+		t.Fatalf("snapshot of round %d (%v), want %d", round, err, k)
+	}
+	app, lanes, table, err := decodeSnapshot(data, 1)
+	if err != nil || lanes == nil {
+		t.Fatalf("decode: %v, lanes %d bytes; want version 2 with lanes", err, len(lanes))
+	}
+	honest := newReplica(t, cfg, 1, mem)
+	if honest.Failed() != nil || honest.app.Digest() != r.app.Digest() {
+		t.Fatalf("restart from an honest snapshot: failed %v, digest matches %v", honest.Failed(), honest.app.Digest() == r.app.Digest())
+	}
+	lanes[0] ^= 1
+	if err := mem.PutSnapshot(k, encodeSnapshot(app, lanes, table)); err != nil {
+		t.Fatal(err)
+	}
+	if liar := newReplica(t, cfg, 1, mem); liar.Failed() == nil {
+		t.Fatal("restart from a snapshot whose digest lanes do not match its records kept running")
 	}
 }

@@ -347,17 +347,60 @@ func (bk *Bank) Snapshot() ([]byte, error) {
 // bytes). The digest is recomputed from the restored accounts. On error the
 // state is unchanged.
 func (bk *Bank) Restore(snapshot []byte) error {
-	tree, hash, err := decodeSnapshot(snapshot)
+	names, accts, err := decodeSnapshot(snapshot)
 	if err != nil {
 		return fmt.Errorf("bank: restore: %w", err)
 	}
-	bk.mu.Lock()
-	defer bk.mu.Unlock()
-	bk.accounts, bk.hash = tree, hash
+	bk.install(names, accts, hashAccounts(names, accts))
 	return nil
 }
 
-func decodeSnapshot(b []byte) (*avl.Tree[*account], *app.LtHash, error) {
+// DigestLanes is the full state of the digest (app.LtHash.Lanes), for a
+// replica's own snapshot to keep beside Snapshot's bytes.
+func (bk *Bank) DigestLanes() []byte {
+	bk.mu.RLock()
+	defer bk.mu.RUnlock()
+	return bk.hash.Lanes()
+}
+
+// RestoreWithDigest is Restore taking the digest from lanes instead of
+// rehashing every account; check recomputes it and reports whether lanes
+// lied (see kv.Store.RestoreWithDigest: the same contract).
+func (bk *Bank) RestoreWithDigest(snapshot, lanes []byte) (check func() error, err error) {
+	names, accts, err := decodeSnapshot(snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("bank: restore: %w", err)
+	}
+	hash, err := app.LtHashFromLanes(hashTag, lanes)
+	if err != nil {
+		return nil, fmt.Errorf("bank: restore: %w", err)
+	}
+	want := hash.Clone()
+	bk.install(names, accts, hash)
+	return func() error {
+		if !hashAccounts(names, accts).Equal(want) {
+			return fmt.Errorf("bank: the snapshot's digest does not match its %d accounts", len(names))
+		}
+		return nil
+	}, nil
+}
+
+func (bk *Bank) install(names [][]byte, accts []*account, hash *app.LtHash) {
+	tree := avl.BuildSorted(names, accts)
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	bk.accounts, bk.hash = tree, hash
+}
+
+// hashAccounts is the digest of the accounts, on every core. Accounts are
+// never changed in place, so it may run while the ledger executes.
+func hashAccounts(names [][]byte, accts []*account) *app.LtHash {
+	return app.LtHashOf(hashTag, len(names), func(h *app.LtHash, i int) {
+		hashAccount(h, true, names[i], accts[i])
+	})
+}
+
+func decodeSnapshot(b []byte) (names [][]byte, accts []*account, err error) {
 	if len(b) < len(snapMagic)+1 || string(b[:len(snapMagic)]) != snapMagic {
 		return nil, nil, fmt.Errorf("bad magic")
 	}
@@ -369,9 +412,8 @@ func decodeSnapshot(b []byte) (*avl.Tree[*account], *app.LtHash, error) {
 	if r.Err() == nil && n > uint64(r.Remaining()/minEntry) {
 		return nil, nil, fmt.Errorf("account count %d exceeds what %d bytes can hold", n, r.Remaining())
 	}
-	names := make([][]byte, 0, n)
-	accts := make([]*account, 0, n)
-	hash := app.NewLtHash(hashTag)
+	names = make([][]byte, 0, n)
+	accts = make([]*account, 0, n)
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
 		name := r.Bytes("account name", MaxNameLen)
 		owner := r.Bytes("owner", app.MaxCallerLen)
@@ -388,16 +430,13 @@ func decodeSnapshot(b []byte) (*avl.Tree[*account], *app.LtHash, error) {
 		if i > 0 && bytes.Compare(names[i-1], name) >= 0 {
 			return nil, nil, fmt.Errorf("account %d: names not strictly ascending", i)
 		}
-		a := &account{owner: bytes.Clone(owner), balance: bal}
-		name = bytes.Clone(name)
-		names = append(names, name)
-		accts = append(accts, a)
-		hashAccount(hash, true, name, a)
+		names = append(names, bytes.Clone(name))
+		accts = append(accts, &account{owner: bytes.Clone(owner), balance: bal})
 	}
 	if err := r.Done(); err != nil {
 		return nil, nil, err
 	}
-	return avl.BuildSorted(names, accts), hash, nil
+	return names, accts, nil
 }
 
 // DecodeOpen decodes an open result.

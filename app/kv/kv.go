@@ -422,17 +422,65 @@ func (s *Store) Snapshot() ([]byte, error) {
 // order and absence of trailing bytes. The digest is recomputed from the
 // restored records. On error the state is unchanged.
 func (s *Store) Restore(snapshot []byte) error {
-	tree, hash, err := s.decodeSnapshot(snapshot)
+	keys, vals, err := s.decodeSnapshot(snapshot)
 	if err != nil {
 		return fmt.Errorf("kv: restore: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tree, s.hash = tree, hash
+	s.install(keys, vals, hashRecords(keys, vals))
 	return nil
 }
 
-func (s *Store) decodeSnapshot(b []byte) (*avl.Tree[[]byte], *app.LtHash, error) {
+// DigestLanes is the full state of the digest (app.LtHash.Lanes), for a
+// replica's own snapshot to keep beside Snapshot's bytes.
+func (s *Store) DigestLanes() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.hash.Lanes()
+}
+
+// RestoreWithDigest is Restore taking the digest from lanes (DigestLanes of
+// the state snapshot was taken from) instead of rehashing every record,
+// which is most of a large state's restore. The records are validated as
+// in Restore; check recomputes the digest from them and reports whether
+// lanes lied. It reads only what the restore captured, so it may run on
+// another goroutine while the store executes; until it returns nil the
+// digest is the snapshot's word, not a fact.
+func (s *Store) RestoreWithDigest(snapshot, lanes []byte) (check func() error, err error) {
+	keys, vals, err := s.decodeSnapshot(snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("kv: restore: %w", err)
+	}
+	hash, err := app.LtHashFromLanes(hashTag, lanes)
+	if err != nil {
+		return nil, fmt.Errorf("kv: restore: %w", err)
+	}
+	want := hash.Clone()
+	s.install(keys, vals, hash)
+	return func() error {
+		if !hashRecords(keys, vals).Equal(want) {
+			return fmt.Errorf("kv: the snapshot's digest does not match its %d records", len(keys))
+		}
+		return nil
+	}, nil
+}
+
+func (s *Store) install(keys, vals [][]byte, hash *app.LtHash) {
+	tree := avl.BuildSorted(keys, vals)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tree, s.hash = tree, hash
+}
+
+// hashRecords is the digest of sorted records, on every core.
+func hashRecords(keys, vals [][]byte) *app.LtHash {
+	return app.LtHashOf(hashTag, len(keys), func(h *app.LtHash, i int) {
+		var l [4]byte
+		wire.AppendU32(l[:0], uint32(len(keys[i])))
+		h.Add(l[:], keys[i], vals[i])
+	})
+}
+
+func (s *Store) decodeSnapshot(b []byte) (keys, vals [][]byte, err error) {
 	if len(b) < len(snapMagic)+2 || string(b[:len(snapMagic)]) != snapMagic {
 		return nil, nil, fmt.Errorf("bad magic")
 	}
@@ -449,8 +497,8 @@ func (s *Store) decodeSnapshot(b []byte) (*avl.Tree[[]byte], *app.LtHash, error)
 	if r.Err() == nil && n > uint64(r.Remaining()/8) {
 		return nil, nil, fmt.Errorf("entry count %d exceeds what %d bytes can hold", n, r.Remaining())
 	}
-	keys := make([][]byte, 0, n)
-	vals := make([][]byte, 0, n)
+	keys = make([][]byte, 0, n)
+	vals = make([][]byte, 0, n)
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
 		k := r.Bytes("key", maxInternalKeyLen)
 		v := r.Bytes("value", MaxValueLen)
@@ -474,12 +522,7 @@ func (s *Store) decodeSnapshot(b []byte) (*avl.Tree[[]byte], *app.LtHash, error)
 	if err := r.Done(); err != nil {
 		return nil, nil, err
 	}
-	hash := app.LtHashOf(hashTag, len(keys), func(h *app.LtHash, i int) {
-		var l [4]byte
-		wire.AppendU32(l[:0], uint32(len(keys[i])))
-		h.Add(l[:], keys[i], vals[i])
-	})
-	return avl.BuildSorted(keys, vals), hash, nil
+	return keys, vals, nil
 }
 
 // validKey checks an internal key from a snapshot against the bounds Execute

@@ -64,14 +64,10 @@ func (a *App) Snapshot() ([]byte, error) {
 
 // Restore installs a snapshot; on error nothing changes.
 func (a *App) Restore(s []byte) error {
-	if len(s) < 8 {
-		return errors.New("mux: snapshot truncated")
+	k, b, err := split(s)
+	if err != nil {
+		return err
 	}
-	n := binary.BigEndian.Uint64(s)
-	if n > uint64(len(s)-8) {
-		return errors.New("mux: snapshot: kv part exceeds the data")
-	}
-	k, b := s[8:8+n], s[8+n:]
 	nk, nb := kv.New(a.kvConfig()), bank.New()
 	if err := nk.Restore(k); err != nil {
 		return fmt.Errorf("mux: kv: %w", err)
@@ -81,6 +77,51 @@ func (a *App) Restore(s []byte) error {
 	}
 	a.kv, a.bank = nk, nb
 	return nil
+}
+
+// DigestLanes is both digests' full state (kv's, then bank's), for a
+// replica's own snapshot to keep so that restoring it need not rehash
+// every record.
+func (a *App) DigestLanes() []byte {
+	return append(a.kv.DigestLanes(), a.bank.DigestLanes()...)
+}
+
+// RestoreWithDigest is Restore taking both digests from lanes (DigestLanes
+// of the state s was taken from) instead of rehashing every record; check
+// recomputes them from the restored records and must pass before the
+// digest is trusted. It may run on another goroutine while the state
+// executes. On error nothing changes.
+func (a *App) RestoreWithDigest(s, lanes []byte) (check func() error, err error) {
+	k, b, err := split(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(lanes) != 2*app.LtHashBytes {
+		return nil, fmt.Errorf("mux: %d bytes of digest lanes, want %d", len(lanes), 2*app.LtHashBytes)
+	}
+	nk, nb := kv.New(a.kvConfig()), bank.New()
+	checkKV, err := nk.RestoreWithDigest(k, lanes[:app.LtHashBytes])
+	if err != nil {
+		return nil, fmt.Errorf("mux: kv: %w", err)
+	}
+	checkBank, err := nb.RestoreWithDigest(b, lanes[app.LtHashBytes:])
+	if err != nil {
+		return nil, fmt.Errorf("mux: bank: %w", err)
+	}
+	a.kv, a.bank = nk, nb
+	return func() error { return errors.Join(checkKV(), checkBank()) }, nil
+}
+
+// split cuts a snapshot into its kv and bank parts.
+func split(s []byte) (k, b []byte, err error) {
+	if len(s) < 8 {
+		return nil, nil, errors.New("mux: snapshot truncated")
+	}
+	n := binary.BigEndian.Uint64(s)
+	if n > uint64(len(s)-8) {
+		return nil, nil, errors.New("mux: snapshot: kv part exceeds the data")
+	}
+	return s[8 : 8+n], s[8+n:], nil
 }
 
 // Clone returns an independent copy of the state in O(1), for a snapshot
