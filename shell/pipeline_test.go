@@ -227,3 +227,21 @@ func TestNestedSignaturesVerifiedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A round's replies leave when it executes, not once its block is durable:
+// the round was decided, and its deciding quorum made the prepares behind
+// its commits durable before sending them, so a crash that loses the block
+// re-learns and re-executes the same round to the same results. Waiting
+// cost every request one more fsync on its critical path.
+func TestRepliesDoNotWaitForTheBlock(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	mem := testcluster.MemStore(t)
+	disk := &laterDisk{Interface: mem}
+	var replies int
+	r := testShell(t, cfg, 1, Deps{Disk: disk, Observer: Observer{Replied: func(*msg.Reply) { replies++ }}})
+	r.execute(roundOf(1, r.node.State(), put(ckey, 0, 1, "k", "v")))
+	r.commit()
+	if len(disk.commits) != 1 || replies != 1 {
+		t.Fatalf("block commit asked %d times, %d replies sent before it completed; want 1 and 1", len(disk.commits), replies)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/braid-bft/braid/config"
@@ -26,6 +27,7 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 	id := fs.Int("id", -1, "this replica's id, 0 ≤ id < n")
 	verbose := fs.Bool("v", false, "debug logging")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof); also $BRAID_CPUPROFILE_DIR/replica-<id>.pprof")
+	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace: where the loop waits); also $BRAID_TRACE_DIR/replica-<id>.trace")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -58,6 +60,20 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile == "" && os.Getenv("BRAID_TRACE_DIR") != "" {
+		*traceFile = filepath.Join(os.Getenv("BRAID_TRACE_DIR"), fmt.Sprintf("replica-%d.trace", *id))
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 	r, err := replica.New(cfg, *id, replica.Options{Logger: logger})
 	if err != nil {
