@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/braid-bft/braid/internal/atomicfile"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"filippo.io/edwards25519"
@@ -118,34 +118,13 @@ const maxKeyFileSize = 4096
 // WritePrivateKeyFile writes priv's 32-byte seed to path as a hex line,
 // with permissions 0600. The write is atomic: the key goes to a temporary
 // file in the same directory (created 0600 from the start, so the key is
-// never readable by others even briefly) which is then renamed over path.
+// never readable by others even briefly) which is then renamed over path,
+// and the directory is synced.
 func WritePrivateKeyFile(path string, priv PrivateKey) (err error) {
 	if len(priv) != PrivateKeySize {
 		return fmt.Errorf("auth: private key is %d bytes, want %d", len(priv), PrivateKeySize)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("auth: writing private key file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("auth: writing private key file: %w", err)
-	}
-	if _, err = f.WriteString(hex.EncodeToString(priv[:SeedSize]) + "\n"); err != nil {
-		return fmt.Errorf("auth: writing private key file: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("auth: writing private key file: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("auth: writing private key file: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
+	if err := atomicfile.WriteBytes(path, 0o600, []byte(hex.EncodeToString(priv[:SeedSize])+"\n")); err != nil {
 		return fmt.Errorf("auth: writing private key file: %w", err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/braid-bft/braid/internal/atomicfile"
 	"io"
 	"net"
 	"os"
@@ -683,7 +684,7 @@ func checkKeys(data []byte, ends map[int64]string) error {
 }
 
 // Save validates c and writes it to path as indented JSON, atomically (a
-// temporary file renamed over path) with permissions 0644: the file holds
+// temporary file renamed over path, then the directory synced) with permissions 0644: the file holds
 // no secrets. Relative paths in c are written as they are and from then on
 // resolve against path's directory.
 func (c *Config) Save(path string) (err error) {
@@ -695,29 +696,7 @@ func (c *Config) Save(path string) (err error) {
 		return err
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("config: saving: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("config: saving: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("config: saving: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("config: saving: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("config: saving: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
+	if err := atomicfile.WriteBytes(path, 0o644, data); err != nil {
 		return fmt.Errorf("config: saving: %w", err)
 	}
 	c.dir = dir

@@ -167,8 +167,11 @@ func (s *Shell) verifyRestored() {
 		err = check()
 		return Cost{Bytes: size}
 	}, func() {
-		if err != nil && s.failed == nil {
+		switch {
+		case err != nil && s.failed == nil:
 			s.fail("verify the restored snapshot's digest", err)
+		case err == nil:
+			s.log.Info("verified the restored snapshot's digest against its records")
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/braid-bft/braid/internal/atomicfile"
 	"hash/crc32"
 	"io/fs"
 	"os"
@@ -129,16 +130,8 @@ func (f *fileSnaps) put(round uint64, data []byte) error {
 
 // syncDir makes a rename or removal in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("storage: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("storage: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/braid-bft/braid/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -204,39 +205,31 @@ func runLedgerExport(args []string, stdout, stderr io.Writer) error {
 }
 
 // writeExport writes the export of src to path atomically: a temporary file
-// in the same directory, synced and renamed over path, so a failed export
+// in the same directory, synced and renamed over path (atomicfile), so a failed export
 // never leaves a truncated file that looks like a short ledger.
 func writeExport(path string, src ledger.Source) (size int64, err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	err = atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		cw := &countingWriter{w: w}
+		err := ledger.Export(cw, src)
+		size = cw.n
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("writing %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = ledger.Export(f, src); err != nil {
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = os.Chmod(f.Name(), 0o644); err != nil {
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	return st.Size(), nil
+	return size, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // countingSource counts the certificates read through it.
