@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/braid-bft/braid/internal/atomicfile"
+	"github.com/braid-bft/braid/quorum"
 	"io"
 	"net"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/auth"
-	"github.com/braid-bft/braid/pbft"
 )
 
 // FailurePolicy says how the cluster recovers an instance whose primary
@@ -263,7 +263,7 @@ func DefaultM(n int) int {
 	if n < 1 {
 		return n
 	}
-	return max(n-(n-1)/3, 1)
+	return max(quorum.Correct(n), 1)
 }
 
 // Default returns a configuration for n replicas and m instances (m ≤ 0
@@ -377,13 +377,13 @@ func (c *Config) F() int {
 	if c.N < 1 {
 		return 0
 	}
-	return pbft.Faults(c.N)
+	return quorum.Faults(c.N)
 }
 
 // Quorum returns the Byzantine quorum size: any two quorums intersect in at
 // least f+1 replicas. It is 2f+1 when n = 3f+1 and ⌊(n+f)/2⌋+1 in general,
 // the same as pbft.Quorum.
-func (c *Config) Quorum() int { return pbft.Quorum(c.N) }
+func (c *Config) Quorum() int { return quorum.Size(c.N) }
 
 // Replica returns the replica with the given id.
 func (c *Config) Replica(id int) (Replica, bool) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/braid-bft/braid/quorum"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/braid-bft/braid/auth"
-	"github.com/braid-bft/braid/pbft"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated example in ../docs/config.md")
@@ -308,8 +308,8 @@ func TestWarnings(t *testing.T) {
 func TestHelpers(t *testing.T) {
 	for n := 1; n <= 130; n++ {
 		c := &Config{N: n}
-		if c.F() != pbft.Faults(n) || c.Quorum() != pbft.Quorum(n) {
-			t.Fatalf("n=%d: F, Quorum = %d, %d; pbft says %d, %d", n, c.F(), c.Quorum(), pbft.Faults(n), pbft.Quorum(n))
+		if c.F() != quorum.Faults(n) || c.Quorum() != quorum.Size(n) {
+			t.Fatalf("n=%d: F, Quorum = %d, %d; quorum says %d, %d", n, c.F(), c.Quorum(), quorum.Faults(n), quorum.Size(n))
 		}
 	}
 	if c := (&Config{N: 4}); c.F() != 1 || c.Quorum() != 3 {

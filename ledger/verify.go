@@ -3,9 +3,9 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"github.com/braid-bft/braid/quorum"
 
 	"github.com/braid-bft/braid/msg"
-	"github.com/braid-bft/braid/pbft"
 )
 
 // Source is random access to a ledger: a replica's store, or an export.
@@ -165,12 +165,8 @@ func checkCertificate(c *Certificate, b *Block, hash msg.Digest, v msg.Verifier,
 		}
 		seen[cp.From] = true
 	}
-	if q := Quorum(n); len(seen) < q {
+	if q := quorum.Size(n); len(seen) < q {
 		return bad("%d signatures, quorum is %d of n = %d", len(seen), q, n)
 	}
 	return nil
 }
-
-// Quorum is the number of matching checkpoints that make one stable for n
-// replicas: ⌊(n+f)/2⌋+1 with f = ⌊(n−1)/3⌋ (2f+1 when n = 3f+1).
-func Quorum(n int) int { return pbft.Quorum(n) }

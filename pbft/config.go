@@ -158,11 +158,3 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// Faults returns f, the number of Byzantine replicas n replicas tolerate.
-func Faults(n int) int { return (n - 1) / 3 }
-
-// Quorum returns the size of a Byzantine quorum: any two intersect in at
-// least f+1 replicas, so in at least one correct one. For n = 3f+1 it is 2f+1;
-// for other n it is ⌊(n+f)/2⌋+1, which is what the intersection argument needs.
-func Quorum(n int) int { return (n+Faults(n))/2 + 1 }

@@ -14,6 +14,7 @@ package pbft
 
 import (
 	"fmt"
+	"github.com/braid-bft/braid/quorum"
 	"slices"
 
 	"github.com/braid-bft/braid/msg"
@@ -189,8 +190,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		cfg:      cfg,
-		f:        Faults(cfg.N),
-		q:        Quorum(cfg.N),
+		f:        quorum.Faults(cfg.N),
+		q:        quorum.Size(cfg.N),
 		view:     cfg.InitialView,
 		nextSeq:  1,
 		slots:    make(map[uint64]*slot),

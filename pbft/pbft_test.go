@@ -216,23 +216,6 @@ func TestRestartedReplicaKeepsItsWord(t *testing.T) {
 	}
 }
 
-func TestQuorumArithmetic(t *testing.T) {
-	for n := 1; n <= 40; n++ {
-		f, q := Faults(n), Quorum(n)
-		if 3*f+1 > n {
-			t.Fatalf("n=%d f=%d violates n ≥ 3f+1", n, f)
-		}
-		// Two quorums intersect in more than f replicas.
-		if 2*q-n <= f {
-			t.Fatalf("n=%d q=%d: quorums intersect in %d ≤ f=%d", n, q, 2*q-n, f)
-		}
-		// A quorum is reachable with f replicas silent.
-		if q > n-f {
-			t.Fatalf("n=%d q=%d > n-f=%d", n, q, n-f)
-		}
-	}
-}
-
 // A replica that missed everything for one sequence number but committed
 // the next must notice the gap and fetch what it missed.
 func TestReplicaRecoversFromAGap(t *testing.T) {

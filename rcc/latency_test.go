@@ -1,10 +1,10 @@
 package rcc
 
 import (
+	"github.com/braid-bft/braid/quorum"
 	"testing"
 
 	"github.com/braid-bft/braid/msg"
-	"github.com/braid-bft/braid/pbft"
 )
 
 // step delivers everything queued now — one message delay — and returns
@@ -80,7 +80,7 @@ func oneClientLatency(t *testing.T, n, m, k int) []int {
 func TestLowLoadLatencyFillsOnPrePrepare(t *testing.T) {
 	const k = 5
 	for _, n := range []int{4, 7} {
-		ms := []int{1, n - pbft.Faults(n), n}
+		ms := []int{1, quorum.Correct(n), n}
 		results := map[int][]int{}
 		for _, m := range ms {
 			results[m] = oneClientLatency(t, n, m, k)

@@ -2,6 +2,7 @@ package rcc
 
 import (
 	"fmt"
+	"github.com/braid-bft/braid/quorum"
 
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
@@ -70,7 +71,7 @@ func (c *Config) setDefaults() error {
 	if c.M < 1 || c.M > c.N || c.M > MaxOrderSize {
 		return fmt.Errorf("rcc config: field M: %d outside [1, min(N=%d, %d)]", c.M, c.N, MaxOrderSize)
 	}
-	f := pbft.Faults(c.N)
+	f := quorum.Faults(c.N)
 	if c.Policy == 0 {
 		c.Policy = Replace
 		if c.M > c.N-f {
@@ -236,9 +237,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	nd := &Node{
-		cfg: cfg, f: pbft.Faults(cfg.N), pending: make(map[uint64][]*pbft.Decision),
+		cfg: cfg, f: quorum.Faults(cfg.N), pending: make(map[uint64][]*pbft.Decision),
 		prim:    newPrimaries(cfg.N, cfg.M, cfg.Policy),
-		clients: newAssignment(cfg.M, cfg.Clients, cfg.N-pbft.Faults(cfg.N)),
+		clients: newAssignment(cfg.M, cfg.Clients, quorum.Correct(cfg.N)),
 		entered: make([]int64, cfg.M), views: make([]uint64, cfg.M),
 		lagSince: make([]int64, cfg.M), lagAt: make([]uint64, cfg.M), pushTo: make([]uint64, cfg.M),
 		working:     make([]uint64, cfg.M),

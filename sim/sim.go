@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/braid-bft/braid/quorum"
 	"log/slog"
 	"maps"
 	"slices"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/msg"
-	"github.com/braid-bft/braid/pbft"
 	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
 )
@@ -163,7 +163,7 @@ func Run(o Options) (Result, error) {
 		s:           simnet.New(o.Seed),
 		keys:        simKeys{seed: o.Seed},
 		n:           o.N,
-		f:           pbft.Faults(o.N),
+		f:           quorum.Faults(o.N),
 		byNet:       make(map[int]any),
 		faulty:      make(map[msg.ReplicaID]string),
 		twinB:       make(map[msg.ReplicaID]*replica),

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"github.com/braid-bft/braid/quorum"
 	"os"
 	"strconv"
 	"testing"
@@ -101,7 +102,7 @@ func TestCheckerCatchesBeyondFaultBound(t *testing.T) {
 	for _, n := range []int{4, 7} {
 		caught := 0
 		for seed := uint64(1); seed <= 5; seed++ {
-			res, err := Run(Options{Scenario: "twin", N: n, Seed: seed, Byzantine: (n-1)/3 + 1})
+			res, err := Run(Options{Scenario: "twin", N: n, Seed: seed, Byzantine: quorum.Vouch(n)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,8 +178,7 @@ func TestLiveness(t *testing.T) {
 	t.Logf("seeds %d..%d per case (BRAID_SIM_SEEDS, BRAID_SIM_BASE)", base, base+seeds-1)
 	for _, sc := range ScenarioNames() {
 		for _, n := range []int{4, 7} {
-			f := (n - 1) / 3
-			for _, m := range []int{1, n - f, n} {
+			for _, m := range []int{1, quorum.Correct(n), n} {
 				t.Run(fmt.Sprintf("%s/n=%d/m=%d", sc, n, m), func(t *testing.T) {
 					t.Parallel()
 					for seed := base; seed < base+seeds; seed++ {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/braid-bft/braid/quorum"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -85,7 +86,7 @@ func (c *testCluster) chain(height uint64, certEvery int) *ledgertest.Chain {
 		hash := b.Hash()
 		if certEvery > 0 && h%uint64(certEvery) == 0 {
 			cert := &ledger.Certificate{Round: h, BlockHash: hash, StateDigest: b.StateDigest}
-			for id := range ledger.Quorum(c.cfg.N) {
+			for id := range quorum.Size(c.cfg.N) {
 				cp := msg.Checkpoint{Seq: h, State: ledger.CheckpointDigest(hash, b.StateDigest), From: msg.ReplicaID(id)}
 				cp.Sig = auth.ReplicaSigner(c.replicas[id]).Sign(msg.SignedBytes(&cp))
 				cert.Signatures = append(cert.Signatures, cp)

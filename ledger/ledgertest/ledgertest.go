@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/braid-bft/braid/quorum"
 
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
@@ -100,7 +101,7 @@ func NewChain(height uint64, n, certEvery int) *Chain {
 		b.StateDigest, b.ResultsDigest, _ = m.Execute(b)
 		c.Blocks = append(c.Blocks, b)
 		if certEvery > 0 && h%uint64(certEvery) == 0 {
-			c.Certs[h] = Certify(b, Signers(ledger.Quorum(n)))
+			c.Certs[h] = Certify(b, Signers(quorum.Size(n)))
 		}
 		prev = b.Hash()
 	}
