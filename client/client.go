@@ -211,7 +211,7 @@ func New(cfg *config.Config, id msg.ClientID, key auth.PrivateKey, opts Options)
 		signer:   auth.ClientSigner(key),
 		n:        cfg.N,
 		f:        cfg.F(),
-		instance: uint32(uint64(id) % uint64(m)),
+		instance: msg.HomeInstance(id, m),
 		m:        uint32(m),
 		inPlace:  cfg.FailurePolicy == config.InPlace && m > 1,
 		opts:     opts,

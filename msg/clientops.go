@@ -18,6 +18,11 @@ func PrimaryOf(n int, instance uint32, view uint64) ReplicaID {
 	return ReplicaID((uint64(instance) + view) % uint64(n))
 }
 
+// HomeInstance is the client assignment rule of the parallel paradigm
+// (Section 4.2): client c is served by instance id(c) mod m, until an
+// agreed instance change moves it.
+func HomeInstance(c ClientID, m int) uint32 { return uint32(uint64(c) % uint64(m)) }
+
 var instanceChangeTag = []byte("\x00braid/instance-change/v2")
 
 // InstanceChangeOverhead is how many bytes InstanceChangeOp adds to the

@@ -54,3 +54,23 @@ func TestPrimaryOf(t *testing.T) {
 		t.Fatalf("PrimaryOf(4, 3, 2) = %d, want (3+2) mod 4 = 1", PrimaryOf(4, 3, 2))
 	}
 }
+
+// HomeInstance spreads clients over the m instances round-robin, and every
+// layer (rcc, the SDK, the simulator, the demo) uses it.
+func TestHomeInstance(t *testing.T) {
+	for m := 1; m <= 10; m++ {
+		count := make([]int, m)
+		for c := ClientID(0); c < ClientID(10*m); c++ {
+			h := HomeInstance(c, m)
+			if int(h) >= m || h != uint32(uint64(c)%uint64(m)) {
+				t.Fatalf("m=%d client %d: home %d", m, c, h)
+			}
+			count[h]++
+		}
+		for i, k := range count {
+			if k != 10 {
+				t.Fatalf("m=%d: instance %d serves %d of %d clients, want 10", m, i, k, 10*m)
+			}
+		}
+	}
+}

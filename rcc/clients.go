@@ -88,7 +88,7 @@ func (a *assignment) instanceOf(c msg.ClientID, round uint64) uint32 {
 		}
 		return mv.prev
 	}
-	return uint32(uint64(c) % uint64(a.m))
+	return msg.HomeInstance(c, int(a.m))
 }
 
 // serves reports whether instance inst may order c's requests in round.
@@ -111,7 +111,7 @@ func (a *assignment) final(c msg.ClientID) uint32 {
 	if mv, ok := a.moves[c]; ok {
 		return mv.instance
 	}
-	return uint32(uint64(c) % uint64(a.m))
+	return msg.HomeInstance(c, int(a.m))
 }
 
 // load counts the admitted clients instance j serves or will.

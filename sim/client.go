@@ -45,7 +45,7 @@ type client struct {
 func newClient(w *world, id msg.ClientID, net int) *client {
 	c := &client{w: w, id: id, net: net, total: w.opts.RequestsPerClient, hint: msg.NoReplica, changeTo: -1, refused: -1}
 	if w.opts.Protocol == "rcc" {
-		c.instance = uint32(uint64(id) % uint64(w.opts.M))
+		c.instance = msg.HomeInstance(id, w.opts.M)
 	}
 	return c
 }

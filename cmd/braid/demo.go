@@ -120,7 +120,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			inst := int(cfg.Clients.Keys[i].ID) % m
+			inst := int(msg.HomeInstance(msg.ClientID(cfg.Clients.Keys[i].ID), m))
 			// Each client owns a bank account (only its opener may move
 			// money out of it) and pays its neighbour now and then.
 			acct, next := fmt.Sprintf("acct-%d", i), fmt.Sprintf("acct-%d", (i+1)%len(clients))
