@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/braid-bft/braid/internal/atomicfile"
 	"io"
 	"os"
 	"strings"
 
 	"filippo.io/edwards25519"
+	"github.com/braid-bft/braid/internal/atomicfile"
 )
 
 // Sizes of keys and signatures, in bytes.

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/braid-bft/braid/internal/atomicfile"
-	"github.com/braid-bft/braid/quorum"
 	"io"
 	"net"
 	"os"
@@ -16,6 +14,9 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/internal/atomicfile"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/quorum"
 )
 
 // FailurePolicy says how the cluster recovers an instance whose primary
@@ -463,6 +464,31 @@ func (c *Config) ClientPublicKeys() (map[uint64]auth.PublicKey, error) {
 		keys[k.ID] = pk
 	}
 	return keys, nil
+}
+
+// Keyring is the verifier for the cluster's signatures: every replica's
+// key and every admitted client's. Replicas, the ledger verifier and the
+// demo all build it here, so they cannot disagree on who is admitted.
+func (c *Config) Keyring() (auth.Keyring, error) {
+	replicas, err := c.ReplicaPublicKeys()
+	if err != nil {
+		return auth.Keyring{}, err
+	}
+	clients, err := c.ClientPublicKeys()
+	if err != nil {
+		return auth.Keyring{}, err
+	}
+	ring := auth.Keyring{
+		Replicas: make(map[msg.ReplicaID]auth.PublicKey, len(replicas)),
+		Clients:  make(map[msg.ClientID]auth.PublicKey, len(clients)),
+	}
+	for i, k := range replicas {
+		ring.Replicas[msg.ReplicaID(i)] = k
+	}
+	for id, k := range clients {
+		ring.Clients[msg.ClientID(id)] = k
+	}
+	return ring, nil
 }
 
 // ReplicaKey reads replica id's private key from its key_file and checks

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/braid-bft/braid/quorum"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/quorum"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated example in ../docs/config.md")
@@ -631,5 +632,33 @@ func TestDocExample(t *testing.T) {
 	out := append(append(append([]byte{}, doc[:start]...), block...), doc[end+len(endExample):]...)
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Keyring holds every replica's key and every listed client's, under their
+// ids, and nothing else; a bad client key is reported by field.
+func TestKeyring(t *testing.T) {
+	c := validConfig(t, 4, 0, 3)
+	ring, err := c.Keyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs, _ := c.ReplicaPublicKeys()
+	if len(ring.Replicas) != 4 || len(ring.Clients) != 3 {
+		t.Fatalf("keyring: %d replicas, %d clients; want 4, 3", len(ring.Replicas), len(ring.Clients))
+	}
+	for i, k := range pubs {
+		if !bytes.Equal(ring.Replicas[msg.ReplicaID(i)], k) {
+			t.Fatalf("replica %d: wrong key", i)
+		}
+	}
+	for _, k := range c.Clients.Keys {
+		if _, ok := ring.Clients[msg.ClientID(k.ID)]; !ok {
+			t.Fatalf("client %d missing", k.ID)
+		}
+	}
+	c.Clients.Keys[1].PublicKey = "not a key"
+	if _, err := c.Keyring(); err == nil || !strings.Contains(err.Error(), "clients.keys[1].public_key") {
+		t.Fatalf("bad client key: %v, want an error naming clients.keys[1].public_key", err)
 	}
 }

@@ -3,9 +3,9 @@ package ledger
 import (
 	"errors"
 	"fmt"
-	"github.com/braid-bft/braid/quorum"
 
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/quorum"
 )
 
 // Source is random access to a ledger: a replica's store, or an export.

@@ -14,9 +14,9 @@ package pbft
 
 import (
 	"fmt"
-	"github.com/braid-bft/braid/quorum"
 
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/quorum"
 )
 
 // Decision is a batch the instance decided for Seq. Null marks a no-op a

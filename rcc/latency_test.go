@@ -1,10 +1,10 @@
 package rcc
 
 import (
-	"github.com/braid-bft/braid/quorum"
 	"testing"
 
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/quorum"
 )
 
 // step delivers everything queued now — one message delay — and returns

@@ -2,10 +2,10 @@ package rcc
 
 import (
 	"fmt"
-	"github.com/braid-bft/braid/quorum"
 
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
+	"github.com/braid-bft/braid/quorum"
 )
 
 // Policy is how failed primaries are dealt with (Section 3.2).

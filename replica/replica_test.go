@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/braid-bft/braid/internal/testcluster"
 	"slices"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/internal/testcluster"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"

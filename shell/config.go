@@ -20,22 +20,13 @@ func FromConfig(cfg *config.Config, id int) (Config, auth.Keyring, error) {
 	if err != nil {
 		return Config{}, auth.Keyring{}, fmt.Errorf("key: %w", err)
 	}
-	pubs, err := cfg.ReplicaPublicKeys()
+	keyring, err := cfg.Keyring()
 	if err != nil {
 		return Config{}, auth.Keyring{}, err
 	}
-	clientKeys, err := cfg.ClientPublicKeys()
-	if err != nil {
-		return Config{}, auth.Keyring{}, err
-	}
-	keyring := auth.Keyring{Replicas: map[msg.ReplicaID]auth.PublicKey{}, Clients: map[msg.ClientID]auth.PublicKey{}}
-	for i, k := range pubs {
-		keyring.Replicas[msg.ReplicaID(i)] = k
-	}
-	admitted := make([]msg.ClientID, 0, len(clientKeys))
-	for cid, k := range clientKeys {
-		keyring.Clients[msg.ClientID(cid)] = k
-		admitted = append(admitted, msg.ClientID(cid))
+	admitted := make([]msg.ClientID, 0, len(keyring.Clients))
+	for cid := range keyring.Clients {
+		admitted = append(admitted, cid)
 	}
 	slices.Sort(admitted)
 	policy := rcc.Replace

@@ -1,11 +1,11 @@
 package shell
 
 import (
-	"github.com/braid-bft/braid/internal/testcluster"
 	"testing"
 
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/internal/testcluster"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/storage"
 )

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/braid-bft/braid/quorum"
 	"log/slog"
 	"maps"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/quorum"
 	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
 )

@@ -2,10 +2,11 @@ package sim
 
 import (
 	"fmt"
-	"github.com/braid-bft/braid/quorum"
 	"os"
 	"strconv"
 	"testing"
+
+	"github.com/braid-bft/braid/quorum"
 )
 
 // seedsPerCase is how many seeds each (scenario, n) of the PBFT-mode suite

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/braid-bft/braid/internal/atomicfile"
 	"hash/crc32"
 	"io/fs"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/braid-bft/braid/internal/atomicfile"
 )
 
 // Snapshots live beside the database, one file each, not inside it. A

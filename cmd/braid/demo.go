@@ -226,7 +226,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stdout, "\nworkload: %d operations acknowledged by f+1 replicas, %d attempts gave up\n", total, failed)
 	ok := true
-	ring, err := keyring(cfg)
+	ring, err := cfg.Keyring()
 	if err != nil {
 		return err
 	}
@@ -289,25 +289,6 @@ func (c *cluster) kill(id int) {
 		_ = p.Process.Kill()
 		c.procs[id] = nil
 	}
-}
-
-func keyring(cfg *config.Config) (auth.Keyring, error) {
-	ring := auth.Keyring{Replicas: map[msg.ReplicaID]auth.PublicKey{}, Clients: map[msg.ClientID]auth.PublicKey{}}
-	pubs, err := cfg.ReplicaPublicKeys()
-	if err != nil {
-		return ring, err
-	}
-	for i, k := range pubs {
-		ring.Replicas[msg.ReplicaID(i)] = k
-	}
-	cks, err := cfg.ClientPublicKeys()
-	if err != nil {
-		return ring, err
-	}
-	for id, k := range cks {
-		ring.Clients[msg.ClientID(id)] = k
-	}
-	return ring, nil
 }
 
 func percentile(d []time.Duration, p int) time.Duration {

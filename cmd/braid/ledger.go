@@ -4,15 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/braid-bft/braid/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
 
-	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/internal/atomicfile"
 	"github.com/braid-bft/braid/ledger"
-	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/storage"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -96,7 +94,7 @@ func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ring, err := keyringFromConfig(cfg)
+	ring, err := cfg.Keyring()
 	if err != nil {
 		return fmt.Errorf("%s: %w", *cfgPath, err)
 	}
@@ -244,29 +242,6 @@ func (c *countingSource) Certificate(h uint64) (*ledger.Certificate, error) {
 		c.certs++
 	}
 	return cert, err
-}
-
-// keyringFromConfig builds the verifier for a cluster's signatures.
-func keyringFromConfig(cfg *config.Config) (auth.Keyring, error) {
-	replicas, err := cfg.ReplicaPublicKeys()
-	if err != nil {
-		return auth.Keyring{}, err
-	}
-	clients, err := cfg.ClientPublicKeys()
-	if err != nil {
-		return auth.Keyring{}, err
-	}
-	ring := auth.Keyring{
-		Replicas: make(map[msg.ReplicaID]auth.PublicKey, len(replicas)),
-		Clients:  make(map[msg.ClientID]auth.PublicKey, len(clients)),
-	}
-	for i, k := range replicas {
-		ring.Replicas[msg.ReplicaID(i)] = k
-	}
-	for id, k := range clients {
-		ring.Clients[msg.ClientID(id)] = k
-	}
-	return ring, nil
 }
 
 // dataDir returns the data directory to open: dir if given, else replica

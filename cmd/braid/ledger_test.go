@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/braid-bft/braid/quorum"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/ledger/ledgertest"
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/quorum"
 	"github.com/braid-bft/braid/storage"
 )
 

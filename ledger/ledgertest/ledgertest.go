@@ -7,10 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"github.com/braid-bft/braid/quorum"
 
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/quorum"
 )
 
 // Verifier accepts exactly the signatures SignReplica and SignClient make.
