@@ -104,11 +104,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 	fs.StringVar(&o.dir, "dir", "", "directory for the cluster(s), kept afterwards (default: a temporary directory, removed afterwards)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the operation mix and keys (0: random; the seed used is printed)")
 	fs.BoolVar(&o.broadcast, "broadcast", false, "clients send every request to all replicas instead of to their instance's primary")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, true, nil
-		}
-		return nil, true, exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return nil, true, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -35,11 +35,8 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	phase := fs.Duration("phase", 8*time.Second, "length of each phase (normal, primary down, restarted)")
 	keep := fs.Bool("keep", false, "keep the temporary cluster directory")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return err
 	}
 	const n, m = 4, 3 // m = n−f: a crashed primary is replaced (Figure 4)
 	dir, err := os.MkdirTemp("", "braid-demo-")

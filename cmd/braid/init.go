@@ -40,11 +40,8 @@ base-port+2n+i (HTTP).
 	clients := fs.Int("clients", 4, "development client keys to generate and admit")
 	host := fs.String("host", config.DefaultHost, "host or IP address every replica listens on")
 	force := fs.Bool("force", false, "overwrite an existing configuration and key files")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -187,11 +184,8 @@ public key, as used in the configuration's public_key fields, on stdout.
 	}
 	out := fs.String("out", "", "private key file to write (required)")
 	force := fs.Bool("force", false, "overwrite FILE if it exists")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:

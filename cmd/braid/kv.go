@@ -75,11 +75,8 @@ func subcommandFlags(name, usage string, args []string, stderr io.Writer, extra 
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, nil, true, nil
-		}
-		return nil, nil, true, exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return nil, nil, true, err
 	}
 	return fs, cf, false, nil
 }

@@ -72,11 +72,8 @@ func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "", "replica data directory to verify")
 	id := fs.Int("id", -1, "replica whose data directory (from the configuration) to verify, if --dir is not given")
 	export := fs.String("export", "", "ledger export file (braid ledger export) to verify instead of a data directory")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -156,11 +153,8 @@ func runLedgerExport(args []string, stdout, stderr io.Writer) error {
 	id := fs.Int("id", -1, "replica whose data directory (from --config) to export, if --dir is not given")
 	out := fs.String("out", "", "export file to write (required)")
 	force := fs.Bool("force", false, "overwrite --out if it exists")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:

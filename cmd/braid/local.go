@@ -118,11 +118,8 @@ func runLocal(args []string, stdout, stderr io.Writer) error {
 	m := fs.Int("m", 0, "parallel instances (default n − f)")
 	dir := fs.String("dir", "braid-local", "cluster directory (created by braid init if missing; reused otherwise, with its data)")
 	basePort := fs.Int("base-port", config.DefaultBasePort, "first port")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return err
 	}
 	cfgPath := filepath.Join(*dir, "cluster.json")
 	if _, err := os.Stat(cfgPath); errors.Is(err, os.ErrNotExist) {

@@ -3,67 +3,82 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"strings"
 )
 
-const usage = `braid — a Byzantine-fault-tolerant replicated ledger on wait-free parallel consensus
+// A command is one `braid NAME ...`: run gets the arguments after NAME.
+type command struct {
+	name, args, about string
+	run               func(args []string, stdout, stderr io.Writer) error
+}
 
-Usage:
-  braid sim [flags]     run the deterministic simulator (braid sim --help)
-  braid init [flags]    create a cluster: configuration and keys (braid init --help)
-  braid keygen [flags]  write one key pair and print its public key (braid keygen --help)
-  braid ledger CMD      verify or export a replica's ledger (braid ledger --help)
-  braid replica [flags] run one replica (braid replica --config FILE --id I)
-  braid local [flags]   run a persistent local cluster of replica processes (braid local --n 4)
-  braid kv CMD          put, get, delete or scan keys as a client (braid kv --help)
-  braid bank CMD        open accounts, deposit, transfer, check balances as a client (braid bank --help)
-  braid demo            4 replica processes, a live workload, a primary killed and restarted, ledgers verified
-  braid bench [flags]   benchmark a local cluster of replica processes: req/s, latency, CPU per request (braid bench --help)
+// commands is the command table: dispatch and the usage text both come
+// from it, so a command cannot be listed without being runnable or the
+// other way round.
+var commands = []command{
+	{"sim", "[flags]", "run the deterministic simulator (braid sim --help)", runSim},
+	{"init", "[flags]", "create a cluster: configuration and keys (braid init --help)", runInit},
+	{"keygen", "[flags]", "write one key pair and print its public key (braid keygen --help)", runKeygen},
+	{"ledger", "CMD", "verify or export a replica's ledger (braid ledger --help)", runLedger},
+	{"replica", "[flags]", "run one replica (braid replica --config FILE --id I)", runReplica},
+	{"local", "[flags]", "run a persistent local cluster of replica processes (braid local --n 4)", runLocal},
+	{"kv", "CMD", "put, get, delete or scan keys as a client (braid kv --help)", runKV},
+	{"bank", "CMD", "open accounts, deposit, transfer, check balances as a client (braid bank --help)", runBank},
+	{"demo", "", "4 replica processes, a live workload, a primary killed and restarted, ledgers verified", runDemo},
+	{"bench", "[flags]", "benchmark a local cluster of replica processes: req/s, latency, CPU per request (braid bench --help)", runBench},
+}
 
-`
+func usage() string {
+	var b strings.Builder
+	b.WriteString("braid — a Byzantine-fault-tolerant replicated ledger on wait-free parallel consensus\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-21s %s\n", strings.TrimSpace("braid "+c.name+" "+c.args), c.about)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(os.Stderr, usage())
 		os.Exit(2)
 	}
-	var err error
-	switch os.Args[1] {
-	case "sim":
-		err = runSim(os.Args[2:], os.Stdout, os.Stderr)
-	case "init":
-		err = runInit(os.Args[2:], os.Stdout, os.Stderr)
-	case "keygen":
-		err = runKeygen(os.Args[2:], os.Stdout, os.Stderr)
-	case "ledger":
-		err = runLedger(os.Args[2:], os.Stdout, os.Stderr)
-	case "replica":
-		err = runReplica(os.Args[2:], os.Stdout, os.Stderr)
-	case "local":
-		err = runLocal(os.Args[2:], os.Stdout, os.Stderr)
-	case "kv":
-		err = runKV(os.Args[2:], os.Stdout, os.Stderr)
-	case "bank":
-		err = runBank(os.Args[2:], os.Stdout, os.Stderr)
-	case "demo":
-		err = runDemo(os.Args[2:], os.Stdout, os.Stderr)
-	case "bench":
-		err = runBench(os.Args[2:], os.Stdout, os.Stderr)
-	case "help", "-h", "--help":
-		fmt.Print(usage)
+	name := os.Args[1]
+	if name == "help" || name == "-h" || name == "--help" {
+		fmt.Print(usage())
 		return
-	default:
-		fmt.Fprintf(os.Stderr, "braid: unknown command %q\n\n%s", os.Args[1], usage)
+	}
+	i := slices.IndexFunc(commands, func(c command) bool { return c.name == name })
+	if i < 0 {
+		fmt.Fprintf(os.Stderr, "braid: unknown command %q\n\n%s", name, usage())
 		os.Exit(2)
 	}
-	if err != nil {
+	if err := commands[i].run(os.Args[2:], os.Stdout, os.Stderr); err != nil {
 		if code, ok := err.(exitCode); ok {
 			os.Exit(int(code))
 		}
-		fmt.Fprintf(os.Stderr, "braid %s: %v\n", os.Args[1], err)
+		fmt.Fprintf(os.Stderr, "braid %s: %v\n", name, err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses a command's flags. stop says the command is done
+// before it began: --help printed the usage (err is nil), or a flag was bad
+// and the flag set printed why (err is exit status 2).
+func parseFlags(fs *flag.FlagSet, args []string) (stop bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return true, exitCode(2)
+	}
+	return false, nil
 }
 
 // exitCode ends the program with a status and no further message.

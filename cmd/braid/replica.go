@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,11 +27,8 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 	verbose := fs.Bool("v", false, "debug logging")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof); also $BRAID_CPUPROFILE_DIR/replica-<id>.pprof")
 	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace: where the loop waits); also $BRAID_TRACE_DIR/replica-<id>.trace")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return err
 	}
 	if *cfgPath == "" || *id < 0 {
 		fmt.Fprintln(stderr, "braid replica: --config FILE and --id I are required")

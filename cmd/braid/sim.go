@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,11 +48,8 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	verbose := fs.Bool("v", false, "print every seed's result")
 	liveness := fs.Bool("liveness", false, "liveness mode: after the scenario's faults end, every request must complete and every correct replica reach the same ledger head within --liveness-bound, or the seed fails")
 	bound := fs.Duration("liveness-bound", 0, "liveness mode: virtual time allowed after the faults end (default: the scenario's, 10s unless it states another)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if stop, err := parseFlags(fs, args); stop {
+		return err
 	}
 	if *list {
 		for _, name := range sim.ScenarioNames() {
