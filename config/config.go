@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/defaults"
 	"github.com/braid-bft/braid/internal/atomicfile"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/quorum"
@@ -95,17 +96,18 @@ func (d Duration) Value() time.Duration {
 	return v
 }
 
-// Defaults. The protocol parameters match the pbft and rcc packages'
-// defaults; the σ/ε defaults are derived from the window (see the fields'
-// documentation) and have not yet been tuned by measurement.
+// Defaults. The protocol parameters come from package defaults, which the
+// pbft and rcc cores use too (σ and ε derive from the window and the
+// checkpoint interval as defaults.Sigma and defaults.Epsilon say);
+// docs/config.md's table is checked against them by TestDocDefaults.
 const (
-	DefaultBatchSize           = 100
-	DefaultCheckpointInterval  = 16
-	DefaultWindowIntervals     = 4 // window = 4 × checkpoint_interval
+	DefaultBatchSize           = defaults.MaxBatch
+	DefaultCheckpointInterval  = defaults.CheckpointInterval
+	DefaultWindowIntervals     = defaults.WindowIntervals // window = 4 × checkpoint_interval
 	DefaultTick                = Duration("10ms")
-	DefaultRequestTimeout      = 40 // ticks
-	DefaultProgressTimeout     = 40 // ticks
-	DefaultViewChangeTimeout   = 40 // ticks
+	DefaultRequestTimeout      = defaults.RequestTimeout    // ticks
+	DefaultProgressTimeout     = defaults.ProgressTimeout   // ticks
+	DefaultViewChangeTimeout   = defaults.ViewChangeTimeout // ticks
 	DefaultFsync               = FsyncPerBatch
 	DefaultGroupCommitInterval = Duration("2ms")
 	DefaultDataDir             = "data/replica-{id}"
@@ -153,10 +155,9 @@ type Config struct {
 	Sigma int `json:"sigma"`
 	// Epsilon (ε) is the skip size, in rounds: a failed instance's next ε
 	// rounds become agreed no-ops, so execution never waits for them.
-	// Must be ≥ 1. Default σ: when the failure is detected the other
-	// instances are about σ rounds ahead, so skipping fewer than σ rounds
-	// leaves the recovered instance still trailing and liable to be
-	// suspected again (a warning).
+	// Must be ≥ 1. Default checkpoint_interval/2, at least 1: a short skip
+	// costs the recovered instance little, and under in-place recovery it
+	// doubles with each repeated failure.
 	Epsilon int `json:"epsilon"`
 	// BatchSize is the most requests a primary puts in one batch,
 	// 1 ≤ batch_size ≤ 4096. Default 100.
@@ -264,7 +265,7 @@ func DefaultM(n int) int {
 	if n < 1 {
 		return n
 	}
-	return max(quorum.Correct(n), 1)
+	return defaults.Instances(n)
 }
 
 // Default returns a configuration for n replicas and m instances (m ≤ 0
@@ -327,10 +328,10 @@ func (c *Config) ApplyDefaults() {
 		c.Window = DefaultWindowIntervals * c.CheckpointInterval
 	}
 	if c.Sigma == 0 {
-		c.Sigma = max(c.Window/2, 2) // measured: see docs/protocol.md (σ/ε sweep)
+		c.Sigma = int(defaults.Sigma(uint64(max(c.Window, 0)))) // an invalid window is reported by Validate
 	}
 	if c.Epsilon == 0 {
-		c.Epsilon = max(c.CheckpointInterval/2, 1)
+		c.Epsilon = int(defaults.Epsilon(uint64(max(c.CheckpointInterval, 0))))
 	}
 	if c.Tick == "" {
 		c.Tick = DefaultTick

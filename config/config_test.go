@@ -662,3 +662,53 @@ func TestKeyring(t *testing.T) {
 		t.Fatalf("bad client key: %v, want an error naming clients.keys[1].public_key", err)
 	}
 }
+
+// TestDocDefaults checks the default column of docs/config.md's protocol
+// table against the code: the constants by value, the derived defaults by
+// applying them (so a formula in the table that the code no longer follows
+// fails here).
+func TestDocDefaults(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 5 || !strings.HasPrefix(strings.TrimSpace(cols[1]), "`") {
+			continue
+		}
+		field := strings.Trim(strings.TrimSpace(cols[1]), "`")
+		if _, dup := got[field]; !dup {
+			got[field] = strings.TrimSpace(cols[3])
+		}
+	}
+	want := map[string]string{
+		"m":                   "n − f",
+		"sigma":               "max(window/2, 2)",
+		"epsilon":             "max(checkpoint_interval/2, 1)",
+		"batch_size":          fmt.Sprint(DefaultBatchSize),
+		"window":              fmt.Sprintf("%d × checkpoint_interval", DefaultWindowIntervals),
+		"checkpoint_interval": fmt.Sprint(DefaultCheckpointInterval),
+		"tick":                fmt.Sprintf("`%q`", string(DefaultTick)),
+		"request_timeout":     fmt.Sprint(DefaultRequestTimeout),
+		"progress_timeout":    fmt.Sprint(DefaultProgressTimeout),
+		"view_change_timeout": fmt.Sprint(DefaultViewChangeTimeout),
+	}
+	for field, w := range want {
+		if got[field] != w {
+			t.Errorf("docs/config.md: %s's default is %q, the code's is %q", field, got[field], w)
+		}
+	}
+	// The formulas above, as the code applies them.
+	for _, tc := range []struct{ n, k, w int }{{4, 16, 0}, {7, 8, 0}, {10, 16, 32}} {
+		c := &Config{N: tc.n, CheckpointInterval: tc.k, Window: tc.w}
+		c.ApplyDefaults()
+		f := (tc.n - 1) / 3
+		if c.M != tc.n-f || c.Sigma != max(c.Window/2, 2) || c.Epsilon != max(tc.k/2, 1) ||
+			(tc.w == 0 && c.Window != DefaultWindowIntervals*tc.k) {
+			t.Errorf("n=%d k=%d w=%d: defaults m=%d window=%d sigma=%d epsilon=%d do not follow the documented formulas",
+				tc.n, tc.k, tc.w, c.M, c.Window, c.Sigma, c.Epsilon)
+		}
+	}
+}

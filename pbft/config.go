@@ -3,6 +3,7 @@ package pbft
 import (
 	"errors"
 	"fmt"
+	"github.com/braid-bft/braid/defaults"
 
 	"github.com/braid-bft/braid/msg"
 )
@@ -86,31 +87,31 @@ func (c *Config) setDefaults() {
 		c.ResumeHint = func() uint64 { return 0 }
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = 100
+		c.MaxBatch = defaults.MaxBatch
 	}
 	if c.CheckpointInterval == 0 {
-		c.CheckpointInterval = 16
+		c.CheckpointInterval = defaults.CheckpointInterval
 	}
 	if c.Window == 0 {
-		c.Window = 4 * c.CheckpointInterval
+		c.Window = defaults.WindowIntervals * c.CheckpointInterval
 	}
 	if c.BatchTicks == 0 {
-		c.BatchTicks = 1
+		c.BatchTicks = defaults.BatchTicks
 	}
 	if c.PipelineDepth == 0 {
-		c.PipelineDepth = 1
+		c.PipelineDepth = defaults.PipelineDepth
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 40
+		c.RequestTimeout = defaults.RequestTimeout
 	}
 	if c.ProgressTimeout == 0 {
-		c.ProgressTimeout = 40
+		c.ProgressTimeout = defaults.ProgressTimeout
 	}
 	if c.ViewChangeTimeout == 0 {
-		c.ViewChangeTimeout = 40
+		c.ViewChangeTimeout = defaults.ViewChangeTimeout
 	}
 	if c.RetransmitTicks == 0 {
-		c.RetransmitTicks = 10
+		c.RetransmitTicks = defaults.RetransmitTicks
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = 100000

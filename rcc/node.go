@@ -2,6 +2,7 @@ package rcc
 
 import (
 	"fmt"
+	"github.com/braid-bft/braid/defaults"
 
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
@@ -86,24 +87,20 @@ func (c *Config) setDefaults() error {
 	}
 	k := c.Instance.CheckpointInterval
 	if k == 0 {
-		k = 16
+		k = defaults.CheckpointInterval
 	}
 	w := c.Instance.Window
 	if w == 0 {
-		w = 4 * k
+		w = defaults.WindowIntervals * k
 	}
 	if c.Sigma == 0 {
-		// Window/2: the sweep in sim/sweep_test.go (docs/protocol.md R4)
-		// found no false suspicions at σ = 16 with a 32-round window under
-		// 5% loss and 20 ms jitter, against 11–22 at σ = 8 and 40–81 at
-		// σ ≤ 4, with detection of a throttling primary unaffected.
-		c.Sigma = max(w/2, 2)
+		c.Sigma = defaults.Sigma(w)
 	}
 	if c.Epsilon == 0 {
-		c.Epsilon = max(k/2, 1)
+		c.Epsilon = defaults.Epsilon(k)
 	}
 	if c.MaxSkip == 0 {
-		c.MaxSkip = 64 * c.Epsilon
+		c.MaxSkip = defaults.MaxSkip(c.Epsilon)
 	}
 	if c.Sigma+k >= w {
 		return fmt.Errorf("rcc config: field Sigma: %d plus the checkpoint interval %d must stay below the window %d, or healthy instances stall before a laggard is suspected", c.Sigma, k, w)
