@@ -1,6 +1,3 @@
-// Package rcc implements the round structure of wait-free parallelized
-// consensus: in every round m consensus instances each decide a batch, and
-// all replicas then execute the round's batches in one deterministic order.
 package rcc
 
 import (
