@@ -21,7 +21,7 @@ import (
 )
 
 // FailurePolicy says how the cluster recovers an instance whose primary
-// failed (DESIGN §3.4).
+// failed (the paper's Section 4.1; docs/protocol.md R4).
 type FailurePolicy string
 
 const (
@@ -51,7 +51,7 @@ const (
 	FsyncGroup Fsync = "group"
 )
 
-// Admission says which clients replicas accept requests from (DESIGN §3.11).
+// Admission says which clients replicas accept requests from.
 type Admission string
 
 const (

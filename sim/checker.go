@@ -11,7 +11,7 @@ import (
 
 const maxReported = 20
 
-// checker enforces the invariants of DESIGN.md §4 as the run goes, over the
+// checker enforces the safety and liveness invariants as the run goes, over the
 // correct replicas only (a Byzantine replica's outputs prove nothing).
 type checker struct {
 	w          *world

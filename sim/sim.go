@@ -1,8 +1,8 @@
 // Package sim is Braid's deterministic simulator: it runs n copies of the
 // production replica runtime (package shell, with the real cores inside)
 // over simnet's virtual network, a simulated disk and a CPU cost model
-// (machine.go), wraps up to f of them in Byzantine behaviours, drives closed-loop clients, and checks the invariants of
-// DESIGN.md §4 on every decision. A run is a pure function of Options: the
+// (machine.go), wraps up to f of them in Byzantine behaviours, drives closed-loop clients, and checks the invariants
+// (checker.go: no equivocation, agreement, validity, client safety, liveness) on every decision. A run is a pure function of Options: the
 // same seed gives the same event trace and the same trace hash.
 package sim
 

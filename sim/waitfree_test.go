@@ -8,7 +8,7 @@ import (
 // Wait-freedom, measured in virtual time: an open-loop load on instances
 // 1..3 of an m = n = 4 cluster, with and without a faulty primary on
 // instance 0. The numbers are printed; the bounds are the acceptance
-// criteria of the paradigm (DESIGN.md §4).
+// criteria of the paradigm (the paper: a faulty primary slows only its own instance).
 func TestWaitFreedomCrashedPrimary(t *testing.T) {
 	const seed = 11
 	load := &Load{Rate: 200, Instances: []uint32{1, 2, 3}, Until: 12 * time.Second}
