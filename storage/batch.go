@@ -105,6 +105,7 @@ func (s *Store) Apply(b *Batch) error {
 		if b.TruncateRecordsBefore != 0 {
 			l.deleteBelow(bWAL, u64key(b.TruncateRecordsBefore))
 			s.nextSeq = max(s.nextSeq, b.TruncateRecordsBefore)
+			s.firstSeq = max(s.firstSeq, b.TruncateRecordsBefore)
 			l.put(bSys, []byte(sysWALFloor), seal(u64key(s.nextSeq)))
 		}
 		for _, r := range b.Records {

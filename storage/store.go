@@ -127,6 +127,7 @@ type Store struct {
 	timer    *time.Timer
 	height   uint64 // highest block, pending included
 	nextSeq  uint64 // next WAL sequence number, pending included
+	firstSeq uint64 // lowest WAL sequence number held (nextSeq when none), pending included
 	err      error  // sticky: a failed commit or Close
 
 	commits atomic.Uint64
@@ -179,7 +180,18 @@ func (s *Store) load() error {
 		}
 		s.nextSeq = max(s.nextSeq, binary.BigEndian.Uint64(floor))
 	}
-	return nil
+	// The lowest record, found once here and then kept up to date by every
+	// truncation, so that reading the log (each compaction does) walks its
+	// sequence numbers instead of collecting and sorting every key.
+	s.firstSeq = s.nextSeq
+	err = s.eng.forEachKey(bWAL, func(k []byte) error {
+		if len(k) != 8 {
+			return fmt.Errorf("storage: wal key %x: %w: not 8 bytes", k, ErrCorrupt)
+		}
+		s.firstSeq = min(s.firstSeq, binary.BigEndian.Uint64(k))
+		return nil
+	})
+	return err
 }
 
 const sysWALFloor = "wal-floor"
@@ -472,17 +484,12 @@ func (s *Store) Records() ([][]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	keys, err := s.keysLocked(bWAL)
-	if err != nil {
-		return nil, fmt.Errorf("storage: records: %w", err)
-	}
-	recs := make([][]byte, 0, len(keys))
-	for i, k := range keys {
-		if i > 0 && binary.BigEndian.Uint64(k) != binary.BigEndian.Uint64(keys[i-1])+1 {
-			return nil, fmt.Errorf("storage: wal: %w: gap between records %d and %d", ErrCorrupt,
-				binary.BigEndian.Uint64(keys[i-1]), binary.BigEndian.Uint64(k))
+	recs := make([][]byte, 0, s.nextSeq-s.firstSeq)
+	for seq := s.firstSeq; seq < s.nextSeq; seq++ {
+		r, err := s.getLocked(bWAL, u64key(seq))
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("storage: wal: %w: record %d missing between %d and %d", ErrCorrupt, seq, s.firstSeq, s.nextSeq-1)
 		}
-		r, err := s.getLocked(bWAL, k)
 		if err != nil {
 			return nil, fmt.Errorf("storage: records: %w", err)
 		}
@@ -497,14 +504,7 @@ func (s *Store) RecordBounds() (first, next uint64, err error) {
 	if s.err != nil {
 		return 0, 0, s.err
 	}
-	keys, err := s.keysLocked(bWAL)
-	if err != nil {
-		return 0, 0, fmt.Errorf("storage: records: %w", err)
-	}
-	if len(keys) == 0 {
-		return s.nextSeq, s.nextSeq, nil
-	}
-	return binary.BigEndian.Uint64(keys[0]), s.nextSeq, nil
+	return s.firstSeq, s.nextSeq, nil
 }
 
 func (s *Store) LatestSnapshot() (uint64, []byte, error) {
