@@ -161,7 +161,7 @@ func Run(o Options) (Result, error) {
 	w := &world{
 		opts:        o,
 		s:           simnet.New(o.Seed),
-		keys:        simKeys{seed: o.Seed},
+		keys:        newSimKeys(o.Seed),
 		n:           o.N,
 		f:           quorum.Faults(o.N),
 		byNet:       make(map[int]any),
