@@ -26,14 +26,13 @@ func (s *Shell) compact(round uint64) {
 	if round <= s.compactedAt {
 		return
 	}
-	raw, err := s.disk.Records()
-	if err != nil {
-		s.fail("read records for compaction", err)
-		return
-	}
-	_, next, err := s.disk.RecordBounds()
+	first, next, err := s.disk.RecordBounds()
 	if err != nil {
 		s.fail("read record bounds for compaction", err)
+		return
+	}
+	if next-first != uint64(len(s.wal)) {
+		s.fail("compaction", fmt.Errorf("the log holds records %d..%d but %d are mirrored: the mirror is out of step", first, next-1, len(s.wal)))
 		return
 	}
 	lows := make([]uint64, s.node.Config().M)
@@ -44,15 +43,12 @@ func (s *Shell) compact(round uint64) {
 		views[i], _ = p.View()
 	}
 	var kept [][]byte
-	for i, p := range raw {
-		m, err := msg.Unmarshal(p)
-		if err != nil {
-			s.fail("compaction", fmt.Errorf("record %d of the retained log: %w", i, err))
-			return
-		}
-		inst := int(msg.InstanceOf(m))
-		if inst >= len(lows) || pbft.Retained(m, lows[inst], views[inst]) {
-			kept = append(kept, p)
+	var keptWAL []walRecord
+	for _, r := range s.wal {
+		inst := int(msg.InstanceOf(r.m))
+		if inst >= len(lows) || pbft.Retained(r.m, lows[inst], views[inst]) {
+			kept = append(kept, r.raw)
+			keptWAL = append(keptWAL, r)
 		}
 	}
 	w := &storage.Batch{Records: kept, TruncateRecordsBefore: next,
@@ -68,6 +64,16 @@ func (s *Shell) compact(round uint64) {
 		s.fail("compact the log", err)
 		return
 	}
-	s.log.Debug("compacted the log", "stable", round, "records", len(raw), "kept", len(kept))
+	total := len(s.wal)
+	s.wal = keptWAL
+	s.log.Debug("compacted the log", "stable", round, "records", total, "kept", len(kept))
 	s.compactedAt = round
+}
+
+// walRecord is one record of the write-ahead log as the shell wrote it: the
+// shell mirrors the log in memory (it is bounded by compaction) so that a
+// compaction neither reads nor decodes it back.
+type walRecord struct {
+	m   msg.Message
+	raw []byte
 }

@@ -88,12 +88,14 @@ func (s *Shell) restore() error {
 		return fmt.Errorf("records: %w", err)
 	}
 	records := make([]msg.Message, 0, len(raw))
+	s.wal = make([]walRecord, 0, len(raw))
 	for i, p := range raw {
 		m, err := msg.Unmarshal(p)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", i, err)
 		}
 		records = append(records, m)
+		s.wal = append(s.wal, walRecord{m: m, raw: p})
 	}
 	s.node.Restore(records, s.round, s.table.lastNums())
 	if height > 0 || len(records) > 0 {

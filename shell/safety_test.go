@@ -276,8 +276,8 @@ func TestCompactionWaitsForTheDurableProof(t *testing.T) {
 	digest := ledger.CheckpointDigest(twin.head, stateDigest(twin.app, state))
 
 	mem := testcluster.MemStore(t)
-	r := newReplica(t, cfg, 1, mem)
-	// Own votes below the checkpoint, in the log as the core left them.
+	// Own votes below the checkpoint, in the log as the core left them
+	// (written before the replica starts, so it restores them).
 	key1, err := cfg.ReplicaKey(1)
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +291,8 @@ func TestCompactionWaitsForTheDurableProof(t *testing.T) {
 	if err := mem.Apply(&storage.Batch{Records: votes}); err != nil {
 		t.Fatal(err)
 	}
+	reads := &countRecords{Interface: mem}
+	r := newReplica(t, cfg, 1, reads)
 	// Two peers' checkpoints at k for every instance: ours completes the quorum.
 	for _, from := range []int{0, 2} {
 		key, err := cfg.ReplicaKey(from)
@@ -348,6 +350,22 @@ func TestCompactionWaitsForTheDurableProof(t *testing.T) {
 	if old, proof := logHolds(); old != 0 || proof < 3 {
 		t.Fatalf("after the proof is durable: %d old votes kept, %d checkpoints at %d; want 0 and ≥ 3", old, proof, k)
 	}
+	// Compaction works from the shell's mirror of the log: the only read
+	// of the log was the restore's.
+	if r.Failed() != nil || reads.n != 1 {
+		t.Fatalf("failed %v, log read %d times; want no failure and 1 read (the restore)", r.Failed(), reads.n)
+	}
+}
+
+// countRecords counts reads of the whole log.
+type countRecords struct {
+	storage.Interface
+	n int
+}
+
+func (c *countRecords) Records() ([][]byte, error) {
+	c.n++
+	return c.Interface.Records()
 }
 
 // A signer that makes a transfer cross its memory bound is treated like one

@@ -67,6 +67,7 @@ type Shell struct {
 	worker Worker
 
 	checkRestored func() error // see verifyRestored
+	wal           []walRecord  // the write-ahead log's records, mirrored (see compact)
 	log           *slog.Logger
 	obs           Observer
 
@@ -283,6 +284,9 @@ func (s *Shell) Flush() {
 			}
 			if !s.apply("append consensus records", &storage.Batch{Records: recs}) {
 				return
+			}
+			for i, m := range rd.Persist {
+				s.wal = append(s.wal, walRecord{m: m, raw: recs[i]})
 			}
 		}
 		for _, o := range rd.Messages {
