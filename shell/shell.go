@@ -277,10 +277,13 @@ func (s *Shell) Flush() {
 	s.node.ProposeQueued()
 	for s.failed == nil && s.node.HasReady() {
 		rd := s.node.Ready()
+		var encoded map[msg.Message][]byte // what this pass both persists and sends is encoded once
 		if len(rd.Persist) > 0 {
 			recs := make([][]byte, len(rd.Persist))
+			encoded = make(map[msg.Message][]byte, len(rd.Persist))
 			for i, m := range rd.Persist {
 				recs[i] = msg.Marshal(m)
+				encoded[m] = recs[i]
 			}
 			if !s.apply("append consensus records", &storage.Batch{Records: recs}) {
 				return
@@ -293,7 +296,11 @@ func (s *Shell) Flush() {
 			if !o.Broadcast && int(o.To) >= s.node.Config().N {
 				continue
 			}
-			s.send(output{to: o.To, broadcast: o.Broadcast, m: o.Msg, frame: msg.Marshal(o.Msg)})
+			frame, ok := encoded[o.Msg]
+			if !ok {
+				frame = msg.Marshal(o.Msg)
+			}
+			s.send(output{to: o.To, broadcast: o.Broadcast, m: o.Msg, frame: frame})
 		}
 		for _, round := range rd.Rounds {
 			s.execute(round)
