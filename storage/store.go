@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -392,31 +391,6 @@ func (s *Store) decided(b bucket, key []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// keysLocked returns the keys of bucket b, overlays applied, ascending.
-func (s *Store) keysLocked(b bucket) ([][]byte, error) {
-	set := make(map[string]bool)
-	err := s.eng.forEachKey(b, func(k []byte) error {
-		set[string(k)] = true
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range []*layer{s.flushing, s.pending} {
-		if l != nil {
-			l.applyTo(b, set)
-		}
-	}
-	keys := make([][]byte, 0, len(set))
-	for k, ok := range set {
-		if ok {
-			keys = append(keys, []byte(k))
-		}
-	}
-	sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i], keys[j]) < 0 })
-	return keys, nil
-}
-
 func (s *Store) Height() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -638,20 +612,6 @@ func (l *layer) lookup(b bucket, k []byte) ([]byte, bool) {
 		return nil, true
 	}
 	return nil, false
-}
-
-// applyTo applies this layer's changes of bucket b to a key set.
-func (l *layer) applyTo(b bucket, set map[string]bool) {
-	if f := l.floors[b]; f != nil {
-		for k := range set {
-			if k < string(f) {
-				delete(set, k)
-			}
-		}
-	}
-	for k, v := range l.vals[b] {
-		set[k] = v != nil
-	}
 }
 
 // engine is the committed state: bbolt on disk, or maps in memory.
