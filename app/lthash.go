@@ -162,6 +162,24 @@ func LtHashFromLanes(tag string, b []byte) (*LtHash, error) {
 	return h, nil
 }
 
+// AdoptLanes is the restore half of keeping lanes in a snapshot: the hash
+// to install now (from lanes), and a check that rehashes the restored
+// records (rehash, which must only read them) and reports whether lanes
+// lied. Applications' RestoreWithDigest share it.
+func AdoptLanes(tag string, lanes []byte, rehash func() *LtHash) (hash *LtHash, check func() error, err error) {
+	hash, err = LtHashFromLanes(tag, lanes)
+	if err != nil {
+		return nil, nil, err
+	}
+	want := hash.Clone()
+	return hash, func() error {
+		if !rehash().Equal(want) {
+			return fmt.Errorf("lthash: the snapshot's digest lanes do not match its records")
+		}
+		return nil
+	}, nil
+}
+
 // Sum returns SHA-256 of the lanes, each encoded little-endian.
 func (h *LtHash) Sum() [32]byte {
 	var b [LtHashBytes]byte

@@ -704,8 +704,7 @@ func TestDocDefaults(t *testing.T) {
 	for _, tc := range []struct{ n, k, w int }{{4, 16, 0}, {7, 8, 0}, {10, 16, 32}} {
 		c := &Config{N: tc.n, CheckpointInterval: tc.k, Window: tc.w}
 		c.ApplyDefaults()
-		f := (tc.n - 1) / 3
-		if c.M != tc.n-f || c.Sigma != max(c.Window/2, 2) || c.Epsilon != max(tc.k/2, 1) ||
+		if c.M != quorum.Correct(tc.n) || c.Sigma != max(c.Window/2, 2) || c.Epsilon != max(tc.k/2, 1) ||
 			(tc.w == 0 && c.Window != DefaultWindowIntervals*tc.k) {
 			t.Errorf("n=%d k=%d w=%d: defaults m=%d window=%d sigma=%d epsilon=%d do not follow the documented formulas",
 				tc.n, tc.k, tc.w, c.M, c.Window, c.Sigma, c.Epsilon)

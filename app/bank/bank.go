@@ -371,15 +371,14 @@ func (bk *Bank) RestoreWithDigest(snapshot, lanes []byte) (check func() error, e
 	if err != nil {
 		return nil, fmt.Errorf("bank: restore: %w", err)
 	}
-	hash, err := app.LtHashFromLanes(hashTag, lanes)
+	hash, verify, err := app.AdoptLanes(hashTag, lanes, func() *app.LtHash { return hashAccounts(names, accts) })
 	if err != nil {
 		return nil, fmt.Errorf("bank: restore: %w", err)
 	}
-	want := hash.Clone()
 	bk.install(names, accts, hash)
 	return func() error {
-		if !hashAccounts(names, accts).Equal(want) {
-			return fmt.Errorf("bank: the snapshot's digest does not match its %d accounts", len(names))
+		if err := verify(); err != nil {
+			return fmt.Errorf("bank: %d accounts: %w", len(names), err)
 		}
 		return nil
 	}, nil

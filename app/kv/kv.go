@@ -450,15 +450,14 @@ func (s *Store) RestoreWithDigest(snapshot, lanes []byte) (check func() error, e
 	if err != nil {
 		return nil, fmt.Errorf("kv: restore: %w", err)
 	}
-	hash, err := app.LtHashFromLanes(hashTag, lanes)
+	hash, verify, err := app.AdoptLanes(hashTag, lanes, func() *app.LtHash { return hashRecords(keys, vals) })
 	if err != nil {
 		return nil, fmt.Errorf("kv: restore: %w", err)
 	}
-	want := hash.Clone()
 	s.install(keys, vals, hash)
 	return func() error {
-		if !hashRecords(keys, vals).Equal(want) {
-			return fmt.Errorf("kv: the snapshot's digest does not match its %d records", len(keys))
+		if err := verify(); err != nil {
+			return fmt.Errorf("kv: %d records: %w", len(keys), err)
 		}
 		return nil
 	}, nil

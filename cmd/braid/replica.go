@@ -43,34 +43,16 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if *cpuProfile == "" && os.Getenv("BRAID_CPUPROFILE_DIR") != "" {
-		*cpuProfile = filepath.Join(os.Getenv("BRAID_CPUPROFILE_DIR"), fmt.Sprintf("replica-%d.pprof", *id))
+	stopProfile, err := record("--cpuprofile", *cpuProfile, "BRAID_CPUPROFILE_DIR", fmt.Sprintf("replica-%d.pprof", *id), pprof.StartCPUProfile, pprof.StopCPUProfile)
+	if err != nil {
+		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	defer stopProfile()
+	stopTrace, err := record("--trace", *traceFile, "BRAID_TRACE_DIR", fmt.Sprintf("replica-%d.trace", *id), trace.Start, trace.Stop)
+	if err != nil {
+		return err
 	}
-	if *traceFile == "" && os.Getenv("BRAID_TRACE_DIR") != "" {
-		*traceFile = filepath.Join(os.Getenv("BRAID_TRACE_DIR"), fmt.Sprintf("replica-%d.trace", *id))
-	}
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err != nil {
-			return fmt.Errorf("--trace: %w", err)
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return fmt.Errorf("--trace: %w", err)
-		}
-		defer trace.Stop()
-	}
+	defer stopTrace()
 	r, err := replica.New(cfg, *id, replica.Options{Logger: logger})
 	if err != nil {
 		return err
@@ -78,4 +60,25 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return r.Run(ctx)
+}
+
+// record starts a whole-run recording (a CPU profile, an execution trace)
+// into path, or into name inside $envDir when path is empty; neither set
+// records nothing. The returned stop ends it and closes the file.
+func record(flagName, path, envDir, name string, start func(io.Writer) error, stop func()) (func(), error) {
+	if path == "" && os.Getenv(envDir) != "" {
+		path = filepath.Join(os.Getenv(envDir), name)
+	}
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	return func() { stop(); f.Close() }, nil
 }
