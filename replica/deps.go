@@ -150,7 +150,7 @@ func (w *workers) close() {
 }
 
 // committer fsyncs the store off the loop: one Sync covers every commit
-// asked for before it started — one fdatasync pair for everything every
+// asked for before it started — one journal fdatasync for everything every
 // instance staged meanwhile (group commit), while the loop keeps stepping.
 type committer struct {
 	store storage.Interface

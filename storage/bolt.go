@@ -42,9 +42,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err == nil {
 		var snaps *fileSnaps
 		if snaps, err = openFileSnaps(filepath.Join(dir, snapDir)); err == nil {
-			var s *Store
-			if s, err = newStore(e, snaps, opts, true); err == nil {
-				return s, nil
+			var j *journaled
+			if j, err = openJournal(dir, e); err == nil {
+				var s *Store
+				if s, err = newStore(j, snaps, opts, true); err == nil {
+					return s, nil
+				}
+				j.file.Close()
 			}
 		}
 	}

@@ -1,7 +1,8 @@
 // Package storage is a replica's durable state: the consensus core's
 // write-ahead records, the ledger's blocks and certificates and small
-// metadata in one embedded store, and application snapshots as files beside
-// it (snapshots.go says why).
+// metadata in one embedded store with a journal in front of it (journal.go:
+// a commit costs one fdatasync, not bbolt's two), and application snapshots
+// as files beside it (snapshots.go says why).
 //
 // # Why bbolt
 //
@@ -29,9 +30,9 @@
 // Options.Fsync chooses when writes reach the disk:
 //
 //   - PerBatch: every call that writes (AppendRecords, PutBlock, …) commits
-//     its own transaction and fsyncs before returning. Simplest to reason
-//     about: if the call returned, the data survives a power loss. Costs one
-//     commit (two fdatasyncs) per call, so the disk's sync latency bounds the
+//     and fsyncs before returning. Simplest to reason about: if the call
+//     returned, the data survives a power loss. Costs one commit (one
+//     journal fdatasync) per call, so the disk's sync latency bounds the
 //     rate of writes.
 //   - GroupCommit{Interval}: writes go to an in-memory layer (visible to
 //     reads at once) and are committed together, in one transaction and one

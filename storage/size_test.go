@@ -37,7 +37,11 @@ func TestAppendOnlyBucketsArePacked(t *testing.T) {
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	db := s.eng.(*boltEngine).db
+	j := s.eng.(*journaled)
+	if err := j.fold(); err != nil { // what the journal holds goes into bbolt
+		t.Fatal(err)
+	}
+	db := j.bolt.db
 	err = db.View(func(tx *bolt.Tx) error {
 		for _, b := range []bucket{bBlocks, bWAL} {
 			st := tx.Bucket([]byte(bucketNames[b])).Stats()

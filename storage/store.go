@@ -100,9 +100,12 @@ type Interface interface {
 
 // Stats are cumulative counters.
 type Stats struct {
-	// Commits counts engine transactions committed. On disk each one costs
-	// two fdatasyncs (bbolt syncs data pages, then the meta page).
+	// Commits counts commits (Sync calls that wrote something).
 	Commits uint64
+	// Fsyncs counts fdatasyncs on disk: one per commit into the journal,
+	// two per fold into bbolt (data pages, then the meta page). Zero in
+	// memory.
+	Fsyncs uint64
 }
 
 var (
@@ -257,7 +260,13 @@ func (s *Store) Sync() error {
 }
 
 // Stats returns cumulative counters.
-func (s *Store) Stats() Stats { return Stats{Commits: s.commits.Load()} }
+func (s *Store) Stats() Stats {
+	st := Stats{Commits: s.commits.Load()}
+	if j, ok := s.eng.(*journaled); ok {
+		st.Fsyncs = j.syncs.Load()
+	}
+	return st
+}
 
 // Close commits pending writes and closes the engine.
 func (s *Store) Close() error {
