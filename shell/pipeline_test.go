@@ -151,7 +151,8 @@ func TestBatchVerificationChargesSender(t *testing.T) {
 // countingCrypto counts the signatures it is asked to verify.
 type countingCrypto struct {
 	Crypto
-	n int
+	n     int // signatures
+	calls int // VerifyAll calls
 }
 
 func (c *countingCrypto) Replica(id msg.ReplicaID, p, sig []byte) bool {
@@ -166,7 +167,49 @@ func (c *countingCrypto) Client(id msg.ClientID, p, sig []byte) bool {
 
 func (c *countingCrypto) VerifyAll(items []msg.Signature) []bool {
 	c.n += len(items)
+	c.calls++
 	return c.Crypto.VerifyAll(items)
+}
+
+// The frames of one pass are verified in one batch, and a forged one among
+// them is dropped and charged to its sender without taking the others with
+// it.
+func TestPeerFramesOfOnePassVerifiedTogether(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	_, keyring, err := FromConfig(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crypto := &countingCrypto{Crypto: testCrypto{keyring}}
+	disk := &laterDisk{Interface: testcluster.MemStore(t)}
+	sh := testShell(t, cfg, 1, Deps{Disk: disk, Crypto: crypto, Worker: &costWorker{}})
+	pp := prePrepare(t, cfg, 0, 1, put(ckey, 0, 1, "a", "1"))
+	prepare := func(id int, forge bool) *msg.Prepare {
+		key, err := cfg.ReplicaKey(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &msg.Prepare{Instance: 0, View: 0, Seq: 1, Digest: pp.Digest, From: msg.ReplicaID(id)}
+		sig := auth.ReplicaSigner(key).Sign(msg.SignedBytes(p))
+		if forge {
+			sig[3] ^= 1
+		}
+		msg.SetSig(p, sig)
+		return p
+	}
+	sh.OnPeer(pp.From, msg.Marshal(pp))
+	sh.OnPeer(2, msg.Marshal(prepare(2, false)))
+	sh.OnPeer(3, msg.Marshal(prepare(3, true)))
+	sh.Flush()
+	if crypto.calls != 1 || crypto.n != 4 {
+		t.Fatalf("%d verification calls for %d signatures; want 1 for 4 (request, pre-prepare, two prepares)", crypto.calls, crypto.n)
+	}
+	if ch := sh.Charged(); ch[3] != 1 || ch[0] != 0 || ch[2] != 0 {
+		t.Fatalf("charged %v; want only replica 3, once", ch)
+	}
+	if len(disk.commits) == 0 {
+		t.Fatal("the good pre-prepare was not accepted: nothing was persisted")
+	}
 }
 
 // costWorker runs jobs inline and sums what they say they spent.

@@ -103,6 +103,7 @@ type Shell struct {
 	verified    seen            // digests of peer frames whose signatures checked out
 	sigs        *sigCache       // signatures that verified, inside any message
 	clientQueue []clientArrival // client requests waiting for one batch verification
+	peerQueue   []peerArrival   // peer frames waiting for one batch verification
 }
 
 // output is a frame waiting until every batch up to need is durable.
@@ -273,6 +274,7 @@ func (s *Shell) apply(what string, b *storage.Batch) bool {
 // records staged before anything that depends on them leaves, rounds
 // executed, one commit asked for all of it.
 func (s *Shell) Flush() {
+	s.verifyPeers()
 	s.verifyClients()
 	s.node.ProposeQueued()
 	for s.failed == nil && s.node.HasReady() {

@@ -96,22 +96,3 @@ func (c *sigCache) remember(items []msg.Signature, valid []bool) {
 	}
 	c.add(good)
 }
-
-// verify checks every signature in sigs, skipping those verified before,
-// and batch-verifies the rest with crypto. It reports whether all of them
-// hold and how many it verified (for the simulator's CPU model); it
-// remembers the new ones only when all of them hold, so a message with one
-// forged signature does not warm the cache for its accomplices.
-func (c *sigCache) verify(crypto Crypto, sigs []msg.Signature) (ok bool, verified int) {
-	fresh, keys := c.fresh(sigs)
-	if len(fresh) == 0 {
-		return true, 0
-	}
-	for _, good := range crypto.VerifyAll(fresh) {
-		if !good {
-			return false, len(fresh)
-		}
-	}
-	c.add(keys)
-	return true, len(fresh)
-}
