@@ -14,18 +14,28 @@ package storage
 // append to a growing file 0.36–0.45 ms, overwrite of a zero-filled one
 // 0.10–0.23 ms, a bbolt commit 0.39–0.8 ms.
 //
-// Recovery (openJournal) reads the file from offset 0 and keeps the chain of
-// valid records with consecutive sequence numbers; those above the sequence
-// number bbolt records as folded are folded into bbolt before the store
-// opens. A record whose checksum fails ends the chain: it is the torn tail of
-// a write whose fdatasync never returned, so it was never acknowledged. An
-// intact header with a damaged payload that is followed by the next valid
-// record is not a torn tail but damaged acknowledged data: Open fails with
-// ErrCorrupt instead of silently dropping it. After a wrap the old records
-// further in the file have lower sequence numbers, so they end the chain.
+// Every fill of the file (a cycle: from offset 0 to the fold that ends it)
+// has a random salt, stored in bbolt with the fold that starts the cycle,
+// and mixed into both checksums of its records. Records of earlier cycles,
+// which lie beyond the new ones after a wrap, therefore fail their checksums
+// whatever they contain; so do record-shaped bytes inside stored values.
+//
+// Recovery (openJournal) reads the chain of valid records of the current
+// cycle from offset 0, numbered consecutively from one past the last fold,
+// folds them into bbolt and starts a new cycle (a new salt, offset 0). A
+// record whose checksum fails ends the chain: it is the torn tail of a write
+// whose fdatasync never returned, so it was never acknowledged. A record of
+// the chain with an intact header and a damaged payload, followed by the
+// next record of the chain intact, is damaged acknowledged data instead:
+// Open fails with ErrCorrupt rather than silently drop it. Records do not
+// start on sector boundaries, so the page holding a record's tail is
+// rewritten with the next record: that is safe as long as the disk writes a
+// sector atomically (it leaves the old or the new bytes of a sector, which
+// agree on the earlier record), the assumption every database's log makes.
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,9 +44,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/braid-bft/braid/internal/atomicfile"
 )
@@ -50,9 +60,10 @@ const JournalFileName = "journal"
 const journalBytes = 16 << 20
 
 const (
-	journalMagic  = 0x4252_4a31 // "BRJ1"
-	journalHeader = 4 + 8 + 4 + 4 + 4
-	sysJournalSeq = "journal-seq" // highest journal record folded into bbolt
+	journalMagic   = 0x4252_4a31 // "BRJ1"
+	journalHeader  = 4 + 8 + 4 + 4 + 4
+	sysJournalSeq  = "journal-seq"  // highest journal record folded into bbolt
+	sysJournalSalt = "journal-salt" // the current cycle's salt
 )
 
 // journaled is the disk engine: a journal in front of bbolt.
@@ -63,6 +74,8 @@ type journaled struct {
 	wmu     sync.Mutex // serialises apply and fold
 	off     int64      // where the next record goes
 	nextSeq uint64     // the next record's sequence number
+	salt    uint64     // the current cycle's
+	err     error      // sticky: a failed write, fdatasync or fold
 
 	mu      sync.RWMutex
 	overlay *layer // journaled, not yet in bbolt
@@ -75,13 +88,17 @@ type journaled struct {
 // holds beyond bbolt's last fold into bbolt, and returns the engine.
 func openJournal(dir string, b *boltEngine) (*journaled, error) {
 	path := filepath.Join(dir, JournalFileName)
+	j := &journaled{bolt: b, overlay: newLayer()}
+	folded, salt, hasSalt, err := j.cycle()
+	if err != nil {
+		return nil, err
+	}
+	removeStaleTemps(dir, "."+JournalFileName+".")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		// A database that folded journal records had a journal: without
-		// it, what was written after its last fold is gone.
-		if folded, err := (&journaled{bolt: b}).foldedSeq(); err != nil {
-			return nil, err
-		} else if folded > 0 {
-			return nil, fmt.Errorf("journal: %w: %s is missing but the database folded %d journal records; refusing to open without the writes made since its last fold",
+		// A database that has started a journal cycle had a journal:
+		// without it, what was written since its last fold is gone.
+		if hasSalt {
+			return nil, fmt.Errorf("journal: %w: %s is missing but the database has used one (%d records folded); refusing to open without the writes made since its last fold",
 				ErrCorrupt, path, folded)
 		}
 		if err := createJournal(path); err != nil {
@@ -94,12 +111,25 @@ func openJournal(dir string, b *boltEngine) (*journaled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	j := &journaled{bolt: b, file: f, overlay: newLayer()}
-	if err := j.recover(); err != nil {
+	j.file = f
+	if err := j.recover(folded, salt, hasSalt); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return j, nil
+}
+
+// removeStaleTemps deletes what a crash in createJournal left behind.
+func removeStaleTemps(dir, prefix string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, prefix) && strings.HasSuffix(n, ".tmp") {
+			_ = os.Remove(filepath.Join(dir, n)) // best effort: a leftover only costs space
+		}
+	}
 }
 
 // createJournal writes a zero-filled journal file durably: written zeros,
@@ -116,66 +146,60 @@ func createJournal(path string) error {
 	})
 }
 
-// recover folds the journal's records above bbolt's folded sequence number
-// into bbolt, so the engine starts with an empty overlay and an empty
-// journal (writing restarts at offset 0).
-func (j *journaled) recover() error {
-	folded, err := j.foldedSeq()
-	if err != nil {
-		return err
-	}
-	st, err := j.file.Stat()
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	recs, err := scanJournal(j.file, min(st.Size(), journalBytes))
-	if err != nil {
-		return err
-	}
-	next := folded + 1
-	for _, r := range recs {
-		if r.seq < next {
-			continue // folded before the crash
-		}
-		if r.seq != next {
-			return fmt.Errorf("journal: %w: record %d follows folded record %d", ErrCorrupt, r.seq, next-1)
-		}
-		l, err := decodeLayer(r.payload)
+// recover folds the current cycle's records into bbolt and starts a new
+// cycle, so the engine begins with an empty overlay at offset 0. The new
+// cycle's salt is stored even when nothing was folded: then no record of
+// the old cycle can be mistaken for one of the new.
+func (j *journaled) recover(folded, salt uint64, hasSalt bool) error {
+	j.nextSeq = folded + 1
+	if hasSalt {
+		st, err := j.file.Stat()
 		if err != nil {
-			return fmt.Errorf("journal: record %d: %w", r.seq, err)
+			return fmt.Errorf("journal: %w", err)
 		}
-		mergeLayer(j.overlay, l)
-		next++
-	}
-	j.nextSeq = max(next, 1)
-	if !j.overlay.empty() {
-		if err := j.foldLocked(); err != nil {
+		recs, err := scanJournal(j.file, min(st.Size(), journalBytes), salt, folded+1)
+		if err != nil {
 			return err
 		}
+		for _, r := range recs {
+			l, err := decodeLayer(r.payload)
+			if err != nil {
+				return fmt.Errorf("journal: record %d: %w", r.seq, err)
+			}
+			mergeLayer(j.overlay, l)
+			j.nextSeq = r.seq + 1
+		}
 	}
-	return nil
+	return j.foldLocked()
 }
 
-func (j *journaled) foldedSeq() (uint64, error) {
-	var seq uint64
-	found, err := j.bolt.view(bSys, []byte(sysJournalSeq), func(v []byte) error {
-		p, err := unseal(v)
+// cycle reads what bbolt records of the journal: the last folded sequence
+// number and the current cycle's salt (hasSalt false for a database that
+// never had a journal).
+func (j *journaled) cycle() (folded, salt uint64, hasSalt bool, err error) {
+	read := func(key string) (uint64, bool, error) {
+		var v uint64
+		found, err := j.bolt.view(bSys, []byte(key), func(raw []byte) error {
+			p, err := unseal(raw)
+			if err != nil {
+				return err
+			}
+			if len(p) != 8 {
+				return fmt.Errorf("%w: sys %s: %d bytes, want 8", ErrCorrupt, key, len(p))
+			}
+			v = binary.BigEndian.Uint64(p)
+			return nil
+		})
 		if err != nil {
-			return err
+			return 0, false, fmt.Errorf("journal: %w", err)
 		}
-		if len(p) != 8 {
-			return fmt.Errorf("%w: sys %s: %d bytes, want 8", ErrCorrupt, sysJournalSeq, len(p))
-		}
-		seq = binary.BigEndian.Uint64(p)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("journal: %w", err)
+		return v, found, nil
 	}
-	if !found {
-		return 0, nil
+	if folded, _, err = read(sysJournalSeq); err != nil {
+		return 0, 0, false, err
 	}
-	return seq, nil
+	salt, hasSalt, err = read(sysJournalSalt)
+	return folded, salt, hasSalt, err
 }
 
 type journalRecord struct {
@@ -184,44 +208,43 @@ type journalRecord struct {
 	payload    []byte
 }
 
-// scanJournal returns the chain of valid records with consecutive sequence
-// numbers from the start of the size bytes of r (see the top of the file).
-// It reads only the chain, not the whole file.
-func scanJournal(r io.ReaderAt, size int64) ([]journalRecord, error) {
+// scanJournal returns the chain of the cycle salted with salt: valid
+// records numbered first, first+1, … from the start of the size bytes of r
+// (see the top of the file). It reads only the chain, not the whole file.
+func scanJournal(r io.ReaderAt, size int64, salt, first uint64) ([]journalRecord, error) {
 	var recs []journalRecord
 	var off int64
+	want := first
 	for {
-		rec, n, hdrOK, err := readJournalRecord(r, off, size)
+		rec, n, hdrOK, err := readJournalRecord(r, off, size, salt)
 		if err != nil {
 			return nil, err
 		}
-		if n == 0 {
-			if hdrOK {
+		if n == 0 || rec.seq != want {
+			if n == 0 && hdrOK && rec.seq == want {
 				// Header intact, payload damaged: a torn tail, unless
-				// the next record follows it intact.
-				next, nn, _, err := readJournalRecord(r, off+journalHeader+int64(rec.payloadLen), size)
+				// the chain's next record follows it intact.
+				next, nn, _, err := readJournalRecord(r, off+journalHeader+int64(rec.payloadLen), size, salt)
 				if err != nil {
 					return nil, err
 				}
-				if nn > 0 && next.seq == rec.seq+1 {
+				if nn > 0 && next.seq == want+1 {
 					return nil, fmt.Errorf("journal: %w: record %d at offset %d: payload checksum mismatch before intact record %d",
-						ErrCorrupt, rec.seq, off, next.seq)
+						ErrCorrupt, want, off, next.seq)
 				}
 			}
 			return recs, nil
 		}
-		if len(recs) > 0 && rec.seq != recs[len(recs)-1].seq+1 {
-			return recs, nil // an older record beyond the last wrap
-		}
 		recs = append(recs, rec)
 		off += n
+		want++
 	}
 }
 
 // readJournalRecord decodes the record at off: n is its size, 0 when there
-// is none (zeros, a torn write, garbage); hdrOK says the header alone was
-// intact, and then rec.seq and rec.payloadLen are set.
-func readJournalRecord(r io.ReaderAt, off, size int64) (rec journalRecord, n int64, hdrOK bool, err error) {
+// is none (zeros, a torn write, garbage, another cycle's record); hdrOK says
+// the header alone was intact, and then rec.seq and rec.payloadLen are set.
+func readJournalRecord(r io.ReaderAt, off, size int64, salt uint64) (rec journalRecord, n int64, hdrOK bool, err error) {
 	if off < 0 || size-off < journalHeader {
 		return rec, 0, false, nil
 	}
@@ -229,8 +252,7 @@ func readJournalRecord(r io.ReaderAt, off, size int64) (rec journalRecord, n int
 	if _, err := r.ReadAt(h[:], off); err != nil {
 		return rec, 0, false, fmt.Errorf("journal: read at %d: %w", off, err)
 	}
-	if binary.BigEndian.Uint32(h[:]) != journalMagic ||
-		crc32.Checksum(h[:journalHeader-4], castagnoli) != binary.BigEndian.Uint32(h[journalHeader-4:]) {
+	if binary.BigEndian.Uint32(h[:]) != journalMagic || saltedCRC(salt, h[:journalHeader-4]) != binary.BigEndian.Uint32(h[journalHeader-4:]) {
 		return rec, 0, false, nil
 	}
 	rec.seq = binary.BigEndian.Uint64(h[4:])
@@ -242,19 +264,26 @@ func readJournalRecord(r io.ReaderAt, off, size int64) (rec journalRecord, n int
 	if _, err := r.ReadAt(payload, off+journalHeader); err != nil {
 		return rec, 0, false, fmt.Errorf("journal: read at %d: %w", off+journalHeader, err)
 	}
-	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(h[16:]) {
+	if saltedCRC(salt, payload) != binary.BigEndian.Uint32(h[16:]) {
 		return rec, 0, true, nil
 	}
 	rec.payload = payload
 	return rec, journalHeader + int64(rec.payloadLen), true, nil
 }
 
-func appendJournalRecord(dst []byte, seq uint64, payload []byte) []byte {
+// saltedCRC is the CRC-32C of the salt's 8 bytes followed by p.
+func saltedCRC(salt uint64, p []byte) uint32 {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], salt)
+	return crc32.Update(crc32.Checksum(b[:], castagnoli), castagnoli, p)
+}
+
+func appendJournalRecord(dst []byte, salt, seq uint64, payload []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, journalMagic)
 	dst = binary.BigEndian.AppendUint64(dst, seq)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
-	dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(payload, castagnoli))
-	dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[len(dst)-20:], castagnoli))
+	dst = binary.BigEndian.AppendUint32(dst, saltedCRC(salt, payload))
+	dst = binary.BigEndian.AppendUint32(dst, saltedCRC(salt, dst[len(dst)-20:]))
 	return append(dst, payload...)
 }
 
@@ -263,31 +292,36 @@ func appendJournalRecord(dst []byte, seq uint64, payload []byte) []byte {
 func (j *journaled) apply(l *layer) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	payload := encodeLayer(l)
-	rec := appendJournalRecord(make([]byte, 0, journalHeader+len(payload)), j.nextSeq, payload)
-	if len(rec) > journalBytes {
+	if j.err != nil {
+		return j.err
+	}
+	if l.bytes > journalBytes {
 		// Too large for the journal: fold what it holds, then commit this
 		// layer the ordinary way.
 		if err := j.foldLocked(); err != nil {
 			return err
 		}
 		if err := j.bolt.apply(l); err != nil {
-			return err
+			return j.failed(err)
 		}
 		j.folds++
 		j.syncs.Add(2)
 		return nil
 	}
+	payload := encodeLayer(l)
+	rec := appendJournalRecord(make([]byte, 0, journalHeader+len(payload)), j.salt, j.nextSeq, payload)
 	if j.off+int64(len(rec)) > journalBytes {
 		if err := j.foldLocked(); err != nil {
 			return err
 		}
+		// foldLocked started a new cycle: salt the record with it.
+		rec = appendJournalRecord(rec[:0], j.salt, j.nextSeq, payload)
 	}
 	if _, err := j.file.WriteAt(rec, j.off); err != nil {
-		return fmt.Errorf("journal: write: %w", err)
+		return j.failed(fmt.Errorf("journal: write: %w", err))
 	}
 	if err := fdatasync(j.file); err != nil {
-		return fmt.Errorf("journal: fdatasync: %w", err)
+		return j.failed(fmt.Errorf("journal: fdatasync: %w", err))
 	}
 	j.syncs.Add(1)
 	j.off += int64(len(rec))
@@ -298,29 +332,53 @@ func (j *journaled) apply(l *layer) error {
 	return nil
 }
 
+// failed makes err sticky: after a failed write or fdatasync the kernel may
+// have dropped the dirty pages, so nothing more is written (not even by
+// Close). What the failed commit carried may or may not be on disk.
+func (j *journaled) failed(err error) error {
+	j.err = err
+	return err
+}
+
 // foldLocked commits the overlay into bbolt with the last journaled
-// sequence number, then starts the journal over. The caller holds wmu.
+// sequence number and a new cycle's salt, then starts the journal over at
+// offset 0. The caller holds wmu.
 func (j *journaled) foldLocked() error {
+	if j.err != nil {
+		return j.err
+	}
 	j.mu.RLock()
 	o := j.overlay
 	j.mu.RUnlock()
-	if !o.empty() {
-		// The overlay is only replaced below, by this goroutine, so
-		// reading it without the lock while readers hold RLock is safe.
-		fold := newLayer()
-		mergeLayer(fold, o)
-		fold.put(bSys, []byte(sysJournalSeq), seal(binary.BigEndian.AppendUint64(nil, j.nextSeq-1)))
-		if err := j.bolt.apply(fold); err != nil {
-			return err
-		}
-		j.folds++
-		j.syncs.Add(2)
+	// The overlay is only replaced below, by this goroutine, so copying it
+	// while readers hold RLock is safe.
+	fold := newLayer()
+	mergeLayer(fold, o)
+	salt, err := newSalt()
+	if err != nil {
+		return j.failed(fmt.Errorf("journal: %w", err))
 	}
+	fold.put(bSys, []byte(sysJournalSeq), seal(binary.BigEndian.AppendUint64(nil, j.nextSeq-1)))
+	fold.put(bSys, []byte(sysJournalSalt), seal(binary.BigEndian.AppendUint64(nil, salt)))
+	if err := j.bolt.apply(fold); err != nil {
+		return j.failed(err)
+	}
+	j.folds++
+	j.syncs.Add(2)
+	j.salt = salt
 	j.mu.Lock()
 	j.overlay = newLayer()
 	j.mu.Unlock()
 	j.off = 0
 	return nil
+}
+
+func newSalt() (uint64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("salt: %w", err)
+	}
+	return binary.BigEndian.Uint64(b[:]), nil
 }
 
 func (j *journaled) view(b bucket, key []byte, fn func(v []byte) error) (bool, error) {
@@ -355,6 +413,9 @@ func (j *journaled) last(b bucket) ([]byte, bool, error) {
 func (j *journaled) fold() error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
 	j.mu.RLock()
 	empty := j.overlay.empty()
 	j.mu.RUnlock()
@@ -364,6 +425,8 @@ func (j *journaled) fold() error {
 	return j.foldLocked()
 }
 
+// close folds (unless a write failed: then it only closes the files) and
+// closes.
 func (j *journaled) close() error {
 	err := j.fold()
 	if cerr := j.file.Close(); err == nil {
@@ -380,15 +443,6 @@ func (j *journaled) close() error {
 func (j *journaled) crash() {
 	j.file.Close()
 	j.bolt.close()
-}
-
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
-		}
-	}
 }
 
 // ---- layers as bytes ----
@@ -450,8 +504,11 @@ func encodeLayer(l *layer) []byte {
 func decodeLayer(p []byte) (*layer, error) {
 	l := newLayer()
 	r := &layerReader{p: p}
+	if len(p) == 0 {
+		r.fail("empty") // a commit always writes something
+	}
 	prev := -1
-	for len(r.p) > 0 {
+	for r.err == nil && len(r.p) > 0 {
 		b := int(r.byte())
 		if r.err == nil && (b >= int(numBuckets) || b <= prev) {
 			r.fail("bucket %d out of order or unknown", b)
@@ -492,9 +549,9 @@ func decodeLayer(p []byte) (*layer, error) {
 				l.put(bucket(b), bytes.Clone(k), v)
 			}
 		}
-		if r.err != nil {
-			return nil, r.err
-		}
+	}
+	if r.err != nil {
+		return nil, r.err
 	}
 	return l, nil
 }
@@ -537,7 +594,8 @@ func (r *layerReader) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.p)
-	if n <= 0 || n != len(binary.AppendUvarint(nil, v)) {
+	var short [binary.MaxVarintLen64]byte
+	if n <= 0 || n != binary.PutUvarint(short[:], v) {
 		r.fail("bad length") // malformed, or not the shortest encoding
 		return 0
 	}

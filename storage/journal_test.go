@@ -25,13 +25,14 @@ func TestJournalCommitSurvivesCrashBeforeFold(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})
 	must(t, err)
+	j := s.eng.(*journaled)
+	opened := j.folds // opening starts a cycle with one
 	c := ledgertest.NewChain(30, 4, 10)
 	putChain(t, s, c)
 	must(t, s.AppendRecords([][]byte{[]byte("prepare"), []byte("commit")}))
 	must(t, s.PutMeta("view", []byte{7}))
-	j := s.eng.(*journaled)
-	if j.folds != 0 {
-		t.Fatalf("%d folds after a few small commits; want 0 (the journal holds them)", j.folds)
+	if j.folds != opened {
+		t.Fatalf("%d folds after a few small commits; want none (the journal holds them)", j.folds-opened)
 	}
 	if found, _ := j.bolt.view(bBlocks, u64key(30), func([]byte) error { return nil }); found {
 		t.Fatal("block 30 already in bbolt: the test would not exercise the journal")
@@ -53,12 +54,13 @@ func TestJournalCommitSurvivesCrashBeforeFold(t *testing.T) {
 	}
 }
 
-// journalOffsets returns where each record of the journal in dir starts.
-func journalOffsets(t *testing.T, dir string) (data []byte, offs []int) {
+// journalOffsets returns where each record of the journal in dir starts,
+// for the cycle salted with salt whose first record is first.
+func journalOffsets(t *testing.T, dir string, salt, first uint64) (data []byte, offs []int) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, JournalFileName))
 	must(t, err)
-	recs, err := scanJournal(bytes.NewReader(data), int64(len(data)))
+	recs, err := scanJournal(bytes.NewReader(data), int64(len(data)), salt, first)
 	must(t, err)
 	off := 0
 	for _, r := range recs {
@@ -73,6 +75,7 @@ func journalOffsets(t *testing.T, dir string) (data []byte, offs []int) {
 // before it kept. A damaged record followed by an intact one is damaged
 // acknowledged data: Open refuses.
 func TestJournalTornTailAndDamage(t *testing.T) {
+	var salt uint64
 	write := func(t *testing.T) string {
 		dir := t.TempDir()
 		s, err := Open(dir, Options{})
@@ -80,6 +83,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 		for i := 1; i <= 5; i++ {
 			must(t, s.AppendRecords([][]byte{fmt.Appendf(nil, "rec-%d", i)}))
 		}
+		salt = s.eng.(*journaled).salt
 		crashStore(s)
 		return dir
 	}
@@ -92,7 +96,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 	}
 	t.Run("torn-payload", func(t *testing.T) {
 		dir := write(t)
-		data, offs := journalOffsets(t, dir)
+		data, offs := journalOffsets(t, dir, salt, 1)
 		if len(offs) != 5 {
 			t.Fatalf("%d records in the journal; want 5", len(offs))
 		}
@@ -105,7 +109,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 	})
 	t.Run("torn-header", func(t *testing.T) {
 		dir := write(t)
-		data, offs := journalOffsets(t, dir)
+		data, offs := journalOffsets(t, dir, salt, 1)
 		clear(data[offs[4]+8 : offs[4]+journalHeader]) // half a header reached the disk
 		must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
 		s, err := Open(dir, Options{})
@@ -115,7 +119,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 	})
 	t.Run("damaged-middle", func(t *testing.T) {
 		dir := write(t)
-		data, offs := journalOffsets(t, dir)
+		data, offs := journalOffsets(t, dir, salt, 1)
 		data[offs[2]+journalHeader+1] ^= 0x01
 		must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
 		if s, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) {
@@ -125,6 +129,52 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 			t.Fatalf("Open with record 3 of 5 damaged: %v; want ErrCorrupt", err)
 		}
 	})
+}
+
+// Records of an earlier cycle (already folded) are neither replayed nor
+// taken for damage: bit rot in one does not stop the store from opening,
+// and an old record that carries the next sequence number is not mistaken
+// for one of the current cycle (each cycle salts its checksums).
+func TestJournalIgnoresEarlierCycles(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	for i := 1; i <= 5; i++ {
+		must(t, s.AppendRecords([][]byte{fmt.Appendf(nil, "rec-%d", i)}))
+	}
+	old := s.eng.(*journaled).salt
+	must(t, s.Close()) // folds records 1..5 and starts a new cycle
+	data, offs := journalOffsets(t, dir, old, 1)
+	data[offs[1]+journalHeader+1] ^= 0x01 // bit rot in folded record 2
+	must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
+
+	s, err = Open(dir, Options{})
+	must(t, err)
+	checkRecs(t, s, 1, 6, [][]byte{[]byte("rec-1"), []byte("rec-2"), []byte("rec-3"), []byte("rec-4"), []byte("rec-5")})
+	must(t, s.AppendRecords([][]byte{[]byte("rec-6")})) // record 6 of the new cycle, at offset 0
+	crashStore(s)
+
+	// Make the old record lying just past record 6 a well-formed record 7
+	// of the old cycle, with a write nobody made.
+	data, err = os.ReadFile(filepath.Join(dir, JournalFileName))
+	must(t, err)
+	l := newLayer()
+	l.put(bMeta, []byte("forged"), seal([]byte("yes")))
+	rec6 := journalHeader + len(encodeLayer(func() *layer {
+		x := newLayer()
+		x.put(bWAL, u64key(6), seal([]byte("rec-6")))
+		return x
+	}()))
+	copy(data[rec6:], appendJournalRecord(nil, old, 7, encodeLayer(l)))
+	must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
+
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	checkRecs(t, s, 1, 7, [][]byte{[]byte("rec-1"), []byte("rec-2"), []byte("rec-3"), []byte("rec-4"), []byte("rec-5"), []byte("rec-6")})
+	if v, err := s.GetMeta("forged"); err == nil {
+		t.Fatalf("a record of an earlier cycle was replayed: meta forged = %q", v)
+	}
 }
 
 // Past the end of the file the journal folds into bbolt and starts over at
@@ -322,11 +372,11 @@ func FuzzJournal(f *testing.F) {
 	l.deleteBelow(bBlocks, u64key(4))
 	l.put(bMeta, []byte("k"), nil)
 	p := encodeLayer(l)
-	f.Add(appendJournalRecord(appendJournalRecord(nil, 1, p), 2, p))
+	f.Add(appendJournalRecord(appendJournalRecord(nil, 0, 1, p), 0, 2, p))
 	f.Add(p)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, _ := scanJournal(bytes.NewReader(data), int64(len(data)))
+		recs, _ := scanJournal(bytes.NewReader(data), int64(len(data)), 0, 1)
 		for _, r := range recs {
 			if l, err := decodeLayer(r.payload); err == nil && !bytes.Equal(encodeLayer(l), r.payload) {
 				t.Fatalf("record %d decodes but does not re-encode to its bytes", r.seq)
