@@ -14,7 +14,7 @@ func (n *Node) Tick() {
 	if n.changing {
 		if n.tick >= n.vcDeadline {
 			if n.viewChangeQuorum() {
-				n.startViewChange(n.view + 1)
+				n.startViewChange(n.view+1, "view-change-timeout")
 				return
 			}
 			// Fewer than a quorum want this view yet (PBFT starts the
@@ -47,9 +47,9 @@ func (n *Node) Tick() {
 			n.maybePropose(true)
 		}
 		n.padToCheckpoint()
-	} else if n.primarySuspect() {
+	} else if why := n.primarySuspect(); why != "" {
 		n.stats.Timeouts++
-		n.startViewChange(n.view + 1)
+		n.startViewChange(n.view+1, why)
 		return
 	}
 	if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) && n.outstanding() {
@@ -71,8 +71,10 @@ func (n *Node) viewChangeQuorum() bool {
 	return k >= n.q
 }
 
-// primarySuspect: a watched request or an accepted pre-prepare has waited too long.
-func (n *Node) primarySuspect() bool {
+// primarySuspect says why the primary is suspected ("" if it is not): a
+// watched request or an accepted pre-prepare has waited too long, or the
+// instance idles off a checkpoint.
+func (n *Node) primarySuspect() string {
 	for key, w := range n.watching {
 		if w.req.Number <= n.decided[w.req.Client] {
 			// Overtaken by a later request of the same client, or decided
@@ -81,15 +83,18 @@ func (n *Node) primarySuspect() bool {
 			continue
 		}
 		if n.tick >= w.deadline {
-			return true
+			return "request-timeout"
 		}
 	}
 	for seq, s := range n.slots {
 		if s.pp != nil && !s.committed && seq > n.lastDecided && n.tick-s.acceptedAt >= int64(n.cfg.ProgressTimeout) {
-			return true
+			return "progress-timeout"
 		}
 	}
-	return n.padOverdue()
+	if n.padOverdue() {
+		return "idle-off-checkpoint"
+	}
+	return ""
 }
 
 // padOverdue: the instance has been idle off a checkpoint for longer than
@@ -287,5 +292,5 @@ func (n *Node) Suspect() {
 		return
 	}
 	n.stats.Suspicions++
-	n.startViewChange(n.view + 1)
+	n.startViewChange(n.view+1, "lagging-instance")
 }

@@ -83,6 +83,7 @@ type Node struct {
 	f   int
 	q   int
 
+	why      string // why the latest view change started (ViewChangeReason)
 	view     uint64
 	changing bool // a view change to view is under way
 
@@ -213,6 +214,12 @@ func New(cfg Config) (*Node, error) {
 // View returns the current view and whether a view change is under way.
 func (n *Node) View() (view uint64, changing bool) { return n.view, n.changing }
 
+// ViewChangeReason says why this replica started its latest view change:
+// request-timeout, progress-timeout, idle-off-checkpoint,
+// view-change-timeout, lagging-instance (the RCC detector) or joined-f+1
+// (f+1 others asked for a later view). For logs and metrics.
+func (n *Node) ViewChangeReason() string { return n.why }
+
 // Primary returns the primary of the current view.
 func (n *Node) Primary() msg.ReplicaID { return n.cfg.Primary(n.view) }
 
@@ -257,6 +264,25 @@ func (n *Node) PrimaryChanged() {
 
 // LastDecided is the highest sequence number decided (in order) so far.
 func (n *Node) LastDecided() uint64 { return n.lastDecided }
+
+// ProposedThrough is the highest sequence number up to which this replica
+// holds an accepted pre-prepare (or a decision) for every round: how far
+// the primary has proposed, as seen here. A primary controls only when it
+// proposes; once it has, the round decides at the speed of the correct
+// replicas. So the soft-failure detector measures a primary by this, not
+// by decisions, and a primary whose rounds decide slowly because the
+// replicas are busy (every instance shares their cores) is not mistaken
+// for one that throttles.
+func (n *Node) ProposedThrough() uint64 {
+	seq := n.lastDecided
+	for {
+		s := n.slots[seq+1]
+		if s == nil || s.pp == nil {
+			return seq
+		}
+		seq++
+	}
+}
 
 // NextProposal is the sequence number the primary will propose next.
 func (n *Node) NextProposal() uint64 { return n.nextSeq }

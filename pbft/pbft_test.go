@@ -280,7 +280,7 @@ func TestLoneViewChangeDoesNotClimb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nd.startViewChange(1)
+	nd.startViewChange(1, "test")
 	for i := 0; i < 500; i++ {
 		nd.Tick()
 		nd.Ready()

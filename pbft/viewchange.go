@@ -10,7 +10,7 @@ import (
 // the normal case, tell everyone what we proved prepared, and wait for the
 // new primary's NewView — giving up on it after a timeout that doubles with
 // every consecutive attempt, so that eventually a view lasts long enough.
-func (n *Node) startViewChange(to uint64) {
+func (n *Node) startViewChange(to uint64, why string) {
 	if to <= n.view && n.changing {
 		return
 	}
@@ -19,6 +19,7 @@ func (n *Node) startViewChange(to uint64) {
 	}
 	n.view = to
 	n.changing = true
+	n.why = why
 	n.forgetSigned()
 	n.stats.ViewChanges++
 	vc := &msg.ViewChange{
@@ -74,7 +75,7 @@ func (n *Node) onViewChange(vc *msg.ViewChange) {
 		slices.Sort(ahead)
 		target := ahead[len(ahead)-n.f-1]
 		if target > n.view || !n.changing {
-			n.startViewChange(target)
+			n.startViewChange(target, "joined-f+1")
 		}
 	}
 	n.maybeSendNewView()

@@ -375,11 +375,15 @@ func (nd *Node) detectSoftFailures() {
 		if r := nd.prim.resume[i]; r > 0 {
 			decided = max(decided, r-1) // rounds it sits out count as done
 		}
-		if front >= decided+nd.cfg.Sigma {
+		// The gap is measured to what the primary has proposed: rounds it
+		// proposed and that are still deciding are the replicas' delay,
+		// not its own (pbft.Node.ProposedThrough).
+		proposed := max(decided, p.ProposedThrough())
+		if front >= proposed+nd.cfg.Sigma {
 			nd.stats.SoftFailures++
-			nd.stats.MaxSuspicionGap = max(nd.stats.MaxSuspicionGap, front-decided)
+			nd.stats.MaxSuspicionGap = max(nd.stats.MaxSuspicionGap, front-proposed)
 			if nd.stats.FirstSuspicionGap == 0 {
-				nd.stats.FirstSuspicionGap = front - decided
+				nd.stats.FirstSuspicionGap = front - proposed
 			}
 			p.Suspect()
 			continue

@@ -234,7 +234,7 @@ func (s *Shell) logViews() {
 			continue
 		}
 		if changing {
-			s.log.Info("instance changing view", "instance", i, "to", v)
+			s.log.Info("instance changing view", "instance", i, "to", v, "why", p.ViewChangeReason())
 		} else {
 			s.log.Info("instance in a new view", "instance", i, "view", v, "primary", p.Primary())
 		}

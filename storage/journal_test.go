@@ -94,29 +94,25 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 		}
 		return out
 	}
-	t.Run("torn-payload", func(t *testing.T) {
-		dir := write(t)
-		data, offs := journalOffsets(t, dir, salt, 1)
-		if len(offs) != 5 {
-			t.Fatalf("%d records in the journal; want 5", len(offs))
-		}
-		data[offs[4]+journalHeader+2] ^= 0xff
-		must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
-		s, err := Open(dir, Options{})
-		must(t, err)
-		defer s.Close()
-		checkRecs(t, s, 1, 5, want(4))
-	})
-	t.Run("torn-header", func(t *testing.T) {
-		dir := write(t)
-		data, offs := journalOffsets(t, dir, salt, 1)
-		clear(data[offs[4]+8 : offs[4]+journalHeader]) // half a header reached the disk
-		must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
-		s, err := Open(dir, Options{})
-		must(t, err)
-		defer s.Close()
-		checkRecs(t, s, 1, 5, want(4))
-	})
+	torn := map[string]func(data []byte, last int){
+		"torn-payload": func(data []byte, last int) { data[last+journalHeader+2] ^= 0xff },
+		"torn-header":  func(data []byte, last int) { clear(data[last+8 : last+journalHeader]) }, // half a header reached the disk
+	}
+	for name, tear := range torn {
+		t.Run(name, func(t *testing.T) {
+			dir := write(t)
+			data, offs := journalOffsets(t, dir, salt, 1)
+			if len(offs) != 5 {
+				t.Fatalf("%d records in the journal; want 5", len(offs))
+			}
+			tear(data, offs[4])
+			must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
+			s, err := Open(dir, Options{})
+			must(t, err)
+			defer s.Close()
+			checkRecs(t, s, 1, 5, want(4))
+		})
+	}
 	t.Run("damaged-middle", func(t *testing.T) {
 		dir := write(t)
 		data, offs := journalOffsets(t, dir, salt, 1)
