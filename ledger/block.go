@@ -21,6 +21,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/braid-bft/braid/internal/wire"
 
 	"github.com/braid-bft/braid/msg"
 )
@@ -107,20 +108,20 @@ func (b *Block) Encode() []byte {
 		n += minRequestBytes + len(b.Requests[i].Op) + len(b.Requests[i].Sig)
 	}
 	e := make([]byte, 0, n)
-	e = binary.BigEndian.AppendUint64(e, b.Height)
+	e = wire.AppendU64(e, b.Height)
 	e = append(e, b.Prev[:]...)
-	e = binary.BigEndian.AppendUint64(e, b.Round)
-	e = binary.BigEndian.AppendUint32(e, uint32(len(b.Requests)))
+	e = wire.AppendU64(e, b.Round)
+	e = wire.AppendU32(e, uint32(len(b.Requests)))
 	for i := range b.Requests {
 		r := &b.Requests[i]
-		e = binary.BigEndian.AppendUint64(e, uint64(r.Client))
-		e = binary.BigEndian.AppendUint64(e, r.Number)
-		e = binary.BigEndian.AppendUint32(e, uint32(len(r.Op)))
+		e = wire.AppendU64(e, uint64(r.Client))
+		e = wire.AppendU64(e, r.Number)
+		e = wire.AppendU32(e, uint32(len(r.Op)))
 		e = append(e, r.Op...)
-		e = binary.BigEndian.AppendUint32(e, uint32(len(r.Sig)))
+		e = wire.AppendU32(e, uint32(len(r.Sig)))
 		e = append(e, r.Sig...)
 		o := b.ordering(i)
-		e = binary.BigEndian.AppendUint32(e, o.Instance)
+		e = wire.AppendU32(e, o.Instance)
 		e = append(e, byte(o.Outcome))
 	}
 	e = append(e, b.ResultsDigest[:]...)
@@ -133,20 +134,20 @@ func DecodeBlock(p []byte) (*Block, error) {
 	if len(p) > MaxBlockBytes {
 		return nil, fmt.Errorf("%w block: %d bytes exceeds limit %d", ErrMalformed, len(p), MaxBlockBytes)
 	}
-	d := decoder{b: p, what: "block"}
-	b := &Block{Height: d.u64(), Prev: d.digest(), Round: d.u64()}
-	n := d.count(MaxBlockRequests, minRequestBytes, "requests")
+	d := wire.NewReader(p).Kind(ErrMalformed, "block")
+	b := &Block{Height: d.U64(), Prev: d.Digest(), Round: d.U64()}
+	n := d.Count(MaxBlockRequests, minRequestBytes, "requests")
 	if n > 0 {
 		b.Requests = make([]msg.Request, 0, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
-		r := msg.Request{Client: msg.ClientID(d.u64()), Number: d.u64()}
-		r.Op = d.bytes(msg.MaxOpSize, "op")
-		r.Sig = d.bytes(msg.MaxSigSize, "request signature")
+	for i := 0; i < n && d.Err() == nil; i++ {
+		r := msg.Request{Client: msg.ClientID(d.U64()), Number: d.U64()}
+		r.Op = d.Bytes(msg.MaxOpSize, "op")
+		r.Sig = d.Bytes(msg.MaxSigSize, "request signature")
 		b.Requests = append(b.Requests, r)
-		o := Ordering{Instance: d.u32()}
-		if out := msg.Outcome(d.u8()); out > msg.NotMoved {
-			d.fail("outcome %d", out)
+		o := Ordering{Instance: d.U32()}
+		if out := msg.Outcome(d.U8()); out > msg.NotMoved {
+			d.Fail("outcome %d", out)
 		} else {
 			o.Outcome = out
 		}
@@ -157,9 +158,9 @@ func DecodeBlock(p []byte) (*Block, error) {
 			b.Orderings = append(b.Orderings, o)
 		}
 	}
-	b.ResultsDigest = d.digest()
-	b.StateDigest = d.digest()
-	if err := d.finish(); err != nil {
+	b.ResultsDigest = d.Digest()
+	b.StateDigest = d.Digest()
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -212,13 +213,13 @@ func ResultsDigest(results [][]byte) msg.Digest {
 //	count × (len u32 | msg.Marshal(checkpoint))
 func (c *Certificate) Encode() []byte {
 	e := make([]byte, 0, 8+64+4+len(c.Signatures)*(4+120))
-	e = binary.BigEndian.AppendUint64(e, c.Round)
+	e = wire.AppendU64(e, c.Round)
 	e = append(e, c.BlockHash[:]...)
 	e = append(e, c.StateDigest[:]...)
-	e = binary.BigEndian.AppendUint32(e, uint32(len(c.Signatures)))
+	e = wire.AppendU32(e, uint32(len(c.Signatures)))
 	for i := range c.Signatures {
 		m := msg.Marshal(&c.Signatures[i])
-		e = binary.BigEndian.AppendUint32(e, uint32(len(m)))
+		e = wire.AppendU32(e, uint32(len(m)))
 		e = append(e, m...)
 	}
 	return e
@@ -230,116 +231,28 @@ func DecodeCertificate(p []byte) (*Certificate, error) {
 	if len(p) > MaxCertificateBytes {
 		return nil, fmt.Errorf("%w certificate: %d bytes exceeds limit %d", ErrMalformed, len(p), MaxCertificateBytes)
 	}
-	d := decoder{b: p, what: "certificate"}
-	c := &Certificate{Round: d.u64(), BlockHash: d.digest(), StateDigest: d.digest()}
-	n := d.count(msg.MaxQuorumMsgs, 4+1, "signatures")
-	for i := 0; i < n && d.err == nil; i++ {
-		raw := d.bytes(maxCheckpointBytes, "checkpoint")
-		if d.err != nil {
+	d := wire.NewReader(p).Kind(ErrMalformed, "certificate")
+	c := &Certificate{Round: d.U64(), BlockHash: d.Digest(), StateDigest: d.Digest()}
+	n := d.Count(msg.MaxQuorumMsgs, 4+1, "signatures")
+	for i := 0; i < n && d.Err() == nil; i++ {
+		raw := d.Bytes(maxCheckpointBytes, "checkpoint")
+		if d.Err() != nil {
 			break
 		}
 		m, err := msg.Unmarshal(raw)
 		if err != nil {
-			d.fail("signature %d: %v", i, err)
+			d.Fail("signature %d: %v", i, err)
 			break
 		}
 		cp, ok := m.(*msg.Checkpoint)
 		if !ok {
-			d.fail("signature %d: %v message, want checkpoint", i, m.Kind())
+			d.Fail("signature %d: %v message, want checkpoint", i, m.Kind())
 			break
 		}
 		c.Signatures = append(c.Signatures, *cp)
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// decoder reads with bounds checks; the first error sticks.
-type decoder struct {
-	b    []byte
-	off  int
-	err  error
-	what string
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w %s at byte %d: %s", ErrMalformed, d.what, d.off, fmt.Sprintf(format, args...))
-	}
-}
-
-func (d *decoder) take(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n < 0 || len(d.b)-d.off < n {
-		d.fail("need %d bytes, have %d", n, len(d.b)-d.off)
-		return nil
-	}
-	p := d.b[d.off : d.off+n]
-	d.off += n
-	return p
-}
-
-func (d *decoder) u8() uint8 {
-	if p := d.take(1); p != nil {
-		return p[0]
-	}
-	return 0
-}
-
-func (d *decoder) u32() uint32 {
-	if p := d.take(4); p != nil {
-		return binary.BigEndian.Uint32(p)
-	}
-	return 0
-}
-
-func (d *decoder) u64() uint64 {
-	if p := d.take(8); p != nil {
-		return binary.BigEndian.Uint64(p)
-	}
-	return 0
-}
-
-func (d *decoder) digest() (x msg.Digest) {
-	copy(x[:], d.take(32))
-	return x
-}
-
-// count reads a length and checks it against limit and against the bytes
-// left (each element needs at least minSize bytes) before anything is
-// allocated for it.
-func (d *decoder) count(limit, minSize int, what string) int {
-	n := d.u32()
-	if d.err != nil {
-		return 0
-	}
-	if uint64(n) > uint64(limit) {
-		d.fail("%s count %d exceeds limit %d", what, n, limit)
-		return 0
-	}
-	if uint64(n)*uint64(minSize) > uint64(len(d.b)-d.off) {
-		d.fail("%s count %d exceeds remaining bytes", what, n)
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) bytes(limit int, what string) []byte {
-	n := d.count(limit, 1, what)
-	p := d.take(n)
-	if len(p) == 0 {
-		return nil
-	}
-	return append([]byte(nil), p...)
-}
-
-func (d *decoder) finish() error {
-	if d.err == nil && d.off != len(d.b) {
-		d.fail("%d trailing bytes", len(d.b)-d.off)
-	}
-	return d.err
 }

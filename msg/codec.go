@@ -1,9 +1,9 @@
 package msg
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/braid-bft/braid/internal/wire"
 )
 
 // ErrMalformed wraps every decoding failure.
@@ -31,13 +31,10 @@ func Unmarshal(b []byte) (Message, error) {
 	if len(b) > MaxMessageBytes {
 		return nil, fmt.Errorf("%w: %d bytes exceeds limit %d", ErrMalformed, len(b), MaxMessageBytes)
 	}
-	d := decoder{b: b}
+	d := decoder{wire.NewReader(b).Kind(ErrMalformed, "")}
 	m := d.message()
-	if d.err == nil && d.off != len(d.b) {
-		d.fail("%d trailing bytes", len(d.b)-d.off)
-	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Done(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -82,11 +79,11 @@ func Sig(m Message) []byte {
 
 type encoder struct{ b []byte }
 
-func (e *encoder) u8(v uint8)      { e.b = append(e.b, v) }
-func (e *encoder) u32(v uint32)    { e.b = binary.BigEndian.AppendUint32(e.b, v) }
-func (e *encoder) u64(v uint64)    { e.b = binary.BigEndian.AppendUint64(e.b, v) }
+func (e *encoder) u8(v uint8)      { e.b = wire.AppendU8(e.b, v) }
+func (e *encoder) u32(v uint32)    { e.b = wire.AppendU32(e.b, v) }
+func (e *encoder) u64(v uint64)    { e.b = wire.AppendU64(e.b, v) }
 func (e *encoder) digest(d Digest) { e.b = append(e.b, d[:]...) }
-func (e *encoder) bytes(p []byte)  { e.u32(uint32(len(p))); e.b = append(e.b, p...) }
+func (e *encoder) bytes(p []byte)  { e.b = wire.AppendBytes(e.b, p) }
 func (e *encoder) sig(p []byte, with bool) {
 	if with {
 		e.bytes(p)
@@ -226,210 +223,118 @@ func (e *encoder) viewChange(m *ViewChange, withSig bool) {
 	e.sig(m.Sig, withSig)
 }
 
-// decoder reads with bounds checks; the first error sticks and every later
-// read returns zero values, so decoding code reads straight through.
-type decoder struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w at byte %d: %s", ErrMalformed, d.off, fmt.Sprintf(format, args...))
-	}
-}
-
-func (d *decoder) take(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n < 0 || len(d.b)-d.off < n {
-		d.fail("need %d bytes, have %d", n, len(d.b)-d.off)
-		return nil
-	}
-	p := d.b[d.off : d.off+n]
-	d.off += n
-	return p
-}
-
-func (d *decoder) u8() uint8 {
-	p := d.take(1)
-	if p == nil {
-		return 0
-	}
-	return p[0]
-}
-
-func (d *decoder) u32() uint32 {
-	p := d.take(4)
-	if p == nil {
-		return 0
-	}
-	return binary.BigEndian.Uint32(p)
-}
-
-func (d *decoder) u64() uint64 {
-	p := d.take(8)
-	if p == nil {
-		return 0
-	}
-	return binary.BigEndian.Uint64(p)
-}
-
-func (d *decoder) digest() (x Digest) {
-	copy(x[:], d.take(32))
-	return x
-}
-
-func (d *decoder) boolean() bool {
-	switch d.u8() {
-	case 0:
-		return false
-	case 1:
-		return true
-	}
-	d.fail("boolean out of range")
-	return false
-}
-
-// count reads a length and checks it against limit and against the bytes
-// left (each element needs at least minSize bytes), before anything is
-// allocated for it.
-func (d *decoder) count(limit, minSize int, what string) int {
-	n := d.u32()
-	if d.err != nil {
-		return 0
-	}
-	if uint64(n) > uint64(limit) {
-		d.fail("%s count %d exceeds limit %d", what, n, limit)
-		return 0
-	}
-	if uint64(n)*uint64(minSize) > uint64(len(d.b)-d.off) {
-		d.fail("%s count %d exceeds remaining bytes", what, n)
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) bytes(limit int, what string) []byte {
-	n := d.count(limit, 1, what)
-	p := d.take(n)
-	if p == nil || n == 0 {
-		return nil
-	}
-	return append([]byte(nil), p...)
-}
+// decoder is the bounded wire reader plus the message kinds' decoders.
+type decoder struct{ *wire.Reader }
 
 func (d *decoder) request() Request {
 	return Request{
-		Client: ClientID(d.u64()),
-		Number: d.u64(),
-		Op:     d.bytes(MaxOpSize, "op"),
-		Sig:    d.bytes(MaxSigSize, "request signature"),
+		Client: ClientID(d.U64()),
+		Number: d.U64(),
+		Op:     d.Bytes(MaxOpSize, "op"),
+		Sig:    d.Bytes(MaxSigSize, "request signature"),
 	}
 }
 
 func (d *decoder) message() Message {
-	k := Kind(d.u8())
+	k := Kind(d.U8())
 	switch k {
 	case KindRequest:
-		m := &ClientRequest{Instance: d.u32()}
+		m := &ClientRequest{Instance: d.U32()}
 		m.Request = d.request()
 		return m
 	case KindPrePrepare:
 		return d.prePrepare()
 	case KindPrepare:
-		m := &Prepare{Instance: d.u32(), View: d.u64(), Seq: d.u64(), Digest: d.digest(), From: ReplicaID(d.u32())}
-		m.Sig = d.bytes(MaxSigSize, "signature")
+		m := &Prepare{Instance: d.U32(), View: d.U64(), Seq: d.U64(), Digest: d.Digest(), From: ReplicaID(d.U32())}
+		m.Sig = d.Bytes(MaxSigSize, "signature")
 		return m
 	case KindCommit:
-		m := &Commit{Instance: d.u32(), View: d.u64(), Seq: d.u64(), Digest: d.digest(), From: ReplicaID(d.u32())}
-		m.Sig = d.bytes(MaxSigSize, "signature")
+		m := &Commit{Instance: d.U32(), View: d.U64(), Seq: d.U64(), Digest: d.Digest(), From: ReplicaID(d.U32())}
+		m.Sig = d.Bytes(MaxSigSize, "signature")
 		return m
 	case KindCheckpoint:
 		return d.checkpoint()
 	case KindViewChange:
 		return d.viewChange()
 	case KindNewView:
-		m := &NewView{Instance: d.u32(), View: d.u64()}
-		n := d.count(MaxQuorumMsgs, 4+8+8+8+4+4+4+4, "view changes")
-		for i := 0; i < n && d.err == nil; i++ {
+		m := &NewView{Instance: d.U32(), View: d.U64()}
+		n := d.Count(MaxQuorumMsgs, 4+8+8+8+4+4+4+4, "view changes")
+		for i := 0; i < n && d.Err() == nil; i++ {
 			m.ViewChanges = append(m.ViewChanges, *d.viewChange())
 		}
-		n = d.count(MaxProofs, 4+8+8+32+1+1+8+4+4+4, "pre-prepares")
-		for i := 0; i < n && d.err == nil; i++ {
+		n = d.Count(MaxProofs, 4+8+8+32+1+1+8+4+4+4, "pre-prepares")
+		for i := 0; i < n && d.Err() == nil; i++ {
 			m.PrePrepares = append(m.PrePrepares, *d.prePrepare())
 		}
-		m.From = ReplicaID(d.u32())
-		m.Sig = d.bytes(MaxSigSize, "signature")
+		m.From = ReplicaID(d.U32())
+		m.Sig = d.Bytes(MaxSigSize, "signature")
 		return m
 	case KindFetch:
-		return &Fetch{From: d.u64(), To: d.u64(), Sender: ReplicaID(d.u32())}
+		return &Fetch{From: d.U64(), To: d.U64(), Sender: ReplicaID(d.U32())}
 	case KindBlocks:
-		m := &Blocks{From: d.u64()}
-		n := d.count(MaxFetchBlocks, 4, "blocks")
-		for i := 0; i < n && d.err == nil; i++ {
-			m.Blocks = append(m.Blocks, d.bytes(MaxMessageBytes, "block"))
+		m := &Blocks{From: d.U64()}
+		n := d.Count(MaxFetchBlocks, 4, "blocks")
+		for i := 0; i < n && d.Err() == nil; i++ {
+			m.Blocks = append(m.Blocks, d.Bytes(MaxMessageBytes, "block"))
 		}
-		m.Paradigm = d.bytes(MaxMessageBytes, "paradigm state")
-		m.Sender = ReplicaID(d.u32())
+		m.Paradigm = d.Bytes(MaxMessageBytes, "paradigm state")
+		m.Sender = ReplicaID(d.U32())
 		return m
 	case KindReply:
-		m := &Reply{Client: ClientID(d.u64()), Number: d.u64(), View: d.u64(), Primary: ReplicaID(d.u32())}
-		if m.Outcome = Outcome(d.u8()); m.Outcome > maxOutcome {
-			d.fail("reply outcome %d out of range", m.Outcome)
+		m := &Reply{Client: ClientID(d.U64()), Number: d.U64(), View: d.U64(), Primary: ReplicaID(d.U32())}
+		if m.Outcome = Outcome(d.U8()); m.Outcome > maxOutcome {
+			d.Fail("reply outcome %d out of range", m.Outcome)
 		}
-		m.Instance = d.u32()
-		m.Result = d.bytes(MaxOpSize, "result")
-		m.From = ReplicaID(d.u32())
+		m.Instance = d.U32()
+		m.Result = d.Bytes(MaxOpSize, "result")
+		m.From = ReplicaID(d.U32())
 		return m
 	case KindStatus:
-		return &Status{Instance: d.u32(), View: d.u64(), StableSeq: d.u64(), NextSeq: d.u64(), From: ReplicaID(d.u32())}
+		return &Status{Instance: d.U32(), View: d.U64(), StableSeq: d.U64(), NextSeq: d.U64(), From: ReplicaID(d.U32())}
 	}
-	d.fail("unknown kind %d", k)
+	d.Fail("unknown kind %d", k)
 	return nil
 }
 
 func (d *decoder) prePrepare() *PrePrepare {
-	m := &PrePrepare{Instance: d.u32(), View: d.u64(), Seq: d.u64(), Digest: d.digest(), Null: d.boolean(), Failure: d.boolean(), FailureView: d.u64()}
-	n := d.count(MaxBatchSize, 8+8+4+4, "requests")
+	m := &PrePrepare{Instance: d.U32(), View: d.U64(), Seq: d.U64(), Digest: d.Digest(), Null: d.Bool(), Failure: d.Bool(), FailureView: d.U64()}
+	n := d.Count(MaxBatchSize, 8+8+4+4, "requests")
 	if n > 0 {
 		m.Batch.Requests = make([]Request, 0, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Batch.Requests = append(m.Batch.Requests, d.request())
 	}
-	m.From = ReplicaID(d.u32())
-	m.Sig = d.bytes(MaxSigSize, "signature")
+	m.From = ReplicaID(d.U32())
+	m.Sig = d.Bytes(MaxSigSize, "signature")
 	return m
 }
 
 func (d *decoder) checkpoint() *Checkpoint {
-	m := &Checkpoint{Instance: d.u32(), Seq: d.u64(), State: d.digest(), From: ReplicaID(d.u32())}
-	m.Sig = d.bytes(MaxSigSize, "signature")
+	m := &Checkpoint{Instance: d.U32(), Seq: d.U64(), State: d.Digest(), From: ReplicaID(d.U32())}
+	m.Sig = d.Bytes(MaxSigSize, "signature")
 	return m
 }
 
 func (d *decoder) viewChange() *ViewChange {
-	m := &ViewChange{Instance: d.u32(), NewView: d.u64(), StableSeq: d.u64(), Resume: d.u64()}
-	n := d.count(MaxQuorumMsgs, 4+8+32+4+4, "checkpoint proof")
-	for i := 0; i < n && d.err == nil; i++ {
+	m := &ViewChange{Instance: d.U32(), NewView: d.U64(), StableSeq: d.U64(), Resume: d.U64()}
+	n := d.Count(MaxQuorumMsgs, 4+8+32+4+4, "checkpoint proof")
+	for i := 0; i < n && d.Err() == nil; i++ {
 		m.CheckpointProof = append(m.CheckpointProof, *d.checkpoint())
 	}
-	n = d.count(MaxProofs, 4+8+8+32+1+1+8+4+4+4+4, "prepared proofs")
-	for i := 0; i < n && d.err == nil; i++ {
+	n = d.Count(MaxProofs, 4+8+8+32+1+1+8+4+4+4+4, "prepared proofs")
+	for i := 0; i < n && d.Err() == nil; i++ {
 		var p PreparedProof
 		p.PrePrepare = *d.prePrepare()
-		k := d.count(MaxQuorumMsgs, 4+8+8+32+4+4, "prepares")
-		for j := 0; j < k && d.err == nil; j++ {
-			q := Prepare{Instance: d.u32(), View: d.u64(), Seq: d.u64(), Digest: d.digest(), From: ReplicaID(d.u32())}
-			q.Sig = d.bytes(MaxSigSize, "signature")
+		k := d.Count(MaxQuorumMsgs, 4+8+8+32+4+4, "prepares")
+		for j := 0; j < k && d.Err() == nil; j++ {
+			q := Prepare{Instance: d.U32(), View: d.U64(), Seq: d.U64(), Digest: d.Digest(), From: ReplicaID(d.U32())}
+			q.Sig = d.Bytes(MaxSigSize, "signature")
 			p.Prepares = append(p.Prepares, q)
 		}
 		m.Prepared = append(m.Prepared, p)
 	}
-	m.From = ReplicaID(d.u32())
-	m.Sig = d.bytes(MaxSigSize, "signature")
+	m.From = ReplicaID(d.U32())
+	m.Sig = d.Bytes(MaxSigSize, "signature")
 	return m
 }

@@ -1,8 +1,9 @@
 package rcc
 
 import (
-	"encoding/binary"
 	"fmt"
+	"github.com/braid-bft/braid/internal/wire"
+	"math"
 	"slices"
 
 	"github.com/braid-bft/braid/msg"
@@ -153,27 +154,27 @@ func (a *assignment) encode(b []byte) []byte {
 		keys = append(keys, c)
 	}
 	slices.Sort(keys)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(keys)))
+	b = wire.AppendU32(b, uint32(len(keys)))
 	for _, c := range keys {
 		mv := a.moves[c]
-		b = binary.BigEndian.AppendUint64(b, uint64(c))
-		b = binary.BigEndian.AppendUint32(b, mv.instance)
-		b = binary.BigEndian.AppendUint64(b, mv.from)
-		b = binary.BigEndian.AppendUint32(b, mv.prev)
-		b = binary.BigEndian.AppendUint64(b, mv.at)
+		b = wire.AppendU64(b, uint64(c))
+		b = wire.AppendU32(b, mv.instance)
+		b = wire.AppendU64(b, mv.from)
+		b = wire.AppendU32(b, mv.prev)
+		b = wire.AppendU64(b, mv.at)
 	}
 	return b
 }
 
-func (a *assignment) decode(d *reader) error {
-	k := d.count(32)
+func (a *assignment) decode(d *wire.Reader) error {
+	k := d.Count(math.MaxInt32, 32, "client moves")
 	moves := make(map[msg.ClientID]move, k)
 	for j := 0; j < k; j++ {
-		c := msg.ClientID(d.u64())
-		moves[c] = move{instance: d.u32(), from: d.u64(), prev: d.u32(), at: d.u64()}
+		c := msg.ClientID(d.U64())
+		moves[c] = move{instance: d.U32(), from: d.U64(), prev: d.U32(), at: d.U64()}
 	}
-	if d.err != nil {
-		return d.err
+	if d.Err() != nil {
+		return d.Err()
 	}
 	for c, mv := range moves {
 		if int(mv.instance) >= a.m || int(mv.prev) >= a.m {

@@ -3,6 +3,7 @@ package rcc
 import (
 	"crypto/sha256"
 	"fmt"
+	"github.com/braid-bft/braid/internal/wire"
 
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
@@ -143,7 +144,7 @@ func (nd *Node) SetState(b []byte) error {
 	if len(b) < len(tag) || string(b[:len(tag)]) != string(tag) {
 		return fmt.Errorf("rcc state: bad header")
 	}
-	d := &reader{b: b[len(tag):]}
+	d := wire.NewReader(b[len(tag):]).Kind(nil, "rcc state")
 	prim := newPrimaries(nd.cfg.N, nd.cfg.M, nd.cfg.Policy)
 	if err := prim.decode(d); err != nil {
 		return err
@@ -152,8 +153,8 @@ func (nd *Node) SetState(b []byte) error {
 	if err := cl.decode(d); err != nil {
 		return err
 	}
-	if len(d.b) != 0 {
-		return fmt.Errorf("rcc state: %d trailing bytes", len(d.b))
+	if err := d.Done(); err != nil {
+		return err
 	}
 	*nd.prim, *nd.clients = *prim, *cl
 	nd.stateCache = nil

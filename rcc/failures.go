@@ -1,9 +1,10 @@
 package rcc
 
 import (
-	"encoding/binary"
 	"fmt"
+	"github.com/braid-bft/braid/internal/wire"
 	"maps"
+	"math"
 	"slices"
 
 	"github.com/braid-bft/braid/msg"
@@ -89,27 +90,27 @@ func (pr *primaries) candidate() (msg.ReplicaID, bool) {
 // encode serialises the state deterministically (for checkpoints and
 // state transfer: the paradigm state is part of the replicated state).
 func (pr *primaries) encode(b []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(pr.current)))
+	b = wire.AppendU32(b, uint32(len(pr.current)))
 	for i, c := range pr.current {
-		b = binary.BigEndian.AppendUint32(b, uint32(c))
-		b = binary.BigEndian.AppendUint64(b, pr.failures[i])
-		b = binary.BigEndian.AppendUint64(b, pr.resume[i])
+		b = wire.AppendU32(b, uint32(c))
+		b = wire.AppendU64(b, pr.failures[i])
+		b = wire.AppendU64(b, pr.resume[i])
 		views := slices.Sorted(maps.Keys(pr.assigned[i]))
-		b = binary.BigEndian.AppendUint32(b, uint32(len(views)))
+		b = wire.AppendU32(b, uint32(len(views)))
 		for _, v := range views {
-			b = binary.BigEndian.AppendUint64(b, v)
-			b = binary.BigEndian.AppendUint32(b, uint32(pr.assigned[i][v]))
+			b = wire.AppendU64(b, v)
+			b = wire.AppendU32(b, uint32(pr.assigned[i][v]))
 		}
 	}
-	b = binary.BigEndian.AppendUint32(b, uint32(len(pr.failed)))
+	b = wire.AppendU32(b, uint32(len(pr.failed)))
 	for _, f := range pr.failed {
-		b = binary.BigEndian.AppendUint32(b, uint32(f))
+		b = wire.AppendU32(b, uint32(f))
 	}
 	return b
 }
 
-func (pr *primaries) decode(d *reader) error {
-	m := d.u32()
+func (pr *primaries) decode(d *wire.Reader) error {
+	m := d.U32()
 	if int(m) != len(pr.current) {
 		return fmt.Errorf("rcc state: %d instances, want %d", m, len(pr.current))
 	}
@@ -118,23 +119,23 @@ func (pr *primaries) decode(d *reader) error {
 	resume := make([]uint64, m)
 	assigned := make([]map[uint64]msg.ReplicaID, m)
 	for i := range cur {
-		cur[i] = msg.ReplicaID(d.u32())
-		fails[i] = d.u64()
-		resume[i] = d.u64()
-		k := d.count(12)
+		cur[i] = msg.ReplicaID(d.U32())
+		fails[i] = d.U64()
+		resume[i] = d.U64()
+		k := d.Count(math.MaxInt32, 12, "assigned views")
 		assigned[i] = make(map[uint64]msg.ReplicaID, k)
 		for j := 0; j < k; j++ {
-			v := d.u64()
-			assigned[i][v] = msg.ReplicaID(d.u32())
+			v := d.U64()
+			assigned[i][v] = msg.ReplicaID(d.U32())
 		}
 	}
-	k := d.count(4)
+	k := d.Count(math.MaxInt32, 4, "failed primaries")
 	var failed []msg.ReplicaID
 	for j := 0; j < k; j++ {
-		failed = append(failed, msg.ReplicaID(d.u32()))
+		failed = append(failed, msg.ReplicaID(d.U32()))
 	}
-	if d.err != nil {
-		return d.err
+	if d.Err() != nil {
+		return d.Err()
 	}
 	for _, c := range cur {
 		if int(c) >= pr.n {
@@ -143,46 +144,4 @@ func (pr *primaries) decode(d *reader) error {
 	}
 	pr.current, pr.failures, pr.assigned, pr.failed, pr.resume = cur, fails, assigned, failed, resume
 	return nil
-}
-
-// reader is a small bounds-checked decoder for the paradigm state.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < n {
-		r.err = fmt.Errorf("rcc state: truncated")
-		return nil
-	}
-	p := r.b[:n]
-	r.b = r.b[n:]
-	return p
-}
-
-func (r *reader) u32() uint32 {
-	if p := r.take(4); p != nil {
-		return binary.BigEndian.Uint32(p)
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if p := r.take(8); p != nil {
-		return binary.BigEndian.Uint64(p)
-	}
-	return 0
-}
-
-func (r *reader) count(elem int) int {
-	n := r.u32()
-	if r.err == nil && uint64(n)*uint64(elem) > uint64(len(r.b)) {
-		r.err = fmt.Errorf("rcc state: count %d exceeds data", n)
-		return 0
-	}
-	return int(n)
 }

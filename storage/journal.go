@@ -49,6 +49,7 @@ import (
 	"sync/atomic"
 
 	"github.com/braid-bft/braid/internal/atomicfile"
+	"github.com/braid-bft/braid/internal/wire"
 )
 
 // JournalFileName is the journal inside the directory given to Open.
@@ -459,40 +460,34 @@ func mergeLayer(dst, src *layer) {
 	}
 }
 
-// encodeLayer: per touched bucket, its number, the floor (flag, length,
-// bytes), the number of point writes, and each write as key and value (a
-// flag byte 0 for a delete). Keys are sorted, so a layer has one encoding.
+// encodeLayer writes, per touched bucket, its number, the floor (a
+// presence flag, then the bytes), the number of point writes and each write
+// as key and value (a presence flag; absent for a delete), with the shared
+// wire codec. Keys are sorted, so a layer has one encoding.
 func encodeLayer(l *layer) []byte {
 	var out []byte
 	for b := bucket(0); b < numBuckets; b++ {
 		if l.floors[b] == nil && len(l.vals[b]) == 0 {
 			continue
 		}
-		out = append(out, byte(b))
+		out = wire.AppendU8(out, uint8(b))
+		out = wire.AppendBool(out, l.floors[b] != nil)
 		if f := l.floors[b]; f != nil {
-			out = append(out, 1)
-			out = binary.AppendUvarint(out, uint64(len(f)))
-			out = append(out, f...)
-		} else {
-			out = append(out, 0)
+			out = wire.AppendBytes(out, f)
 		}
 		keys := make([]string, 0, len(l.vals[b]))
 		for k := range l.vals[b] {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		out = binary.AppendUvarint(out, uint64(len(keys)))
+		out = wire.AppendU32(out, uint32(len(keys)))
 		for _, k := range keys {
-			out = binary.AppendUvarint(out, uint64(len(k)))
-			out = append(out, k...)
+			out = wire.AppendBytes(out, []byte(k))
 			v := l.vals[b][k]
-			if v == nil {
-				out = append(out, 0)
-				continue
+			out = wire.AppendBool(out, v != nil)
+			if v != nil {
+				out = wire.AppendBytes(out, v)
 			}
-			out = append(out, 1)
-			out = binary.AppendUvarint(out, uint64(len(v)))
-			out = append(out, v...)
 		}
 	}
 	return out
@@ -500,119 +495,55 @@ func encodeLayer(l *layer) []byte {
 
 // decodeLayer is encodeLayer's inverse. The input comes from disk: every
 // length is checked against what is left, buckets must be known and in
-// increasing order, keys sorted and unique.
+// increasing order, keys sorted and unique, and only what encodeLayer
+// writes is accepted (no empty sections or floors, no empty record).
 func decodeLayer(p []byte) (*layer, error) {
 	l := newLayer()
-	r := &layerReader{p: p}
+	r := wire.NewReader(p).Kind(ErrCorrupt, "journal record")
 	if len(p) == 0 {
-		r.fail("empty") // a commit always writes something
+		r.Fail("empty") // a commit always writes something
 	}
 	prev := -1
-	for r.err == nil && len(r.p) > 0 {
-		b := int(r.byte())
-		if r.err == nil && (b >= int(numBuckets) || b <= prev) {
-			r.fail("bucket %d out of order or unknown", b)
+	for r.Err() == nil && r.Remaining() > 0 {
+		b := int(r.U8())
+		if r.Err() == nil && (b >= int(numBuckets) || b <= prev) {
+			r.Fail("bucket %d out of order or unknown", b)
 		}
 		prev = b
-		floor := r.flag()
+		floor := r.Bool()
 		if floor {
-			f := r.bytes()
-			if r.err == nil && len(f) == 0 {
-				r.fail("empty floor")
+			f := r.Bytes(len(p), "floor")
+			if r.Err() == nil && len(f) == 0 {
+				r.Fail("empty floor")
 			}
-			if r.err == nil {
-				l.deleteBelow(bucket(b), bytes.Clone(f))
+			if r.Err() == nil {
+				l.deleteBelow(bucket(b), f)
 			}
 		}
-		count := r.uvarint()
-		if r.err == nil && count > uint64(len(r.p)) {
-			r.fail("%d writes in %d bytes", count, len(r.p))
-		}
-		if r.err == nil && count == 0 && !floor {
-			r.fail("empty bucket section")
+		count := r.Count(len(p), 5, "writes") // a delete of an empty key takes 5 bytes
+		if r.Err() == nil && count == 0 && !floor {
+			r.Fail("empty bucket section")
 		}
 		var last []byte
-		for i := uint64(0); i < count && r.err == nil; i++ {
-			k := r.bytes()
-			if r.err == nil && i > 0 && bytes.Compare(k, last) <= 0 {
-				r.fail("keys out of order")
+		for i := 0; i < count && r.Err() == nil; i++ {
+			k := r.Bytes(len(p), "key")
+			if r.Err() == nil && i > 0 && bytes.Compare(k, last) <= 0 {
+				r.Fail("keys out of order")
 			}
 			last = k
 			var v []byte
-			if r.flag() {
-				v = bytes.Clone(r.bytes())
-				if v == nil {
+			if r.Bool() {
+				if v = r.Bytes(sealBytes+MaxValueBytes, "value"); v == nil {
 					v = []byte{}
 				}
 			}
-			if r.err == nil {
-				l.put(bucket(b), bytes.Clone(k), v)
+			if r.Err() == nil {
+				l.put(bucket(b), k, v)
 			}
 		}
 	}
-	if r.err != nil {
-		return nil, r.err
+	if err := r.Done(); err != nil {
+		return nil, err
 	}
 	return l, nil
-}
-
-type layerReader struct {
-	p   []byte
-	err error
-}
-
-func (r *layerReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: journal record: %s", ErrCorrupt, fmt.Sprintf(format, args...))
-	}
-}
-
-func (r *layerReader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.p) == 0 {
-		r.fail("truncated")
-		return 0
-	}
-	c := r.p[0]
-	r.p = r.p[1:]
-	return c
-}
-
-// flag reads a presence byte: 0 or 1, anything else is corrupt.
-func (r *layerReader) flag() bool {
-	c := r.byte()
-	if c > 1 {
-		r.fail("flag byte %d", c)
-	}
-	return c == 1
-}
-
-func (r *layerReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.p)
-	var short [binary.MaxVarintLen64]byte
-	if n <= 0 || n != binary.PutUvarint(short[:], v) {
-		r.fail("bad length") // malformed, or not the shortest encoding
-		return 0
-	}
-	r.p = r.p[n:]
-	return v
-}
-
-func (r *layerReader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.p)) {
-		r.fail("%d bytes claimed, %d left", n, len(r.p))
-		return nil
-	}
-	v := r.p[:n:n]
-	r.p = r.p[n:]
-	return v
 }

@@ -61,7 +61,7 @@ import (
 
 	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/internal/avl"
-	"github.com/braid-bft/braid/app/internal/wire"
+	"github.com/braid-bft/braid/internal/wire"
 )
 
 // MaxNameLen bounds account names, and with app.MaxCallerLen bounds the
@@ -142,18 +142,18 @@ func validName(name []byte) error {
 func decodeOp(b []byte) (op, error) {
 	var o op
 	r := wire.NewReader(b)
-	o.code = r.U8("opcode")
+	o.code = r.U8()
 	switch o.code {
 	case opOpen, opBalance:
-		o.name = r.Bytes("account name", MaxNameLen)
+		o.name = r.View(MaxNameLen, "account name")
 	case opDeposit:
-		o.name = r.Bytes("account name", MaxNameLen)
-		o.amount = r.U64("amount")
+		o.name = r.View(MaxNameLen, "account name")
+		o.amount = r.U64()
 	case opTransfer:
-		o.name = r.Bytes("source account", MaxNameLen)
-		o.to = r.Bytes("destination account", MaxNameLen)
-		o.n = r.U64("threshold")
-		o.amount = r.U64("amount")
+		o.name = r.View(MaxNameLen, "source account")
+		o.to = r.View(MaxNameLen, "destination account")
+		o.n = r.U64()
+		o.amount = r.U64()
 	default:
 		if r.Err() == nil {
 			return o, fmt.Errorf("unknown opcode %#x", o.code)
@@ -407,16 +407,16 @@ func decodeSnapshot(b []byte) (names [][]byte, accts []*account, err error) {
 		return nil, nil, fmt.Errorf("unsupported version %d", v)
 	}
 	r := wire.NewReader(b[len(snapMagic)+1:])
-	n := r.U64("account count")
+	n := r.U64()
 	if r.Err() == nil && n > uint64(r.Remaining()/minEntry) {
 		return nil, nil, fmt.Errorf("account count %d exceeds what %d bytes can hold", n, r.Remaining())
 	}
 	names = make([][]byte, 0, n)
 	accts = make([]*account, 0, n)
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
-		name := r.Bytes("account name", MaxNameLen)
-		owner := r.Bytes("owner", app.MaxCallerLen)
-		bal := r.U64("balance")
+		name := r.View(MaxNameLen, "account name")
+		owner := r.View(app.MaxCallerLen, "owner")
+		bal := r.U64()
 		if r.Err() != nil {
 			break
 		}
@@ -461,7 +461,7 @@ func DecodeBalance(res []byte) (uint64, error) {
 		return 0, fmt.Errorf("bank: balance: %w", err)
 	}
 	r := wire.NewReader(body)
-	v := r.U64("balance")
+	v := r.U64()
 	if err := r.Done(); err != nil {
 		return 0, fmt.Errorf("bank: decode balance: %w", err)
 	}

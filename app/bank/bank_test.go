@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/app"
-	"github.com/braid-bft/braid/app/internal/wire"
+	"github.com/braid-bft/braid/internal/wire"
 )
 
 var (

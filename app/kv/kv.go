@@ -61,7 +61,7 @@ import (
 
 	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/internal/avl"
-	"github.com/braid-bft/braid/app/internal/wire"
+	"github.com/braid-bft/braid/internal/wire"
 )
 
 // Size bounds enforced when decoding ops and snapshots. They bound both the
@@ -215,18 +215,18 @@ func (o *op) readOnly() bool { return o.code == opGet || o.code == opScan }
 func decodeOp(b []byte) (op, error) {
 	var o op
 	r := wire.NewReader(b)
-	o.code = r.U8("opcode")
+	o.code = r.U8()
 	switch o.code {
 	case opGet, opDelete:
-		o.key = r.Bytes("key", MaxKeyLen)
+		o.key = r.View(MaxKeyLen, "key")
 	case opPut:
-		o.key = r.Bytes("key", MaxKeyLen)
-		o.value = r.Bytes("value", MaxValueLen)
+		o.key = r.View(MaxKeyLen, "key")
+		o.value = r.View(MaxValueLen, "value")
 	case opCAS:
-		o.key = r.Bytes("key", MaxKeyLen)
-		flags := r.U8("cas flags")
-		o.expected = r.Bytes("expected value", MaxValueLen)
-		o.value = r.Bytes("new value", MaxValueLen)
+		o.key = r.View(MaxKeyLen, "key")
+		flags := r.U8()
+		o.expected = r.View(MaxValueLen, "expected value")
+		o.value = r.View(MaxValueLen, "new value")
 		if r.Err() == nil {
 			if flags&^casExpectAbsent != 0 {
 				return o, fmt.Errorf("cas: unknown flags %#x", flags)
@@ -237,9 +237,9 @@ func decodeOp(b []byte) (op, error) {
 			}
 		}
 	case opScan:
-		o.key = r.Bytes("scan start", MaxKeyLen)
-		o.end = r.Bytes("scan end", MaxKeyLen)
-		limit := r.U32("scan limit")
+		o.key = r.View(MaxKeyLen, "scan start")
+		o.end = r.View(MaxKeyLen, "scan end")
+		limit := r.U32()
 		if r.Err() == nil && (limit == 0 || limit > MaxScanLimit) {
 			return o, fmt.Errorf("scan limit %d outside 1..%d", limit, MaxScanLimit)
 		}
@@ -490,7 +490,7 @@ func (s *Store) decodeSnapshot(b []byte) (keys, vals [][]byte, err error) {
 		return nil, nil, fmt.Errorf("snapshot scope %v does not match store scope %v", sc, s.scope)
 	}
 	r := wire.NewReader(b[len(snapMagic)+2:])
-	n := r.U64("entry count")
+	n := r.U64()
 	// Each entry takes at least 8 bytes, so the count is bounded by the
 	// input before anything is allocated from it.
 	if r.Err() == nil && n > uint64(r.Remaining()/8) {
@@ -499,8 +499,8 @@ func (s *Store) decodeSnapshot(b []byte) (keys, vals [][]byte, err error) {
 	keys = make([][]byte, 0, n)
 	vals = make([][]byte, 0, n)
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
-		k := r.Bytes("key", maxInternalKeyLen)
-		v := r.Bytes("value", MaxValueLen)
+		k := r.View(maxInternalKeyLen, "key")
+		v := r.View(MaxValueLen, "value")
 		if r.Err() != nil {
 			break
 		}
@@ -616,15 +616,15 @@ func DecodeScanPage(res []byte) (kvs []KV, more bool, err error) {
 		return nil, false, fmt.Errorf("kv: scan: %w", err)
 	}
 	r := wire.NewReader(body)
-	m := r.U8("more flag")
-	n := r.U32("count")
+	m := r.U8()
+	n := r.U32()
 	if r.Err() == nil && (m > 1 || n > MaxScanLimit) {
 		return nil, false, fmt.Errorf("kv: decode scan: bad header (more=%d, count=%d)", m, n)
 	}
 	kvs = make([]KV, 0, n)
 	for i := uint32(0); i < n && r.Err() == nil; i++ {
-		k := r.Bytes("key", MaxKeyLen)
-		v := r.Bytes("value", MaxValueLen)
+		k := r.View(MaxKeyLen, "key")
+		v := r.View(MaxValueLen, "value")
 		kvs = append(kvs, KV{Key: k, Value: v})
 	}
 	if err := r.Done(); err != nil {

@@ -5,13 +5,13 @@ package mux
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/bank"
 	"github.com/braid-bft/braid/app/kv"
+	"github.com/braid-bft/braid/internal/wire"
 )
 
 // App is kv and bank behind one app.Application.
@@ -57,7 +57,7 @@ func (a *App) Snapshot() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mux: bank: %w", err)
 	}
-	out := binary.BigEndian.AppendUint64(nil, uint64(len(k)))
+	out := wire.AppendU64(nil, uint64(len(k)))
 	out = append(out, k...)
 	return append(out, b...), nil
 }
@@ -114,14 +114,16 @@ func (a *App) RestoreWithDigest(s, lanes []byte) (check func() error, err error)
 
 // split cuts a snapshot into its kv and bank parts.
 func split(s []byte) (k, b []byte, err error) {
-	if len(s) < 8 {
-		return nil, nil, errors.New("mux: snapshot truncated")
+	r := wire.NewReader(s).Kind(nil, "mux snapshot")
+	n := r.U64()
+	if r.Err() == nil && n > uint64(r.Remaining()) {
+		r.Fail("kv part of %d bytes exceeds the %d left", n, r.Remaining())
 	}
-	n := binary.BigEndian.Uint64(s)
-	if n > uint64(len(s)-8) {
-		return nil, nil, errors.New("mux: snapshot: kv part exceeds the data")
+	k = r.Take(int(n))
+	if r.Err() != nil {
+		return nil, nil, fmt.Errorf("mux: %w", r.Err())
 	}
-	return s[8 : 8+n], s[8+n:], nil
+	return k, s[r.Off():], nil
 }
 
 // Clone returns an independent copy of the state in O(1), for a snapshot
