@@ -79,6 +79,27 @@ func Sig(m Message) []byte {
 
 type encoder struct{ b []byte }
 
+// The shortest encodings of the elements a count is checked against,
+// derived from the encoder (a zero value encodes shortest: empty byte
+// strings and lists), so no decoder hand-sums field widths.
+var (
+	minRequest    = encodedLen(func(e *encoder) { e.request(&Request{}) })
+	minPrePrepare = encodedLen(func(e *encoder) { e.prePrepare(&PrePrepare{}, true) })
+	minCheckpoint = encodedLen(func(e *encoder) { e.checkpoint(&Checkpoint{}, true) })
+	minViewChange = encodedLen(func(e *encoder) { e.viewChange(&ViewChange{}, true) })
+	minPrepare    = encodedLen(func(e *encoder) { e.vote(0, 0, 0, Digest{}, 0); e.sig(nil, true) })
+	// A prepared proof is its pre-prepare and its count of prepares.
+	minPreparedProof = minPrePrepare + 4
+	// A block in a Blocks message is a length-prefixed byte string.
+	minBlock = wire.BytesLen(nil)
+)
+
+func encodedLen(encode func(e *encoder)) int {
+	var e encoder
+	encode(&e)
+	return len(e.b)
+}
+
 func (e *encoder) u8(v uint8)      { e.b = wire.AppendU8(e.b, v) }
 func (e *encoder) u32(v uint32)    { e.b = wire.AppendU32(e.b, v) }
 func (e *encoder) u64(v uint64)    { e.b = wire.AppendU64(e.b, v) }
@@ -258,11 +279,11 @@ func (d *decoder) message() Message {
 		return d.viewChange()
 	case KindNewView:
 		m := &NewView{Instance: d.U32(), View: d.U64()}
-		n := d.Count(MaxQuorumMsgs, 4+8+8+8+4+4+4+4, "view changes")
+		n := d.Count(MaxQuorumMsgs, minViewChange, "view changes")
 		for i := 0; i < n && d.Err() == nil; i++ {
 			m.ViewChanges = append(m.ViewChanges, *d.viewChange())
 		}
-		n = d.Count(MaxProofs, 4+8+8+32+1+1+8+4+4+4, "pre-prepares")
+		n = d.Count(MaxProofs, minPrePrepare, "pre-prepares")
 		for i := 0; i < n && d.Err() == nil; i++ {
 			m.PrePrepares = append(m.PrePrepares, *d.prePrepare())
 		}
@@ -273,7 +294,7 @@ func (d *decoder) message() Message {
 		return &Fetch{From: d.U64(), To: d.U64(), Sender: ReplicaID(d.U32())}
 	case KindBlocks:
 		m := &Blocks{From: d.U64()}
-		n := d.Count(MaxFetchBlocks, 4, "blocks")
+		n := d.Count(MaxFetchBlocks, minBlock, "blocks")
 		for i := 0; i < n && d.Err() == nil; i++ {
 			m.Blocks = append(m.Blocks, d.Bytes(MaxMessageBytes, "block"))
 		}
@@ -298,7 +319,7 @@ func (d *decoder) message() Message {
 
 func (d *decoder) prePrepare() *PrePrepare {
 	m := &PrePrepare{Instance: d.U32(), View: d.U64(), Seq: d.U64(), Digest: d.Digest(), Null: d.Bool(), Failure: d.Bool(), FailureView: d.U64()}
-	n := d.Count(MaxBatchSize, 8+8+4+4, "requests")
+	n := d.Count(MaxBatchSize, minRequest, "requests")
 	if n > 0 {
 		m.Batch.Requests = make([]Request, 0, n)
 	}
@@ -318,15 +339,15 @@ func (d *decoder) checkpoint() *Checkpoint {
 
 func (d *decoder) viewChange() *ViewChange {
 	m := &ViewChange{Instance: d.U32(), NewView: d.U64(), StableSeq: d.U64(), Resume: d.U64()}
-	n := d.Count(MaxQuorumMsgs, 4+8+32+4+4, "checkpoint proof")
+	n := d.Count(MaxQuorumMsgs, minCheckpoint, "checkpoint proof")
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.CheckpointProof = append(m.CheckpointProof, *d.checkpoint())
 	}
-	n = d.Count(MaxProofs, 4+8+8+32+1+1+8+4+4+4+4, "prepared proofs")
+	n = d.Count(MaxProofs, minPreparedProof, "prepared proofs")
 	for i := 0; i < n && d.Err() == nil; i++ {
 		var p PreparedProof
 		p.PrePrepare = *d.prePrepare()
-		k := d.Count(MaxQuorumMsgs, 4+8+8+32+4+4, "prepares")
+		k := d.Count(MaxQuorumMsgs, minPrepare, "prepares")
 		for j := 0; j < k && d.Err() == nil; j++ {
 			q := Prepare{Instance: d.U32(), View: d.U64(), Seq: d.U64(), Digest: d.Digest(), From: ReplicaID(d.U32())}
 			q.Sig = d.Bytes(MaxSigSize, "signature")
