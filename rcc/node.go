@@ -175,6 +175,10 @@ type Ready struct {
 	Messages      []pbft.Outbound
 	Rounds        []Round
 	StateTransfer *pbft.StateTransfer
+	// Certificates are the stable checkpoints reached (instance 0's: every
+	// instance checkpoints the same digest), for the shell to store with
+	// their blocks once the records above are durable.
+	Certificates []Certificate
 }
 
 // Node runs m PBFT instances side by side and weaves their decisions into
@@ -200,7 +204,6 @@ type Node struct {
 	ready       Ready
 	has         bool
 	stats       Stats
-	certs       []Certificate
 	stateCache  []byte // encoded State, nil when it must be re-encoded
 }
 
@@ -543,14 +546,6 @@ type Certificate struct {
 	Proof []msg.Checkpoint
 }
 
-// TakeCertificates returns and forgets the stable checkpoints reached
-// since the last call.
-func (nd *Node) TakeCertificates() []Certificate {
-	c := nd.certs
-	nd.certs = nil
-	return c
-}
-
 // HasReady reports whether there is output.
 func (nd *Node) HasReady() bool { return nd.has }
 
@@ -577,7 +572,7 @@ func (nd *Node) collect() {
 			if i == 0 && rd.Stable != 0 {
 				// Every instance checkpoints the same (round, ledger head,
 				// state) digest; instance 0's certificate serves the ledger.
-				nd.certs = append(nd.certs, Certificate{Round: rd.Stable, Proof: rd.StableProof})
+				nd.ready.Certificates = append(nd.ready.Certificates, Certificate{Round: rd.Stable, Proof: rd.StableProof})
 			}
 			nd.ready.Messages = append(nd.ready.Messages, rd.Messages...)
 			if st := rd.StateTransfer; st != nil {

@@ -313,7 +313,7 @@ func (s *Shell) Flush() {
 		if rd.StateTransfer != nil {
 			s.startTransfer(rd.StateTransfer)
 		}
-		for _, c := range s.node.TakeCertificates() {
+		for _, c := range rd.Certificates {
 			s.certify(c)
 			if s.failed != nil {
 				return
