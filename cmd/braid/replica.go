@@ -66,8 +66,13 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 // into path, or into name inside $envDir when path is empty; neither set
 // records nothing. The returned stop ends it and closes the file.
 func record(flagName, path, envDir, name string, start func(io.Writer) error, stop func()) (func(), error) {
-	if path == "" && os.Getenv(envDir) != "" {
-		path = filepath.Join(os.Getenv(envDir), name)
+	if dir := os.Getenv(envDir); path == "" && dir != "" {
+		// The directory is named for a whole cluster's profiles: make it,
+		// rather than have every replica fail to start for want of it.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("$%s: %w", envDir, err)
+		}
+		path = filepath.Join(dir, name)
 	}
 	if path == "" {
 		return func() {}, nil
