@@ -6,14 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
-)
 
-func testSeed(t testing.TB) uint64 {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	return seed
-}
+	"github.com/braid-bft/braid/internal/testseed"
+)
 
 func elems(n int) [][]byte {
 	out := make([][]byte, n)
@@ -32,7 +27,7 @@ func TestLtHashEmpty(t *testing.T) {
 }
 
 func TestLtHashAddCommutes(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	es := elems(50)
 	ref := NewLtHash("t")
@@ -52,7 +47,7 @@ func TestLtHashAddCommutes(t *testing.T) {
 }
 
 func TestLtHashRemoveUndoesAdd(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	es := elems(40)
 	base := NewLtHash("t")

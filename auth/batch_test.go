@@ -2,13 +2,11 @@ package auth
 
 import (
 	"bytes"
-	"flag"
 	"math/rand/v2"
 	"testing"
-	"time"
-)
 
-var agreementSeed = flag.Uint64("auth.seed", 0, "seed for TestRandomizedAgreement (0: time-based)")
+	"github.com/braid-bft/braid/internal/testseed"
+)
 
 // honestItems returns n validly signed items from distinct keys derived
 // deterministically from seed.
@@ -88,13 +86,9 @@ func corrupt(rng *rand.Rand, it BatchItem) BatchItem {
 
 // TestRandomizedAgreement builds random batches mixing valid, corrupted
 // and edge-case items and checks VerifyBatch equals per-item Verify. The
-// seed is logged; rerun with -auth.seed=N to reproduce.
+// seed is logged; rerun with BRAID_TEST_SEED=N to reproduce.
 func TestRandomizedAgreement(t *testing.T) {
-	seed := *agreementSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (rerun with -args -auth.seed=%d)", seed, seed)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	honest := honestItems(t, 64, seed)
 	edges := edgeCases(t)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braid-bft/braid/internal/testseed"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/ledger/ledgertest"
 )
@@ -244,8 +245,7 @@ func TestJournalMissingIsAnError(t *testing.T) {
 // same operations: after every reopen the disk store holds exactly what was
 // acknowledged.
 func TestJournalMatchesModelAcrossCrashes(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})

@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/internal/testseed"
 	"github.com/braid-bft/braid/internal/wire"
 )
 
@@ -19,12 +19,6 @@ var (
 	bob   = app.Caller(bytes.Repeat([]byte{0xb0}, 32))
 	eve   = app.Caller(bytes.Repeat([]byte{0xee}, 32))
 )
-
-func testSeed(t testing.TB) uint64 {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	return seed
-}
 
 func mustSnapshot(t testing.TB, bk *Bank) []byte {
 	t.Helper()
@@ -379,7 +373,7 @@ func randomReq(rng *rand.Rand) (app.Caller, []byte) {
 }
 
 func TestRandomOpsDigestAndConservation(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	bk := New()
 	var minted uint64 // total of successful deposits (may saturate; see below)
@@ -422,7 +416,7 @@ func TestRandomOpsDigestAndConservation(t *testing.T) {
 }
 
 func TestSnapshotRestoreSameBehaviour(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	a := New()
 	for range 500 {
@@ -449,7 +443,7 @@ func TestSnapshotRestoreSameBehaviour(t *testing.T) {
 }
 
 func TestDeterministicReplicas(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	a, b := New(), New()
 	for i := range 2000 {

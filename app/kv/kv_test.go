@@ -9,9 +9,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/internal/testseed"
 	"github.com/braid-bft/braid/internal/wire"
 )
 
@@ -19,12 +19,6 @@ var (
 	alice = app.Caller(bytes.Repeat([]byte{0xa1}, 32))
 	bob   = app.Caller(bytes.Repeat([]byte{0xb0}, 32))
 )
-
-func testSeed(t testing.TB) uint64 {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	return seed
-}
 
 func mustSnapshot(t testing.TB, s *Store) []byte {
 	t.Helper()
@@ -491,7 +485,7 @@ func modelApply(m map[string]string, op []byte) (app.Status, string) {
 }
 
 func TestRandomOpsAgainstModel(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	s := New(Config{})
 	model := map[string]string{}
@@ -523,7 +517,7 @@ func TestRandomOpsAgainstModel(t *testing.T) {
 func TestIncrementalDigestMatchesRecomputed(t *testing.T) {
 	for _, scope := range []Scope{Shared, PerClient} {
 		t.Run(scope.String(), func(t *testing.T) {
-			seed := testSeed(t)
+			seed := testseed.New(t)
 			rng := rand.New(rand.NewPCG(seed, 1))
 			s := New(Config{Scope: scope})
 			for i := range 2000 {
@@ -567,7 +561,7 @@ func TestDigestIsHistoryIndependent(t *testing.T) {
 func TestSnapshotRestoreSameBehaviour(t *testing.T) {
 	for _, scope := range []Scope{Shared, PerClient} {
 		t.Run(scope.String(), func(t *testing.T) {
-			seed := testSeed(t)
+			seed := testseed.New(t)
 			rng := rand.New(rand.NewPCG(seed, 2))
 			a := New(Config{Scope: scope})
 			for range 500 {
@@ -599,7 +593,7 @@ func TestSnapshotRestoreSameBehaviour(t *testing.T) {
 }
 
 func TestDeterministicReplicas(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	type req struct {
 		c  app.Caller

@@ -6,7 +6,8 @@ import (
 	"math/rand/v2"
 	"sort"
 	"testing"
-	"time"
+
+	"github.com/braid-bft/braid/internal/testseed"
 )
 
 // check verifies ordering, AVL balance, cached heights and size.
@@ -38,8 +39,7 @@ func check[V any](t *testing.T, tr *Tree[V]) {
 }
 
 func TestTreeAgainstModel(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	var tr Tree[int]
 	model := map[string]int{}
@@ -135,8 +135,7 @@ func modelContents(m map[string]int) []string {
 // inserts, overwrites and deletes, with every rebalancing case — are seen
 // by that tree only, and every tree stays a valid AVL tree.
 func TestCloneIsolation(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	trees := []*Tree[int]{new(Tree[int])}
 	models := []map[string]int{{}}
