@@ -10,41 +10,20 @@ import (
 	"testing"
 
 	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/apptest"
 	"github.com/braid-bft/braid/internal/testseed"
 	"github.com/braid-bft/braid/internal/wire"
 )
 
-var (
-	alice = app.Caller(bytes.Repeat([]byte{0xa1}, 32))
-	bob   = app.Caller(bytes.Repeat([]byte{0xb0}, 32))
-	eve   = app.Caller(bytes.Repeat([]byte{0xee}, 32))
-)
+var alice, bob, eve = apptest.Alice, apptest.Bob, apptest.Eve
 
-func mustSnapshot(t testing.TB, bk *Bank) []byte {
-	t.Helper()
-	b, err := bk.Snapshot()
-	if err != nil {
-		t.Fatalf("Snapshot: %v", err)
-	}
-	return b
-}
+func mustSnapshot(t testing.TB, bk *Bank) []byte { return apptest.Snapshot(t, bk) }
 
-// recomputedDigest rebuilds a fresh ledger from bk's snapshot (Restore hashes
-// every account from scratch) and returns its digest.
-func recomputedDigest(t testing.TB, bk *Bank) [32]byte {
-	t.Helper()
-	fresh := New()
-	if err := fresh.Restore(mustSnapshot(t, bk)); err != nil {
-		t.Fatalf("Restore of own snapshot: %v", err)
-	}
-	return fresh.Digest()
-}
-
+// checkDigest checks that the incremental digest never drifted from one
+// recomputed from the accounts.
 func checkDigest(t testing.TB, bk *Bank) {
 	t.Helper()
-	if got, want := bk.Digest(), recomputedDigest(t, bk); got != want {
-		t.Fatalf("incremental digest %x != recomputed %x", got, want)
-	}
+	apptest.CheckDigest(t, bk, New())
 }
 
 func mustOK(t testing.TB, res []byte) []byte {

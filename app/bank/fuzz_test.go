@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/apptest"
 )
 
 func seededBank(t testing.TB) *Bank {
@@ -29,24 +30,8 @@ func FuzzExecute(f *testing.F) {
 	f.Fuzz(func(t *testing.T, op []byte, sel byte) {
 		caller := []app.Caller{alice, bob, eve, nil}[sel%4]
 		bk := seededBank(t)
-		digest, snap := bk.Digest(), mustSnapshot(t, bk)
-		readOnly := bk.ReadOnly(op)
 		_, decodeErr := decodeOp(op)
-
-		res := bk.Execute(caller, op)
-
-		st, _, err := app.DecodeResult(res)
-		if err != nil {
-			t.Fatalf("malformed result %x: %v", res, err)
-		}
-		if (st == app.StatusBadOp) != (decodeErr != nil) {
-			t.Fatalf("status %v but decode error %v", st, decodeErr)
-		}
-		if st != app.StatusOK || readOnly {
-			if bk.Digest() != digest || !bytes.Equal(mustSnapshot(t, bk), snap) {
-				t.Fatalf("op with status %v (read-only %v) changed state", st, readOnly)
-			}
-		}
+		apptest.Execute(t, bk, caller, op, decodeErr)
 		checkDigest(t, bk)
 		// Money is only created by deposits.
 		var total uint64

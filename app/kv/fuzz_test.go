@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/apptest"
 )
 
 func seededStore(t testing.TB, scope Scope) *Store {
@@ -33,24 +34,8 @@ func FuzzExecute(f *testing.F) {
 		}
 		caller := []app.Caller{alice, bob, nil, make(app.Caller, app.MaxCallerLen+1)}[(sel>>1)%4]
 		s := seededStore(t, scope)
-		digest, snap := s.Digest(), mustSnapshot(t, s)
-		readOnly := s.ReadOnly(op)
 		_, decodeErr := decodeOp(op)
-
-		res := s.Execute(caller, op)
-
-		st, _, err := app.DecodeResult(res)
-		if err != nil {
-			t.Fatalf("malformed result %x: %v", res, err)
-		}
-		if (st == app.StatusBadOp) != (decodeErr != nil) {
-			t.Fatalf("status %v but decode error %v", st, decodeErr)
-		}
-		if st != app.StatusOK || readOnly {
-			if s.Digest() != digest || !bytes.Equal(mustSnapshot(t, s), snap) {
-				t.Fatalf("op with status %v (read-only %v) changed state", st, readOnly)
-			}
-		}
+		apptest.Execute(t, s, caller, op, decodeErr)
 		checkDigest(t, s)
 	})
 }

@@ -11,41 +11,20 @@ import (
 	"testing"
 
 	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/apptest"
 	"github.com/braid-bft/braid/internal/testseed"
 	"github.com/braid-bft/braid/internal/wire"
 )
 
-var (
-	alice = app.Caller(bytes.Repeat([]byte{0xa1}, 32))
-	bob   = app.Caller(bytes.Repeat([]byte{0xb0}, 32))
-)
+var alice, bob = apptest.Alice, apptest.Bob
 
-func mustSnapshot(t testing.TB, s *Store) []byte {
-	t.Helper()
-	b, err := s.Snapshot()
-	if err != nil {
-		t.Fatalf("Snapshot: %v", err)
-	}
-	return b
-}
+func mustSnapshot(t testing.TB, s *Store) []byte { return apptest.Snapshot(t, s) }
 
-// recomputedDigest rebuilds a fresh store from s's snapshot — Restore hashes
-// every record from scratch — and returns its digest. Comparing it with
-// s.Digest() checks that the incremental maintenance never drifted.
-func recomputedDigest(t testing.TB, s *Store) [32]byte {
-	t.Helper()
-	fresh := New(Config{Scope: s.scope})
-	if err := fresh.Restore(mustSnapshot(t, s)); err != nil {
-		t.Fatalf("Restore of own snapshot: %v", err)
-	}
-	return fresh.Digest()
-}
-
+// checkDigest checks that the incremental digest never drifted from one
+// recomputed from the records.
 func checkDigest(t testing.TB, s *Store) {
 	t.Helper()
-	if got, want := s.Digest(), recomputedDigest(t, s); got != want {
-		t.Fatalf("incremental digest %x != recomputed %x", got, want)
-	}
+	apptest.CheckDigest(t, s, New(Config{Scope: s.scope}))
 }
 
 // step is one op in a table-driven sequence.
