@@ -29,6 +29,7 @@ import (
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/client"
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/internal/loopback"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/storage"
 )
@@ -501,7 +502,7 @@ func benchFresh(ctx context.Context, o *benchOptions, m int, name string, secPer
 // benchInit writes a cluster for the bench the way braid init does, on
 // free loopback ports, with batch_size batch, and returns its path.
 func benchInit(dir string, n, m, batch, clients int) (string, error) {
-	base, err := freeBasePort(3 * n)
+	base, err := loopback.FreeBase(3 * n)
 	if err != nil {
 		return "", err
 	}

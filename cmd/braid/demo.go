@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/client"
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/internal/loopback"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/storage"
@@ -46,7 +45,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if !*keep {
 		defer os.RemoveAll(dir)
 	}
-	base, err := freeBasePort(3 * n)
+	base, err := loopback.FreeBase(3 * n)
 	if err != nil {
 		return err
 	}
@@ -298,30 +297,3 @@ func percentile(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// freeBasePort finds k consecutive free loopback ports.
-func freeBasePort(k int) (int, error) {
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+k > 65535 {
-			continue
-		}
-		free := true
-		for p := base; p < base+k && free; p++ {
-			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err != nil {
-				free = false
-			} else {
-				l.Close()
-			}
-		}
-		if free {
-			return base, nil
-		}
-	}
-	return 0, errors.New("no block of free loopback ports found")
-}

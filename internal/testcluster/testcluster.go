@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/internal/loopback"
 	"github.com/braid-bft/braid/storage"
 )
 
@@ -68,20 +68,17 @@ func Config(t testing.TB, n int, listen bool) (*config.Config, auth.PrivateKey) 
 	return cfg, cpriv
 }
 
+// freePorts returns k free loopback ports outside the ephemeral range, so
+// that no outgoing connection takes one before its replica binds it.
 func freePorts(t testing.TB, k int) []int {
 	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for i := 0; i < k; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	base, err := loopback.FreeBase(k)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, l := range ls {
-		l.Close()
+	ports := make([]int, k)
+	for i := range ports {
+		ports[i] = base + i
 	}
 	return ports
 }
