@@ -3,6 +3,7 @@ package pbft
 import (
 	"testing"
 
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 )
 
@@ -135,7 +136,7 @@ func TestPrimaryThatNeverPadsIsReplaced(t *testing.T) {
 // our own checkpoint completes the quorum. f of them are not enough.
 func TestWeakCheckpointStartsTransfer(t *testing.T) {
 	for _, vouchers := range []int{1, 2} { // n = 4: f = 1
-		cfg := Config{ID: 1, N: 4, Primary: roundRobin(4), Signer: testSigner{1}, CheckpointInterval: 4, Window: 16}
+		cfg := Config{ID: 1, N: 4, Primary: roundRobin(4), Signer: coretest.Signer{ID: 1}, CheckpointInterval: 4, Window: 16}
 		nd, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +144,7 @@ func TestWeakCheckpointStartsTransfer(t *testing.T) {
 		state := msg.Digest{7}
 		for from := 2; from < 2+vouchers; from++ {
 			c := &msg.Checkpoint{Seq: 8, State: state, From: msg.ReplicaID(from)}
-			c.Sig = testSigner{msg.ReplicaID(from)}.Sign(msg.SignedBytes(c))
+			c.Sig = coretest.Signer{ID: msg.ReplicaID(from)}.Sign(msg.SignedBytes(c))
 			nd.Step(msg.ReplicaID(from), c)
 		}
 		var st *StateTransfer

@@ -6,17 +6,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 )
-
-// testSigner is a deterministic stand-in: the core never verifies, the
-// shell does, so any deterministic bytes exercise the same code paths.
-type testSigner struct{ id msg.ReplicaID }
-
-func (s testSigner) Sign(p []byte) []byte {
-	h := sha256.Sum256(append([]byte{byte(s.id)}, p...))
-	return h[:8]
-}
 
 type envelope struct {
 	from, to msg.ReplicaID
@@ -44,7 +36,7 @@ func roundRobin(n int) func(uint64) msg.ReplicaID {
 func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 	c := &cluster{t: t, down: map[msg.ReplicaID]bool{}}
 	for i := 0; i < n; i++ {
-		cfg := Config{ID: msg.ReplicaID(i), N: n, Primary: roundRobin(n), Signer: testSigner{msg.ReplicaID(i)}}
+		cfg := Config{ID: msg.ReplicaID(i), N: n, Primary: roundRobin(n), Signer: coretest.Signer{ID: msg.ReplicaID(i)}}
 		if tweak != nil {
 			tweak(&cfg)
 		}

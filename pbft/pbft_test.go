@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 )
 
@@ -276,7 +277,7 @@ func TestOvertakenWatchDoesNotSuspect(t *testing.T) {
 // asked for, where the others' next view change will meet it, instead of a
 // ladder of doubling timeouts above them.
 func TestLoneViewChangeDoesNotClimb(t *testing.T) {
-	nd, err := New(Config{ID: 3, N: 4, Primary: roundRobin(4), Signer: testSigner{3}, ViewChangeTimeout: 5})
+	nd, err := New(Config{ID: 3, N: 4, Primary: roundRobin(4), Signer: coretest.Signer{ID: 3}, ViewChangeTimeout: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

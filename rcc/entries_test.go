@@ -7,6 +7,7 @@ import (
 
 	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/bank"
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
 )
@@ -24,7 +25,7 @@ func decision(inst uint32, seq uint64, reqs ...msg.Request) *pbft.Decision {
 // does not serve left out.
 func TestEntriesFollowExecutionOrder(t *testing.T) {
 	nd, err := New(Config{ID: 0, N: 4, M: 4, Clients: []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7}, Instance: pbft.Config{
-		Signer: hashSigner{0}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
+		Signer: coretest.Signer{ID: 0}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
 		RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
 	}})
 	if err != nil {

@@ -3,6 +3,7 @@ package rcc
 import (
 	"testing"
 
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/quorum"
 )
@@ -112,7 +113,7 @@ func TestFarPrePrepareBoundsFills(t *testing.T) {
 	// then falls silent.
 	b := msg.Batch{Requests: []msg.Request{{Client: 0, Number: 1, Op: []byte("far")}}}
 	pp := &msg.PrePrepare{Instance: 0, View: 0, Seq: 20, Digest: b.Digest(), Batch: b, From: 0}
-	msg.SetSig(pp, hashSigner{0}.Sign(msg.SignedBytes(pp)))
+	msg.SetSig(pp, coretest.Signer{ID: 0}.Sign(msg.SignedBytes(pp)))
 	for j := 1; j < 4; j++ {
 		c.queue = append(c.queue, envelope{0, msg.ReplicaID(j), pp})
 	}

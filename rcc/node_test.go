@@ -5,16 +5,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
 )
-
-type hashSigner struct{ id msg.ReplicaID }
-
-func (s hashSigner) Sign(p []byte) []byte {
-	h := sha256.Sum256(append([]byte{byte(s.id)}, p...))
-	return h[:8]
-}
 
 type envelope struct {
 	from, to msg.ReplicaID
@@ -44,7 +38,7 @@ func newClusterWith(t *testing.T, n, m int, clients []msg.ClientID) *cluster {
 	c := &cluster{t: t, down: map[msg.ReplicaID]bool{}}
 	for i := 0; i < n; i++ {
 		nd, err := New(Config{ID: msg.ReplicaID(i), N: n, M: m, Clients: clients, Instance: pbft.Config{
-			Signer: hashSigner{msg.ReplicaID(i)}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
+			Signer: coretest.Signer{ID: msg.ReplicaID(i)}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
 			RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
 		}})
 		if err != nil {
