@@ -296,9 +296,15 @@ func (j *journaled) apply(l *layer) error {
 	if j.err != nil {
 		return j.err
 	}
-	if l.bytes > journalBytes {
-		// Too large for the journal: fold what it holds, then commit this
-		// layer the ordinary way.
+	var payload, rec []byte
+	if l.bytes <= journalBytes { // larger ones cannot fit: skip encoding them
+		payload = encodeLayer(l)
+		rec = appendJournalRecord(make([]byte, 0, journalHeader+len(payload)), j.salt, j.nextSeq, payload)
+	}
+	if rec == nil || len(rec) > journalBytes {
+		// Too large for the journal (recovery reads only its first
+		// journalBytes): fold what it holds, then commit this layer the
+		// ordinary way.
 		if err := j.foldLocked(); err != nil {
 			return err
 		}
@@ -309,8 +315,6 @@ func (j *journaled) apply(l *layer) error {
 		j.syncs.Add(2)
 		return nil
 	}
-	payload := encodeLayer(l)
-	rec := appendJournalRecord(make([]byte, 0, journalHeader+len(payload)), j.salt, j.nextSeq, payload)
 	if j.off+int64(len(rec)) > journalBytes {
 		if err := j.foldLocked(); err != nil {
 			return err

@@ -383,3 +383,28 @@ func FuzzJournal(f *testing.F) {
 		}
 	})
 }
+
+// A layer whose payload bytes fit the journal but whose encoding (lengths,
+// flags, the record header) does not must still go to bbolt, not be written
+// past the end of the file, where recovery would not read it back.
+func TestJournalOversizedEncoding(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Fsync: GroupCommit{Interval: time.Hour}})
+	must(t, err)
+	// Each 1-byte record counts 8 (key) + 5 (sealed value) bytes towards
+	// the layer, and encodes in 22.
+	n := (journalBytes - 4096) / 13
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = []byte{byte(i)}
+	}
+	must(t, s.AppendRecords(recs))
+	must(t, s.Sync())
+	crashStore(s)
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	if _, next, err := s.RecordBounds(); err != nil || next != uint64(n)+1 {
+		t.Fatalf("after the crash the log ends before %d (%v); want %d", next, err, n+1)
+	}
+}
