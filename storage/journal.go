@@ -171,6 +171,8 @@ func (j *journaled) recover(folded, salt uint64, hasSalt bool) error {
 			j.nextSeq = r.seq + 1
 		}
 	}
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
 	return j.foldLocked()
 }
 
@@ -441,13 +443,6 @@ func (j *journaled) close() error {
 		err = cerr
 	}
 	return err
-}
-
-// crash closes the files without folding, as a killed process leaves them
-// (everything fdatasynced is on disk). For tests.
-func (j *journaled) crash() {
-	j.file.Close()
-	j.bolt.close()
 }
 
 // ---- layers as bytes ----

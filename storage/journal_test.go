@@ -18,7 +18,11 @@ import (
 
 // crashStore leaves s as a killed process would: every fdatasynced write on
 // disk, nothing folded or closed cleanly.
-func crashStore(s *Store) { s.eng.(*journaled).crash() }
+func crashStore(s *Store) {
+	j := s.eng.(*journaled)
+	j.file.Close()
+	j.bolt.close()
+}
 
 // A commit is durable once it is in the journal: it reaches bbolt only at a
 // fold, and a crash before the fold loses nothing.
