@@ -197,6 +197,14 @@ func (n *Node) StateTransferred(seq uint64, executed map[msg.ClientID]uint64) {
 
 // ClientExecuted reports that the request number of client c executed, so
 // the instance stops watching or proposing it and anything older.
+//
+// Exactly-once has one owner, the execution layer above the instance
+// (package rcc): it alone decides which decided requests execute. A decided
+// batch does not by itself mark its requests done, because that layer may
+// skip one (a round the instance sits out, a client it no longer serves, a
+// number another instance ordered first), and a skipped request must stay
+// proposable when its client retries. What the instance learns here only
+// filters what it proposes and watches.
 func (n *Node) ClientExecuted(c msg.ClientID, number uint64) {
 	if number > n.decided[c] {
 		n.decided[c] = number

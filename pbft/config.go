@@ -67,13 +67,7 @@ type Config struct {
 	// ticks a peer draws at most (1 + T/RetransmitTicks)·AnswerBytes plus
 	// one message. Default 1 MiB.
 	AnswerBytes int
-	// ExecutionFeedback: a decided batch does not by itself mark its
-	// requests done; the shell reports executed requests (ClientExecuted).
-	// The paradigm layer needs this because it may skip a decided batch (a
-	// round the instance sits out, or a client the instance no longer
-	// serves), and such requests must stay proposable when the client retries.
-	ExecutionFeedback bool
-	InitialView       uint64
+	InitialView uint64
 }
 
 func (c *Config) setDefaults() {

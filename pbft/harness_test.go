@@ -62,6 +62,9 @@ func (c *cluster) drain(i int) {
 		for _, d := range rd.Decided {
 			c.decided[i] = append(c.decided[i], d)
 			c.chain[i] = sha256.Sum256(append(c.chain[i][:], d.Digest[:]...))
+			for _, r := range d.Batch.Requests { // the harness is the execution layer
+				nd.ClientExecuted(r.Client, r.Number)
+			}
 			if d.Seq%nd.cfg.CheckpointInterval == 0 {
 				nd.Checkpoint(d.Seq, c.chain[i])
 			}

@@ -114,7 +114,7 @@ type Node struct {
 	queuedAt int64
 	proposed map[msg.RequestKey]struct{}
 	watching map[msg.RequestKey]watch  // backup: requests relayed to the primary
-	decided  map[msg.ClientID]uint64   // highest decided request number per client
+	decided  map[msg.ClientID]uint64   // highest executed request number per client, as the execution layer reports it
 	answered map[msg.ReplicaID]*answer // per replica: its last Status and its answer budget
 
 	tick         int64

@@ -254,9 +254,6 @@ func (n *Node) deliver() {
 		pp := s.pp
 		for i := range pp.Batch.Requests {
 			r := &pp.Batch.Requests[i]
-			if !n.cfg.ExecutionFeedback && r.Number > n.decided[r.Client] {
-				n.decided[r.Client] = r.Number
-			}
 			key := r.Key()
 			delete(n.proposed, key)
 			delete(n.watching, key)

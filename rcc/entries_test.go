@@ -21,8 +21,9 @@ func decision(inst uint32, seq uint64, reqs ...msg.Request) *pbft.Decision {
 
 // A round's entries are its batches in Figure 3's order, each batch's
 // requests in batch order, with instance changes in their place (carrying
-// the operation they embed) and requests of clients the ordering instance
-// does not serve left out.
+// the operation they embed), and left out: requests of clients the ordering
+// instance does not serve, and numbers that already executed (client 1's
+// refused instance change carries the number its request "b" executed).
 func TestEntriesFollowExecutionOrder(t *testing.T) {
 	nd, err := New(Config{ID: 0, N: 4, M: 4, Clients: []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7}, Instance: pbft.Config{
 		Signer: coretest.Signer{ID: 0}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
@@ -56,6 +57,7 @@ func TestEntriesFollowExecutionOrder(t *testing.T) {
 	}
 	var want []Entry
 	var order []uint32
+	last := map[msg.ClientID]uint64{}
 	for _, idx := range ExecutionOrder(r.Seed, len(s)) {
 		d := row[s[idx].Instance]
 		order = append(order, d.Instance)
@@ -73,7 +75,10 @@ func TestEntriesFollowExecutionOrder(t *testing.T) {
 					e.Outcome, e.Refusal = msg.NotMoved, RefusedWrongInstance
 				}
 			}
-			want = append(want, e)
+			if q.Number > last[q.Client] {
+				last[q.Client] = q.Number
+				want = append(want, e)
+			}
 		}
 	}
 	var got []uint32
@@ -105,13 +110,14 @@ func TestEntriesFollowExecutionOrder(t *testing.T) {
 			t.Fatalf("instance %d: request %v refused as already decided: %v, want %v", tc.inst, tc.r.Key(), got == 1, tc.done)
 		}
 	}
-	if st := nd.Stats(); st.InstanceChanges != 2 || st.RefusedChanges != 1 || st.Filtered != 1 {
-		t.Fatalf("stats %+v: want 2 instance changes, 1 refused, 1 filtered", st)
+	if st := nd.Stats(); st.InstanceChanges != 2 || st.RefusedChanges != 1 || st.Filtered != 1 || st.Duplicates != 1 {
+		t.Fatalf("stats %+v: want 2 instance changes, 1 refused, 1 filtered, 1 duplicate", st)
 	}
 }
 
-// shell executes rounds on a bank the way a replica's shell does: entries in
-// order, skipping numbers at or below the client's last executed one.
+// shell executes rounds on a bank the way a replica's shell does: every
+// entry in order; a number at or below the client's last executed one is a
+// duplicate the layer should have dropped.
 type shell struct {
 	bank    *bank.Bank
 	last    map[msg.ClientID]uint64
@@ -128,7 +134,7 @@ func (s *shell) execute(rounds []Round) {
 		for _, e := range r.Entries {
 			q := e.Request
 			if q.Number <= s.last[q.Client] {
-				continue
+				panic(fmt.Sprintf("round %d hands the shell request %v, already executed", r.Round, q.Key()))
 			}
 			s.bank.Execute(app.CallerID(uint64(q.Client)), e.Op)
 			s.last[q.Client] = q.Number
@@ -195,6 +201,8 @@ func TestInstanceChangeAndOriginalExecuteOnce(t *testing.T) {
 			}
 			c.tick(200)
 			c.checkAgreement()
+			// Ordered: executed once (an entry) plus dropped as a duplicate
+			// (the only request of the test that can be one).
 			ordered := 0
 			var rounds []uint64
 			for _, r := range c.rounds[0] {
@@ -205,6 +213,8 @@ func TestInstanceChangeAndOriginalExecuteOnce(t *testing.T) {
 					}
 				}
 			}
+			ordered += len(c.dupRounds[0])
+			rounds = append(rounds, c.dupRounds[0]...)
 			for i := range c.nodes {
 				s := newShell()
 				s.execute(c.rounds[i])
@@ -227,6 +237,47 @@ func TestInstanceChangeAndOriginalExecuteOnce(t *testing.T) {
 			}
 			if c.nodes[0].InstanceFor(cl) != 2 {
 				t.Errorf("client served by instance %d after its instance change to 2 executed", c.nodes[0].InstanceFor(cl))
+			}
+		})
+	}
+}
+
+// After a restart or a state transfer the layer learns, from the shell's
+// durable reply table, which numbers executed, and drops a late ordering
+// of one of them: the shell executes every entry it is handed, so this is
+// where exactly-once holds across a crash.
+func TestLearnedNumbersAreNotExecutedAgain(t *testing.T) {
+	for _, how := range []string{"restore", "state transfer"} {
+		t.Run(how, func(t *testing.T) {
+			nd, err := New(Config{ID: 0, N: 4, M: 1, Clients: []msg.ClientID{1, 2}, Instance: pbft.Config{
+				Signer: coretest.Signer{ID: 0}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := map[msg.ClientID]uint64{1: 4}
+			if how == "restore" {
+				nd.Restore(nil, 0, done)
+			} else {
+				nd.StateTransferred(0, done)
+			}
+			nd.Ready()
+			r := func(c msg.ClientID, n uint64) msg.Request { return msg.Request{Client: c, Number: n, Op: []byte("op")} }
+			nd.pending[1] = []*pbft.Decision{decision(0, 1, r(1, 3), r(1, 4), r(2, 4), r(1, 5))}
+			nd.executeReady()
+			rd := nd.Ready()
+			if len(rd.Rounds) != 1 {
+				t.Fatalf("%d rounds executed, want 1", len(rd.Rounds))
+			}
+			var got []msg.RequestKey
+			for _, e := range rd.Rounds[0].Entries {
+				got = append(got, e.Request.Key())
+			}
+			if want := []msg.RequestKey{{Client: 2, Number: 4}, {Client: 1, Number: 5}}; !slices.Equal(got, want) {
+				t.Fatalf("entries %v, want %v (client 1's numbers up to 4 executed before)", got, want)
+			}
+			if d := nd.Stats().Duplicates; d != 2 {
+				t.Fatalf("%d duplicates dropped, want 2", d)
 			}
 		})
 	}

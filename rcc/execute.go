@@ -78,12 +78,19 @@ func (nd *Node) executeReady() {
 					nd.stats.Filtered++
 					continue
 				}
-				out.Entries = append(out.Entries, e)
+				// A request number executes once, whichever of the original
+				// request and an instance change carrying it comes first.
+				if r.Number <= nd.last[r.Client] {
+					nd.stats.Duplicates++
+				} else {
+					nd.last[r.Client] = r.Number
+					out.Entries = append(out.Entries, e)
+				}
 				// Only the ordering instance is told. Another one that holds
 				// the same number (the original of an instance change) still
 				// watches it: if its primary keeps ignoring the client, that
 				// watch is what makes it suspected; if it orders the number
-				// late, the shell skips the duplicate. (Telling every instance
+				// late, this layer drops the duplicate. (Telling every instance
 				// also made the cluster go idle before a lagging replica had
 				// caught up: sim long-partition, m = n = 4, seeds 2 and 3.)
 				nd.inst[inst].ClientExecuted(r.Client, r.Number)
@@ -97,6 +104,16 @@ func (nd *Node) executeReady() {
 		for _, f := range out.Failures {
 			nd.inst[f.Instance].ResumeAt(f.Resume)
 			nd.inst[f.Instance].PrimaryChanged()
+		}
+	}
+}
+
+// learnExecuted merges the shell's durable exactly-once numbers (after a
+// restart or a state transfer) into ours.
+func (nd *Node) learnExecuted(executed map[msg.ClientID]uint64) {
+	for c, num := range executed {
+		if num > nd.last[c] {
+			nd.last[c] = num
 		}
 	}
 }

@@ -140,9 +140,9 @@ type BatchRef struct {
 
 // Entry is one request to execute.
 //
-// The shell executes Op unless Request.Number is at or below the client's
-// last executed number (a duplicate: the reply cache answers it), and then
-// replies with Outcome and Instance. An instance change (Outcome Moved or
+// The shell executes Op — every Entry: duplicates, numbers at or below the
+// client's last executed one, never reach it (see Node.last) — and replies
+// with Outcome and Instance. An instance change (Outcome Moved or
 // NotMoved) executes the operation it carries either way, so a block that
 // stores the executed Requests replays exactly: execute each request's Op,
 // or for an instance change the operation msg.ParseInstanceChange returns.
@@ -186,11 +186,19 @@ type Ready struct {
 // rounds are buffered while execution waits for all m decisions of the
 // next round.
 type Node struct {
-	cfg         Config
-	f           int
-	inst        []*pbft.Node
-	pending     map[uint64][]*pbft.Decision // round → decision per instance
-	executed    uint64
+	cfg      Config
+	f        int
+	inst     []*pbft.Node
+	pending  map[uint64][]*pbft.Decision // round → decision per instance
+	executed uint64
+	// last is the exactly-once table's number column: per client, the
+	// highest request number executed. This layer is the one owner of
+	// exactly-once — it drops a number at or below it from the rounds it
+	// hands the shell, and tells the ordering instance (ClientExecuted) —
+	// so the shell executes every Entry it gets. It is not part of State:
+	// the shell's durable reply table holds the same numbers and hands
+	// them back on Restore and StateTransferred.
+	last        map[msg.ClientID]uint64
 	prim        *primaries
 	clients     *assignment
 	tick        int64
@@ -221,6 +229,7 @@ type Stats struct {
 	InstanceChanges   uint64 // instance-change requests executed
 	RefusedChanges    uint64 // of those, the ones that did not move their client
 	Filtered          uint64 // requests dropped at execution: wrong instance for their client
+	Duplicates        uint64 // requests dropped at execution: their number already executed
 }
 
 // LeaderOf names who runs instance i's view change to view v: a static
@@ -237,7 +246,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	nd := &Node{
-		cfg: cfg, f: quorum.Faults(cfg.N), pending: make(map[uint64][]*pbft.Decision),
+		cfg: cfg, f: quorum.Faults(cfg.N), pending: make(map[uint64][]*pbft.Decision), last: map[msg.ClientID]uint64{},
 		prim:    newPrimaries(cfg.N, cfg.M, cfg.Policy),
 		clients: newAssignment(cfg.M, cfg.Clients, quorum.Correct(cfg.N)),
 		entered: make([]int64, cfg.M), views: make([]uint64, cfg.M),
@@ -252,7 +261,6 @@ func New(cfg Config) (*Node, error) {
 		ic := cfg.Instance
 		ic.ID, ic.N, ic.Instance = cfg.ID, cfg.N, uint32(i)
 		inst, n := uint32(i), cfg.N
-		ic.ExecutionFeedback = true
 		ic.Primary = func(v uint64) msg.ReplicaID { return nd.prim.primary(inst, v) }
 		ic.Leader = func(v uint64) msg.ReplicaID { return LeaderOf(n, inst, v) }
 		// The NewView appends one no-op, marked as the failure decision;
@@ -533,6 +541,7 @@ func (nd *Node) StateTransferred(round uint64, executed map[msg.ClientID]uint64)
 		}
 		nd.executed = round
 	}
+	nd.learnExecuted(executed)
 	for _, p := range nd.inst {
 		p.StateTransferred(round, executed)
 	}
@@ -620,6 +629,7 @@ func (nd *Node) Restore(records []msg.Message, executedRound uint64, executed ma
 		}
 	}
 	nd.executed = executedRound
+	nd.learnExecuted(executed)
 	for i, p := range nd.inst {
 		p.Restore(per[i], executedRound, executed)
 	}

@@ -25,8 +25,11 @@ type cluster struct {
 	rounds   [][]Round
 	chain    []msg.Digest
 	executed []map[msg.RequestKey]bool
-	sent     int                   // messages sent, to check an idle cluster is silent
-	drop     func(e envelope) bool // messages lost in transit, if set
+	// dupRounds: per replica, one entry per duplicate the layer dropped
+	// (Stats.Duplicates), naming the last round of the Ready it came with.
+	dupRounds [][]uint64
+	sent      int                   // messages sent, to check an idle cluster is silent
+	drop      func(e envelope) bool // messages lost in transit, if set
 }
 
 func newCluster(t *testing.T, n, m int) *cluster {
@@ -48,6 +51,7 @@ func newClusterWith(t *testing.T, n, m int, clients []msg.ClientID) *cluster {
 		c.executed = append(c.executed, map[msg.RequestKey]bool{})
 	}
 	c.rounds = make([][]Round, n)
+	c.dupRounds = make([][]uint64, n)
 	c.chain = make([]msg.Digest, n)
 	return c
 }
@@ -56,6 +60,9 @@ func (c *cluster) drain(i int) {
 	nd := c.nodes[i]
 	for nd.HasReady() {
 		rd := nd.Ready()
+		for k := len(rd.Rounds); k > 0 && uint64(len(c.dupRounds[i])) < nd.Stats().Duplicates; {
+			c.dupRounds[i] = append(c.dupRounds[i], rd.Rounds[k-1].Round)
+		}
 		for _, o := range rd.Messages {
 			for j := range c.nodes {
 				if (o.Broadcast && j != i) || (!o.Broadcast && int(o.To) == j) {

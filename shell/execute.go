@@ -28,12 +28,15 @@ func (s *Shell) execute(round rcc.Round) {
 	var results [][]byte
 	var replies []*msg.Reply
 	// Entries come in the agreed execution order, instance changes in
-	// their place: a request number executes once, whichever of the
-	// original request and an instance change carrying it comes first.
+	// their place, duplicates already dropped: exactly-once is the core's
+	// (rcc.Node owns it). A number at or below our table's would execute a
+	// request twice — the core and our durable table disagree — so it
+	// stops the replica instead.
 	for _, e := range round.Entries {
 		req := e.Request
 		if req.Number <= s.table.last(req.Client) {
-			continue // a duplicate: the reply cache answers it
+			s.fail("execute", fmt.Errorf("round %d: request %d of client %d already executed", round.Round, req.Number, req.Client))
+			return
 		}
 		res := s.app.Execute(app.CallerID(uint64(req.Client)), e.Op)
 		o := ledger.Ordering{Instance: e.Instance, Outcome: e.Outcome}
