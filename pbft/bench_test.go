@@ -28,10 +28,10 @@ func BenchmarkDecide(b *testing.B) {
 			for i := range reqs {
 				c.nodes[0].Request(reqs[i])
 				if (i+1)%batch == 0 {
-					c.run()
+					c.Settle()
 				}
 			}
-			c.tick(2)
+			c.Tick(2)
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/4, "ns/req/replica")
 			if got := len(decidedRequests(c.decided[3])); got != b.N {

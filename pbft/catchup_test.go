@@ -15,26 +15,26 @@ import (
 // while it waits, and learns from the answers' commits and pre-prepares).
 func TestLoneViewChangerLearnsMissedDecisions(t *testing.T) {
 	c := newCluster(t, 4, nil)
-	c.filter = func(e envelope) []envelope {
-		if e.to == 3 {
-			if _, vc := e.m.(*msg.ViewChange); !vc {
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if e.To == 3 {
+			if _, vc := e.Msg.(*msg.ViewChange); !vc {
 				return nil // replica 3 hears nothing of view 0's progress
 			}
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	c.nodes[3].Suspect()
 	c.drain(3)
 	for num := uint64(1); num <= 3; num++ {
 		c.nodes[0].Request(req(1, num))
-		c.tick(1)
+		c.Tick(1)
 	}
 	if v, changing := c.nodes[0].View(); v != 0 || changing {
 		t.Fatalf("replica 0 left view 0 (v%d changing=%v): the test needs replica 3 alone in its view change", v, changing)
 	}
 	want := c.nodes[0].LastDecided()
-	c.filter = nil
-	c.tick(30)
+	c.Filter = nil
+	c.Tick(30)
 	c.checkAgreement()
 	if v, changing := c.nodes[3].View(); !changing || v != 1 {
 		t.Fatalf("replica 3 at v%d changing=%v; want still alone in its change to view 1", v, changing)
@@ -49,19 +49,19 @@ func TestLoneViewChangerLearnsMissedDecisions(t *testing.T) {
 // instead of staying behind on the one it was given.
 func TestEquivocatedBackupLearnsTheDecidedBody(t *testing.T) {
 	c := newCluster(t, 4, nil)
-	c.filter = func(e envelope) []envelope {
-		if pp, ok := e.m.(*msg.PrePrepare); ok && e.to == 3 && pp.Seq == 1 {
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if pp, ok := e.Msg.(*msg.PrePrepare); ok && e.To == 3 && pp.Seq == 1 {
 			alt := *pp
 			alt.Batch = msg.Batch{Requests: []msg.Request{req(9, 1)}}
 			alt.Digest = alt.Batch.Digest()
-			return []envelope{{e.from, e.to, &alt}}
+			return []coretest.Envelope{{From: e.From, To: e.To, Msg: &alt}}
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	c.nodes[0].Request(req(1, 1))
-	c.tick(1)
-	c.filter = nil
-	c.tick(20)
+	c.Tick(1)
+	c.Filter = nil
+	c.Tick(20)
 	c.checkAgreement()
 	if got := c.nodes[3].LastDecided(); got != 1 {
 		t.Fatalf("equivocated backup decided up to %d, want 1", got)
@@ -73,15 +73,15 @@ func TestEquivocatedBackupLearnsTheDecidedBody(t *testing.T) {
 func TestIdlePrimaryPadsToCheckpoint(t *testing.T) {
 	c := newCluster(t, 4, func(cfg *Config) { cfg.CheckpointInterval, cfg.Window, cfg.PadToCheckpoint = 4, 16, true })
 	c.nodes[0].Request(req(1, 1))
-	c.tick(40)
+	c.Tick(40)
 	for i, nd := range c.nodes {
 		if nd.LastDecided() != 4 || nd.LowWatermark() != 4 {
 			t.Fatalf("replica %d: decided %d, stable %d; want both 4", i, nd.LastDecided(), nd.LowWatermark())
 		}
 	}
 	sent := 0
-	c.filter = func(e envelope) []envelope { sent++; return []envelope{e} }
-	c.tick(100)
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope { sent++; return []coretest.Envelope{e} }
+	c.Tick(100)
 	if sent != 0 {
 		t.Fatalf("idle cluster at a stable checkpoint sent %d messages in 100 ticks", sent)
 	}
@@ -100,7 +100,7 @@ func TestProposeQueuedRespectsThePipeline(t *testing.T) {
 	if got := p.NextProposal() - 1; got != 2 {
 		t.Fatalf("proposed %d batches with a pipeline of 2, want 2", got)
 	}
-	c.run() // the first two decide
+	c.Settle() // the first two decide
 	p.ProposeQueued()
 	if got := p.NextProposal() - 1; got != 3 {
 		t.Fatalf("after the pipeline drained: %d batches proposed, want 3", got)
@@ -121,7 +121,7 @@ func TestPrimaryThatNeverPadsIsReplaced(t *testing.T) {
 		}
 	})
 	c.nodes[0].Request(req(1, 1))
-	c.tick(300)
+	c.Tick(300)
 	c.checkAgreement()
 	for i, nd := range c.nodes {
 		if view, _ := nd.View(); nd.LastDecided() != 4 || nd.LowWatermark() != 4 || view != 1 {

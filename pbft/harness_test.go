@@ -10,23 +10,16 @@ import (
 	"github.com/braid-bft/braid/msg"
 )
 
-type envelope struct {
-	from, to msg.ReplicaID
-	m        msg.Message
-}
-
 // cluster wires n cores with a FIFO network and an in-order executor, so
 // unit tests can drive exact interleavings without the simulator.
 type cluster struct {
+	*coretest.Net
 	t       testing.TB
 	nodes   []*Node
-	queue   []envelope
 	decided [][]Decision
 	records [][]msg.Message
-	down    map[msg.ReplicaID]bool
-	filter  func(e envelope) []envelope // optional adversary on the wire
-	chain   []msg.Digest                // per-replica running digest of decisions
-	noKeep  bool                        // benchmarks: do not retain records
+	chain   []msg.Digest // per-replica running digest of decisions
+	noKeep  bool         // benchmarks: do not retain records
 }
 
 func roundRobin(n int) func(uint64) msg.ReplicaID {
@@ -34,7 +27,8 @@ func roundRobin(n int) func(uint64) msg.ReplicaID {
 }
 
 func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
-	c := &cluster{t: t, down: map[msg.ReplicaID]bool{}}
+	c := &cluster{t: t}
+
 	for i := 0; i < n; i++ {
 		cfg := Config{ID: msg.ReplicaID(i), N: n, Primary: roundRobin(n), Signer: coretest.Signer{ID: msg.ReplicaID(i)}}
 		if tweak != nil {
@@ -49,6 +43,7 @@ func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 	c.decided = make([][]Decision, n)
 	c.records = make([][]msg.Message, n)
 	c.chain = make([]msg.Digest, n)
+	c.Net = coretest.NetFor(t, c.nodes, c.drain)
 	return c
 }
 
@@ -73,62 +68,8 @@ func (c *cluster) drain(i int) {
 			c.t.Fatalf("replica %d needs state transfer to %d; the unit harness does not do that", i, rd.StateTransfer.Seq)
 		}
 		for _, o := range rd.Messages {
-			if o.Broadcast {
-				for j := range c.nodes {
-					if j != i {
-						c.push(envelope{msg.ReplicaID(i), msg.ReplicaID(j), o.Msg})
-					}
-				}
-			} else {
-				c.push(envelope{msg.ReplicaID(i), o.To, o.Msg})
-			}
+			c.Output(msg.ReplicaID(i), o.Broadcast, o.To, o.Msg)
 		}
-	}
-}
-
-func (c *cluster) push(e envelope) {
-	if c.down[e.from] || c.down[e.to] {
-		return
-	}
-	if c.filter != nil {
-		c.queue = append(c.queue, c.filter(e)...)
-		return
-	}
-	c.queue = append(c.queue, e)
-}
-
-// run delivers messages until none are left.
-func (c *cluster) run() {
-	for i := range c.nodes {
-		c.drain(i)
-	}
-	var spare []envelope
-	for rounds := 0; len(c.queue) > 0; rounds++ {
-		if rounds > 1_000_000 {
-			c.t.Fatal("no quiescence")
-		}
-		batch := c.queue
-		c.queue = spare[:0]
-		for _, e := range batch {
-			if c.down[e.to] {
-				continue
-			}
-			c.nodes[e.to].Step(e.from, e.m)
-			c.drain(int(e.to))
-		}
-		spare = batch
-	}
-}
-
-func (c *cluster) tick(k int) {
-	for ; k > 0; k-- {
-		for i, nd := range c.nodes {
-			if !c.down[msg.ReplicaID(i)] {
-				nd.Tick()
-				c.drain(i)
-			}
-		}
-		c.run()
 	}
 }
 

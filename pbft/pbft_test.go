@@ -19,7 +19,7 @@ func TestNormalCaseDecidesInOrder(t *testing.T) {
 				c.nodes[0].Request(r)
 				c.drain(0)
 			}
-			c.tick(3)
+			c.Tick(3)
 			c.checkAgreement()
 			for i := range c.nodes {
 				hasAll(t, c.decided[i], want)
@@ -36,11 +36,11 @@ func TestNormalCaseDecidesInOrder(t *testing.T) {
 
 func TestWindowLimitsOutstandingProposals(t *testing.T) {
 	c := newCluster(t, 4, func(cfg *Config) { cfg.MaxBatch = 1; cfg.CheckpointInterval = 4; cfg.Window = 8 })
-	c.down[1], c.down[2] = true, true // no quorum: nothing commits, so the window fills
+	c.Down[1], c.Down[2] = true, true // no quorum: nothing commits, so the window fills
 	for i := uint64(1); i <= 20; i++ {
 		c.nodes[0].Request(req(1, i))
 	}
-	c.run()
+	c.Settle()
 	if got := c.nodes[0].NextProposal(); got != 9 {
 		t.Fatalf("primary proposed up to %d, want to stop at window 8", got-1)
 	}
@@ -48,12 +48,12 @@ func TestWindowLimitsOutstandingProposals(t *testing.T) {
 
 func TestCrashedPrimaryIsReplaced(t *testing.T) {
 	c := newCluster(t, 4, nil)
-	c.down[0] = true
+	c.Down[0] = true
 	r := req(1, 1)
 	for i := 1; i < 4; i++ { // the client, ignored, broadcasts to the backups
 		c.nodes[i].Request(r)
 	}
-	c.tick(200)
+	c.Tick(200)
 	c.checkAgreement()
 	for i := 1; i < 4; i++ {
 		if v, ch := c.nodes[i].View(); v == 0 || ch {
@@ -68,26 +68,26 @@ func TestViewChangeKeepsPreparedBatches(t *testing.T) {
 	// Deliver everything except commits: batches prepare everywhere but
 	// nobody commits; then the primary dies and the new view must re-propose
 	// the same batches at the same sequence numbers.
-	c.filter = func(e envelope) []envelope {
-		if _, ok := e.m.(*msg.Commit); ok {
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if _, ok := e.Msg.(*msg.Commit); ok {
 			return nil
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	r1, r2 := req(1, 1), req(2, 1)
 	c.nodes[0].Request(r1)
 	c.nodes[0].Request(r2)
-	c.tick(2)
+	c.Tick(2)
 	prepared := len(c.nodes[1].prepared)
 	if prepared == 0 {
 		t.Fatal("nothing prepared")
 	}
-	c.filter = nil
-	c.down[0] = true
+	c.Filter = nil
+	c.Down[0] = true
 	for i := 1; i < 4; i++ {
 		c.nodes[i].Suspect()
 	}
-	c.tick(100)
+	c.Tick(100)
 	c.checkAgreement()
 	for i := 1; i < 4; i++ {
 		hasAll(t, c.decided[i], []msg.RequestKey{r1.Key(), r2.Key()})
@@ -103,11 +103,11 @@ func TestEquivocatingPrimaryCannotSplitDecisions(t *testing.T) {
 		q.Digest = q.Batch.Digest()
 		return &q
 	}
-	c.filter = func(e envelope) []envelope {
-		if pp, ok := e.m.(*msg.PrePrepare); ok && e.from == 0 && e.to >= 2 {
-			return []envelope{{e.from, e.to, alt(pp)}}
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if pp, ok := e.Msg.(*msg.PrePrepare); ok && e.From == 0 && e.To >= 2 {
+			return []coretest.Envelope{{From: e.From, To: e.To, Msg: alt(pp)}}
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	for i := uint64(1); i <= 5; i++ {
 		r := req(1, i)
@@ -115,7 +115,7 @@ func TestEquivocatingPrimaryCannotSplitDecisions(t *testing.T) {
 			c.nodes[j].Request(r)
 		}
 	}
-	c.tick(300)
+	c.Tick(300)
 	c.checkAgreement()
 	for i := 1; i < 4; i++ {
 		if v, _ := c.nodes[i].View(); v == 0 {
@@ -127,7 +127,7 @@ func TestEquivocatingPrimaryCannotSplitDecisions(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	c := newCluster(t, 4, nil)
 	c.nodes[0].Request(req(1, 1))
-	c.tick(2)
+	c.Tick(2)
 	nd := c.nodes[1]
 	good := &msg.PrePrepare{Instance: 0, View: 0, Seq: 2, From: 0, Batch: msg.Batch{Requests: []msg.Request{req(3, 1)}}}
 	good.Digest = good.Batch.Digest()
@@ -186,7 +186,7 @@ func TestRestartedReplicaKeepsItsWord(t *testing.T) {
 	for i := uint64(1); i <= 30; i++ {
 		c.nodes[0].Request(req(1, i))
 	}
-	c.tick(3)
+	c.Tick(3)
 	// Replica 2 crashes and restarts from its records.
 	old := c.nodes[2]
 	cfg := old.cfg
@@ -210,7 +210,7 @@ func TestRestartedReplicaKeepsItsWord(t *testing.T) {
 	for i := uint64(31); i <= 60; i++ {
 		c.nodes[0].Request(req(1, i))
 	}
-	c.tick(30)
+	c.Tick(30)
 	c.checkAgreement()
 	if got, want := fresh.LastDecided(), c.nodes[0].LastDecided(); got != want {
 		t.Fatalf("restarted replica decided up to %d, others %d", got, want)
@@ -232,17 +232,17 @@ func TestReplicaRecoversFromAGap(t *testing.T) {
 		}
 		return 0
 	}
-	c.filter = func(e envelope) []envelope {
-		if e.to == 3 && seqOf(e.m) == 1 {
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if e.To == 3 && seqOf(e.Msg) == 1 {
 			return nil
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	c.nodes[0].Request(req(1, 1))
-	c.tick(1)
-	c.filter = nil
+	c.Tick(1)
+	c.Filter = nil
 	c.nodes[0].Request(req(1, 2))
-	c.tick(30)
+	c.Tick(30)
 	c.checkAgreement()
 	if got := c.nodes[3].LastDecided(); got != 2 {
 		t.Fatalf("replica 3 decided up to %d, want 2 (it never learned seq 1)", got)
@@ -253,17 +253,17 @@ func TestReplicaRecoversFromAGap(t *testing.T) {
 // not make a backup suspect a correct primary.
 func TestOvertakenWatchDoesNotSuspect(t *testing.T) {
 	c := newCluster(t, 4, nil)
-	c.filter = func(e envelope) []envelope {
-		if _, relay := e.m.(*msg.ClientRequest); relay {
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if _, relay := e.Msg.(*msg.ClientRequest); relay {
 			return nil // the relay of (9,5) is lost
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	c.nodes[3].Request(req(9, 5)) // backup 3 starts watching (9,5)
-	c.run()
-	c.filter = nil
+	c.Settle()
+	c.Filter = nil
 	c.nodes[0].Request(req(9, 6)) // the client moved on; 6 is decided
-	c.tick(200)
+	c.Tick(200)
 	if _, still := c.nodes[3].watching[msg.RequestKey{Client: 9, Number: 5}]; still {
 		t.Fatal("overtaken watch kept")
 	}

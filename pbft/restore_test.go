@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 )
 
@@ -32,14 +33,14 @@ func (l *signedLog) record(from msg.ReplicaID, m msg.Message) {
 
 // watchSigned makes the cluster's wire record what everybody signs; inner,
 // if set, is the adversary applied after recording.
-func watchSigned(c *cluster, inner func(envelope) []envelope) *signedLog {
+func watchSigned(c *cluster, inner func(coretest.Envelope) []coretest.Envelope) *signedLog {
 	l := &signedLog{seen: map[string][32]byte{}}
-	c.filter = func(e envelope) []envelope {
-		l.record(e.from, e.m)
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		l.record(e.From, e.Msg)
 		if inner != nil {
 			return inner(e)
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	return l
 }
@@ -84,11 +85,11 @@ func staleRuleCluster(t *testing.T, id msg.ReplicaID, tweak func(*Config)) (*clu
 	return c, stale
 }
 
-func dropKind[T msg.Message](e envelope) []envelope {
-	if _, ok := e.m.(T); ok {
+func dropKind[T msg.Message](e coretest.Envelope) []coretest.Envelope {
+	if _, ok := e.Msg.(T); ok {
 		return nil
 	}
-	return []envelope{e}
+	return []coretest.Envelope{e}
 }
 
 // The primary rule may name nobody (or somebody else) for a view right after
@@ -102,19 +103,19 @@ func TestRestartedPrimaryHonoursItsPreprepares(t *testing.T) {
 	for i := uint64(1); i <= 3; i++ {
 		c.nodes[0].Request(req(1, i))
 	}
-	c.tick(2)
+	c.Tick(2)
 	if got := c.nodes[0].NextProposal(); got != 4 {
 		t.Fatalf("primary proposed up to %d before the crash, want 3", got-1)
 	}
 	*stale = true // replica 0's primary rule does not know view 0's primary yet
 	n0 := c.restart(0, nil)
 	n0.Announce() // peers hand its pre-prepares back; the stale rule refuses them
-	c.tick(2*n0.cfg.RetransmitTicks + 1)
+	c.Tick(2*n0.cfg.RetransmitTicks + 1)
 	*stale = false // the paradigm layer caught up: replica 0 leads view 0 again
 	n0.PrimaryChanged()
-	c.run()
+	c.Settle()
 	n0.Request(req(2, 1))
-	c.tick(2)
+	c.Tick(2)
 	if len(log.conflicts) > 0 {
 		t.Fatalf("restarted primary equivocated: %v", log.conflicts)
 	}
@@ -131,7 +132,7 @@ func TestRestartedBackupHonoursItsPrepares(t *testing.T) {
 	c, stale := staleRuleCluster(t, 1, nil)
 	log := watchSigned(c, dropKind[*msg.Commit])
 	c.nodes[0].Request(req(1, 1))
-	c.tick(2)
+	c.Tick(2)
 	old := c.nodes[1]
 	if old.prepared[1] == nil {
 		t.Fatal("replica 1 did not prepare seq 1 before the crash")
@@ -149,7 +150,7 @@ func TestRestartedBackupHonoursItsPrepares(t *testing.T) {
 	c.nodes[0].sign(alt)
 	n1.Step(0, alt)
 	c.drain(1)
-	c.run()
+	c.Settle()
 	if len(log.conflicts) > 0 {
 		t.Fatalf("restarted backup equivocated: %v", log.conflicts)
 	}
@@ -166,7 +167,7 @@ func TestRestartedReplicaHonoursItsCheckpoints(t *testing.T) {
 	n1 := c.restart(1, nil)
 	n1.Checkpoint(4, msg.Digest{2})
 	c.drain(1)
-	c.run()
+	c.Settle()
 	if len(log.conflicts) > 0 {
 		t.Fatalf("restarted replica signed two checkpoints for seq 4: %v", log.conflicts)
 	}
@@ -191,11 +192,11 @@ func TestRandomRestartsNeverEquivocate(t *testing.T) {
 				return rr(v)
 			}
 		})
-		log := watchSigned(c, func(e envelope) []envelope {
+		log := watchSigned(c, func(e coretest.Envelope) []coretest.Envelope {
 			if rng.IntN(10) == 0 {
 				return nil
 			}
-			return []envelope{e}
+			return []coretest.Envelope{e}
 		})
 		num := uint64(0)
 		for step := 0; step < 60; step++ {
@@ -219,7 +220,7 @@ func TestRandomRestartsNeverEquivocate(t *testing.T) {
 					}
 				}
 			}
-			c.tick(1 + rng.IntN(5))
+			c.Tick(1 + rng.IntN(5))
 		}
 		if len(log.conflicts) > 0 {
 			t.Fatalf("seed %d: a replica equivocated across restarts: %v", seed, log.conflicts)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 )
 
@@ -11,15 +12,15 @@ import (
 // ops of opSize bytes that prepare but never commit, so every replica holds
 // them and answers Status beacons with them.
 func fill(c *cluster, slots, perBatch, opSize int) {
-	inner := c.filter
-	c.filter = func(e envelope) []envelope {
-		if _, ok := e.m.(*msg.Commit); ok {
+	inner := c.Filter
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if _, ok := e.Msg.(*msg.Commit); ok {
 			return nil
 		}
 		if inner != nil {
 			return inner(e)
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	num := uint64(0)
 	for s := 0; s < slots; s++ {
@@ -30,8 +31,8 @@ func fill(c *cluster, slots, perBatch, opSize int) {
 			c.nodes[0].Request(r)
 		}
 	}
-	c.run()
-	c.filter = inner
+	c.Settle()
+	c.Filter = inner
 }
 
 // answerBytes drains nd and sums the encoded size of what it sends to `to`.
@@ -100,11 +101,11 @@ func TestCatchUpWithinAnswerBudget(t *testing.T) {
 		cfg.Window = 32
 		cfg.AnswerBytes = 4 << 10 // about one batch per retransmit period
 	})
-	c.filter = func(e envelope) []envelope {
-		if e.to == 3 {
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if e.To == 3 {
 			return nil // replica 3 misses everything while the others decide
 		}
-		return []envelope{e}
+		return []coretest.Envelope{e}
 	}
 	num := uint64(0)
 	for s := 0; s < 6; s++ {
@@ -115,13 +116,13 @@ func TestCatchUpWithinAnswerBudget(t *testing.T) {
 			c.nodes[0].Request(r)
 		}
 	}
-	c.run()
+	c.Settle()
 	if got := c.nodes[1].LastDecided(); got != 6 {
 		t.Fatalf("the others decided %d batches, want 6", got)
 	}
-	c.filter = nil
+	c.Filter = nil
 	c.nodes[3].Announce()
-	c.tick(200)
+	c.Tick(200)
 	c.checkAgreement()
 	if got := c.nodes[3].LastDecided(); got != 6 {
 		t.Fatalf("lagging replica decided %d of 6 batches within the answer budget; drops: %v", got, c.nodes[1].Stats().Dropped)

@@ -182,24 +182,24 @@ func TestInstanceChangeAndOriginalExecuteOnce(t *testing.T) {
 			setup := [][]byte{bank.Open("alice"), bank.Open("bob"), bank.Deposit("alice", 100)}
 			for k, op := range setup {
 				c.submit(msg.Request{Client: cl, Number: uint64(k + 1), Op: op}, false)
-				c.tick(3)
+				c.Tick(3)
 			}
 			const n = 4
 			original := msg.Request{Client: cl, Number: n, Op: transfer}
 			moveTo2 := msg.Request{Client: cl, Number: n, Op: msg.InstanceChangeOp(2, transfer)}
 			if tc.originalFirst && tc.changeExecutedFirst {
 				c.submit(original, false)
-				c.tick(20)
+				c.Tick(20)
 				c.submit(moveTo2, true)
 			} else if tc.originalFirst {
 				c.submit(original, false)
 				c.submit(moveTo2, true)
 			} else {
 				c.submit(moveTo2, true)
-				c.tick(20)
+				c.Tick(20)
 				c.submit(original, false)
 			}
-			c.tick(200)
+			c.Tick(200)
 			c.checkAgreement()
 			// Ordered: executed once (an entry) plus dropped as a duplicate
 			// (the only request of the test that can be one).

@@ -12,14 +12,14 @@ import (
 // how many messages it delivered. What the deliveries send waits for the
 // next step.
 func (c *cluster) step() int {
-	now := c.queue
-	c.queue = nil
+	now := c.Queue
+	c.Queue = nil
 	for _, e := range now {
-		if c.down[e.to] {
+		if c.Down[e.To] {
 			continue
 		}
-		c.nodes[e.to].Step(e.from, e.m)
-		c.drain(int(e.to))
+		c.nodes[e.To].Step(e.From, e.Msg)
+		c.drain(int(e.To))
 	}
 	return len(now)
 }
@@ -28,7 +28,7 @@ func (c *cluster) step() int {
 // primary that holds a partial batch proposes it (BatchTicks = 1).
 func (c *cluster) cutBatches() {
 	for i, nd := range c.nodes {
-		if !c.down[msg.ReplicaID(i)] {
+		if !c.Down[msg.ReplicaID(i)] {
 			nd.Tick()
 			c.drain(i)
 		}
@@ -66,7 +66,7 @@ func oneClientLatency(t *testing.T, n, m, k int) []int {
 	var steps []int
 	for num := uint64(1); num <= uint64(k); num++ {
 		steps = append(steps, c.stepsToExecute(msg.Request{Client: 0, Number: num, Op: []byte("x")}))
-		c.run() // let the round's stragglers (checkpoints and the like) settle
+		c.Settle() // let the round's stragglers (checkpoints and the like) settle
 	}
 	c.checkAgreement()
 	return steps
@@ -115,10 +115,10 @@ func TestFarPrePrepareBoundsFills(t *testing.T) {
 	pp := &msg.PrePrepare{Instance: 0, View: 0, Seq: 20, Digest: b.Digest(), Batch: b, From: 0}
 	msg.SetSig(pp, coretest.Signer{ID: 0}.Sign(msg.SignedBytes(pp)))
 	for j := 1; j < 4; j++ {
-		c.queue = append(c.queue, envelope{0, msg.ReplicaID(j), pp})
+		c.Queue = append(c.Queue, coretest.Envelope{From: 0, To: msg.ReplicaID(j), Msg: pp})
 	}
-	c.down[0] = true
-	c.run()
+	c.Down[0] = true
+	c.Settle()
 	for j := 1; j < 4; j++ {
 		nd := c.nodes[j]
 		if got := nd.Instance(j).NextProposal() - 1; got != fillLead {
@@ -139,11 +139,11 @@ func TestIdleAfterEarlyFills(t *testing.T) {
 	for cl := msg.ClientID(1); cl <= 3; cl++ {
 		c.stepsToExecute(msg.Request{Client: cl, Number: 1, Op: []byte("x")})
 	}
-	c.tick(5)
-	before := c.sent
-	c.tick(200)
-	if c.sent != before {
-		t.Fatalf("idle cluster sent %d messages in 200 ticks", c.sent-before)
+	c.Tick(5)
+	before := c.Sent
+	c.Tick(200)
+	if c.Sent != before {
+		t.Fatalf("idle cluster sent %d messages in 200 ticks", c.Sent-before)
 	}
 	exec := c.nodes[0].Executed()
 	if exec != 3 {

@@ -10,26 +10,18 @@ import (
 	"github.com/braid-bft/braid/pbft"
 )
 
-type envelope struct {
-	from, to msg.ReplicaID
-	m        msg.Message
-}
-
 // cluster drives n paradigm nodes over a FIFO network, executing rounds on
 // a hash chain so divergence is visible.
 type cluster struct {
+	*coretest.Net
 	t        *testing.T
 	nodes    []*Node
-	queue    []envelope
-	down     map[msg.ReplicaID]bool
 	rounds   [][]Round
 	chain    []msg.Digest
 	executed []map[msg.RequestKey]bool
 	// dupRounds: per replica, one entry per duplicate the layer dropped
 	// (Stats.Duplicates), naming the last round of the Ready it came with.
 	dupRounds [][]uint64
-	sent      int                   // messages sent, to check an idle cluster is silent
-	drop      func(e envelope) bool // messages lost in transit, if set
 }
 
 func newCluster(t *testing.T, n, m int) *cluster {
@@ -38,7 +30,8 @@ func newCluster(t *testing.T, n, m int) *cluster {
 
 // newClusterWith is newCluster with the given admitted clients.
 func newClusterWith(t *testing.T, n, m int, clients []msg.ClientID) *cluster {
-	c := &cluster{t: t, down: map[msg.ReplicaID]bool{}}
+	c := &cluster{t: t}
+
 	for i := 0; i < n; i++ {
 		nd, err := New(Config{ID: msg.ReplicaID(i), N: n, M: m, Clients: clients, Instance: pbft.Config{
 			Signer: coretest.Signer{ID: msg.ReplicaID(i)}, MaxBatch: 4, CheckpointInterval: 8, Window: 32,
@@ -53,6 +46,7 @@ func newClusterWith(t *testing.T, n, m int, clients []msg.ClientID) *cluster {
 	c.rounds = make([][]Round, n)
 	c.dupRounds = make([][]uint64, n)
 	c.chain = make([]msg.Digest, n)
+	c.Net = coretest.NetFor(t, c.nodes, c.drain)
 	return c
 }
 
@@ -64,14 +58,7 @@ func (c *cluster) drain(i int) {
 			c.dupRounds[i] = append(c.dupRounds[i], rd.Rounds[k-1].Round)
 		}
 		for _, o := range rd.Messages {
-			for j := range c.nodes {
-				if (o.Broadcast && j != i) || (!o.Broadcast && int(o.To) == j) {
-					if !c.down[msg.ReplicaID(i)] && !c.down[msg.ReplicaID(j)] {
-						c.queue = append(c.queue, envelope{msg.ReplicaID(i), msg.ReplicaID(j), o.Msg})
-						c.sent++
-					}
-				}
-			}
+			c.Output(msg.ReplicaID(i), o.Broadcast, o.To, o.Msg)
 		}
 		if rd.StateTransfer != nil {
 			c.t.Fatalf("replica %d needs state transfer; the unit harness does not do that", i)
@@ -91,33 +78,6 @@ func (c *cluster) drain(i int) {
 	}
 }
 
-func (c *cluster) run() {
-	for i := range c.nodes {
-		c.drain(i)
-	}
-	for len(c.queue) > 0 {
-		e := c.queue[0]
-		c.queue = c.queue[1:]
-		if c.down[e.to] || (c.drop != nil && c.drop(e)) {
-			continue
-		}
-		c.nodes[e.to].Step(e.from, e.m)
-		c.drain(int(e.to))
-	}
-}
-
-func (c *cluster) tick(k int) {
-	for ; k > 0; k-- {
-		for i, nd := range c.nodes {
-			if !c.down[msg.ReplicaID(i)] {
-				nd.Tick()
-				c.drain(i)
-			}
-		}
-		c.run()
-	}
-}
-
 // submit sends a request to its instance's primary, or (broadcast) to all.
 func (c *cluster) submit(r msg.Request, broadcast bool) {
 	ref := c.live()
@@ -127,7 +87,7 @@ func (c *cluster) submit(r msg.Request, broadcast bool) {
 	}
 	primary := ref.Instance(int(inst)).Primary()
 	for i, nd := range c.nodes {
-		if c.down[msg.ReplicaID(i)] {
+		if c.Down[msg.ReplicaID(i)] {
 			continue
 		}
 		if broadcast || primary == msg.ReplicaID(i) {
@@ -139,7 +99,7 @@ func (c *cluster) submit(r msg.Request, broadcast bool) {
 
 func (c *cluster) live() *Node {
 	for i, nd := range c.nodes {
-		if !c.down[msg.ReplicaID(i)] {
+		if !c.Down[msg.ReplicaID(i)] {
 			return nd
 		}
 	}
@@ -176,9 +136,9 @@ func TestRoundsExecuteIdenticallyEverywhere(t *testing.T) {
 					keys = append(keys, r.Key())
 					c.submit(r, false)
 				}
-				c.tick(1)
+				c.Tick(1)
 			}
-			c.tick(5)
+			c.Tick(5)
 			c.checkAgreement()
 			for i := range c.nodes {
 				for _, k := range keys {
@@ -194,14 +154,14 @@ func TestRoundsExecuteIdenticallyEverywhere(t *testing.T) {
 func TestIdleClusterIsSilent(t *testing.T) {
 	c := newCluster(t, 4, 4)
 	c.submit(msg.Request{Client: 1, Number: 1, Op: []byte("x")}, false)
-	c.tick(5)
+	c.Tick(5)
 	if c.nodes[0].Executed() == 0 {
 		t.Fatal("nothing executed")
 	}
-	before := c.sent
-	c.tick(200)
-	if c.sent != before {
-		t.Fatalf("idle cluster sent %d messages in 200 ticks", c.sent-before)
+	before := c.Sent
+	c.Tick(200)
+	if c.Sent != before {
+		t.Fatalf("idle cluster sent %d messages in 200 ticks", c.Sent-before)
 	}
 }
 
@@ -212,7 +172,7 @@ func (c *cluster) checkPrimaries() {
 	c.t.Helper()
 	ref := c.live()
 	for i, nd := range c.nodes {
-		if c.down[msg.ReplicaID(i)] || nd.Executed() != ref.Executed() {
+		if c.Down[msg.ReplicaID(i)] || nd.Executed() != ref.Executed() {
 			continue
 		}
 		if fmt.Sprint(nd.Primaries(), nd.Failed()) != fmt.Sprint(ref.Primaries(), ref.Failed()) {
@@ -236,7 +196,7 @@ func (c *cluster) checkPrimaries() {
 func (c *cluster) mustExecute(keys []msg.RequestKey) {
 	c.t.Helper()
 	for i := range c.nodes {
-		if c.down[msg.ReplicaID(i)] {
+		if c.Down[msg.ReplicaID(i)] {
 			continue
 		}
 		for _, k := range keys {
@@ -254,7 +214,7 @@ func (c *cluster) mustExecute(keys []msg.RequestKey) {
 // request — instance 0's clients' too — executes.
 func TestCrashedPrimaryIsReplaced(t *testing.T) {
 	c := newCluster(t, 4, 3)
-	c.down[0] = true
+	c.Down[0] = true
 	var keys []msg.RequestKey
 	for num := uint64(1); num <= 10; num++ {
 		for cl := msg.ClientID(0); cl < 6; cl++ {
@@ -262,12 +222,12 @@ func TestCrashedPrimaryIsReplaced(t *testing.T) {
 			keys = append(keys, r.Key())
 			c.submit(r, cl%3 == 0) // instance 0's clients are ignored: they broadcast
 		}
-		c.tick(1)
+		c.Tick(1)
 	}
 	if got := c.nodes[1].Instance(1).LastDecided(); got < 10 {
 		t.Fatalf("instance 1 decided only %d rounds while instance 0 was down", got)
 	}
-	c.tick(300)
+	c.Tick(300)
 	c.checkAgreement()
 	c.checkPrimaries()
 	c.mustExecute(keys)
@@ -288,9 +248,9 @@ func TestProposingPrimaryIsNotTakenForThrottling(t *testing.T) {
 		clients = append(clients, id)
 	}
 	c := newClusterWith(t, 4, 2, clients)
-	c.tick(31) // past the first view's grace period
-	c.drop = func(e envelope) bool {
-		cm, ok := e.m.(*msg.Commit)
+	c.Tick(31) // past the first view's grace period
+	c.Drop = func(e coretest.Envelope) bool {
+		cm, ok := e.Msg.(*msg.Commit)
 		return ok && cm.Instance == 0 // instance 0's rounds are proposed but do not decide
 	}
 	ref := c.nodes[1]
@@ -299,11 +259,11 @@ func TestProposingPrimaryIsNotTakenForThrottling(t *testing.T) {
 	for _, id := range clients {
 		if ref.InstanceFor(id) == 1 && sent < 4*(sigma+4) { // full batches of 4 are cut at once
 			c.submit(msg.Request{Client: id, Number: 1, Op: []byte("w")}, false)
-			c.run()
+			c.Settle()
 			sent++
 		}
 	}
-	c.tick(1)
+	c.Tick(1)
 	i0, i1 := ref.Instance(0), ref.Instance(1)
 	if i1.LastDecided() < i0.LastDecided()+sigma {
 		t.Fatalf("instance 1 decided %d, instance 0 %d: no gap of σ = %d, the test shows nothing", i1.LastDecided(), i0.LastDecided(), sigma)
@@ -326,7 +286,7 @@ func TestInPlaceRecoveryAndInstanceChange(t *testing.T) {
 	if c.nodes[1].Config().Policy != InPlace {
 		t.Fatalf("m=n should default to in-place, got %v", c.nodes[1].Config().Policy)
 	}
-	c.down[0] = true
+	c.Down[0] = true
 	var keys []msg.RequestKey
 	for num := uint64(1); num <= 5; num++ {
 		for cl := msg.ClientID(1); cl < 4; cl++ {
@@ -334,12 +294,12 @@ func TestInPlaceRecoveryAndInstanceChange(t *testing.T) {
 			keys = append(keys, r.Key())
 			c.submit(r, false)
 		}
-		c.tick(1)
+		c.Tick(1)
 	}
 	// Client 4 is served by instance 0, whose primary is dead: it asks
 	// instance 1 to take it over, then keeps sending.
 	c.submit(msg.Request{Client: 4, Number: 1, Op: msg.InstanceChangeOp(1, []byte("change"))}, false)
-	c.tick(1000)
+	c.Tick(1000)
 	if got := c.nodes[1].InstanceFor(4); got != 1 {
 		t.Fatalf("client 4 served by instance %d after its instance change, want 1", got)
 	}
@@ -347,9 +307,9 @@ func TestInPlaceRecoveryAndInstanceChange(t *testing.T) {
 		r := msg.Request{Client: 4, Number: num, Op: []byte("moved")}
 		keys = append(keys, r.Key())
 		c.submit(r, false)
-		c.tick(2)
+		c.Tick(2)
 	}
-	c.tick(200)
+	c.Tick(200)
 	c.checkAgreement()
 	c.mustExecute(keys)
 	if f := c.nodes[1].Stats().Failures; f == 0 {
@@ -434,7 +394,7 @@ func TestInstanceChangeSparseClientIDs(t *testing.T) {
 	c := newClusterWith(t, 4, 4, []msg.ClientID{1000, 17, 3, 17})
 	change := func(cl msg.ClientID, target uint32) {
 		c.submit(msg.Request{Client: cl, Number: 1, Op: msg.InstanceChangeOp(target, []byte("op"))}, true)
-		c.tick(300)
+		c.Tick(300)
 	}
 	change(1000, 2)
 	if got := c.nodes[1].InstanceFor(1000); got != 2 {
