@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/braid-bft/braid/app/bank"
 )
@@ -40,31 +41,25 @@ func runBank(args []string, stdout, stderr io.Writer) error {
 		return exitCode(2)
 	}
 	sub, rest := args[0], args[1:]
-	var (
-		usage, argUsage string
-		nargs           int
-	)
+	var sc subcommand
 	switch sub {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, bankUsage)
 		return nil
 	case "open":
-		usage, argUsage, nargs = "braid bank open --config FILE [flags] NAME", "NAME", 1
+		sc = bankSubcommand(sub, "NAME")
 	case "deposit":
-		usage, argUsage, nargs = "braid bank deposit --config FILE [flags] NAME AMOUNT", "NAME AMOUNT", 2
+		sc = bankSubcommand(sub, "NAME AMOUNT")
 	case "balance":
-		usage, argUsage, nargs = "braid bank balance --config FILE [flags] NAME", "NAME", 1
+		sc = bankSubcommand(sub, "NAME")
 	case "transfer":
-		usage, argUsage, nargs = "braid bank transfer --config FILE [flags] FROM TO N M", "FROM TO N M", 4
+		sc = bankSubcommand(sub, "FROM TO N M")
 	default:
 		fmt.Fprintf(stderr, "braid bank: unknown command %q (want open, deposit, balance or transfer)\n\n%s", sub, bankUsage)
 		return exitCode(2)
 	}
-	fs, cf, done, err := subcommandFlags("braid bank "+sub, usage, rest, stderr, nil)
+	fs, cf, done, err := sc.parse(rest, stderr)
 	if done {
-		return err
-	}
-	if err := wantArgs(fs, argUsage, nargs, nargs); err != nil {
 		return err
 	}
 	if err := checkAccount(fs.Arg(0)); err != nil {
@@ -131,6 +126,13 @@ func runBank(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// bankSubcommand is braid bank NAME, which takes exactly the arguments args
+// names.
+func bankSubcommand(name, args string) subcommand {
+	n := len(strings.Fields(args))
+	return subcommand{name: "braid bank " + name, usage: "braid bank " + name + " --config FILE [flags] " + args, args: args, min: n, max: n}
 }
 
 // checkAccount rejects names the bank would reject, before any I/O.

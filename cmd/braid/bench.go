@@ -83,12 +83,7 @@ type benchOptions struct {
 // parseBenchFlags parses and validates braid bench's flags. done with a
 // nil error means --help was asked for.
 func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done bool, err error) {
-	fs := flag.NewFlagSet("braid bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("braid bench", benchUsage, stderr)
 	o = &benchOptions{}
 	fs.IntVar(&o.n, "n", 4, "replicas (n = 3f+1; at least 4)")
 	fs.IntVar(&o.m, "m", 0, "parallel instances, 1 ≤ m ≤ n (default n − f, the configuration default)")
@@ -105,12 +100,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 	fs.StringVar(&o.dir, "dir", "", "directory for the cluster(s), kept afterwards (default: a temporary directory, removed afterwards)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the operation mix and keys (0: random; the seed used is printed)")
 	fs.BoolVar(&o.broadcast, "broadcast", false, "clients send every request to all replicas instead of to their instance's primary")
-	if stop, err := parseFlags(fs, args); stop {
+	if stop, err := parseFlagsOnly(fs, args, "braid bench"); stop {
 		return nil, true, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := o.validate(fs.Args(), set); err != nil {
+	if err := o.validate(set); err != nil {
 		return nil, true, err
 	}
 	return o, false, nil
@@ -118,10 +113,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 
 // validate checks the flags that need no I/O. set names the flags given
 // on the command line.
-func (o *benchOptions) validate(rest []string, set map[string]bool) error {
-	if len(rest) > 0 {
-		return fmt.Errorf("unexpected argument %q (flags only; see braid bench --help)", rest[0])
-	}
+func (o *benchOptions) validate(set map[string]bool) error {
 	if !slices.Contains(benchWorkloads, o.workload) {
 		return fmt.Errorf("--workload %q: want one of %s", o.workload, strings.Join(benchWorkloads, ", "))
 	}
@@ -651,28 +643,33 @@ func benchRun(ctx context.Context, o *benchOptions, cfg *config.Config, pids []i
 			return nil
 		}
 	}
-	finish := func() { stopWork(); wg.Wait(); <-progressDone }
-	if err := sleep(o.warmup); err != nil {
-		finish()
+	// markAfter waits d, then marks a bound of the measured window and
+	// publishes its time in bound for the open loop and the progress line.
+	markAfter := func(d time.Duration, bound *atomic.Int64) (benchMark, error) {
+		if err := sleep(d); err != nil {
+			return benchMark{}, err
+		}
+		m := markBench(pids)
+		bound.Store(m.at.UnixNano())
+		return m, nil
+	}
+	// Warm up, then measure for o.duration. The load stops either way, an
+	// interrupt (ctx ending) included.
+	begun, err := markAfter(o.warmup, &winStart)
+	var ended benchMark
+	if err == nil {
+		ended, err = markAfter(o.duration, &winEnd)
+	}
+	stopWork()
+	wg.Wait()
+	<-progressDone
+	if err != nil {
 		return nil, wnd, err
 	}
-	cpu0, cpuErr := procCPU(pids)
-	self0 := selfCPU()
-	t0 := time.Now()
-	winStart.Store(t0.UnixNano())
-	if err := sleep(o.duration); err != nil {
-		finish()
-		return nil, wnd, err
-	}
-	cpu1, cpuErr1 := procCPU(pids)
-	self1 := selfCPU()
-	t1 := time.Now()
-	winEnd.Store(t1.UnixNano())
-	finish()
-	wnd = [2]int64{t0.UnixNano(), t1.UnixNano()}
+	wnd = [2]int64{begun.at.UnixNano(), ended.at.UnixNano()}
 
 	lat, failed, appErrs := rec.window(wnd[0], wnd[1])
-	secs := t1.Sub(t0).Seconds()
+	secs := ended.at.Sub(begun.at).Seconds()
 	res := &benchResult{
 		Workload: o.workload, N: cfg.N, M: cfg.M, Batch: cfg.BatchSize, Payload: o.payload, Clients: len(clients),
 		OpenLoopRate: o.openLoopRate, DurationSeconds: secs, WarmupSeconds: o.warmup.Seconds(), Seed: o.seed,
@@ -692,8 +689,8 @@ func benchRun(ctx context.Context, o *benchOptions, cfg *config.Config, pids []i
 		}
 		res.MeanMs = ms(sum / time.Duration(len(lat)))
 	}
-	if len(pids) > 0 && cpuErr == nil && cpuErr1 == nil {
-		c := cpu1 - cpu0
+	if len(pids) > 0 && begun.replicaErr == nil && ended.replicaErr == nil {
+		c := ended.replicaCPU - begun.replicaCPU
 		res.ReplicaCPUSeconds = &c
 		if len(lat) > 0 {
 			per := c / float64(len(lat))
@@ -701,14 +698,32 @@ func benchRun(ctx context.Context, o *benchOptions, cfg *config.Config, pids []i
 			frac := res.FloorCPUSecondsPerRequest / per
 			res.FloorOverCPU = &frac
 		}
-	} else if cpuErr != nil || cpuErr1 != nil {
-		fmt.Fprintf(human, "replica CPU unavailable: %v\n", errors.Join(cpuErr, cpuErr1))
+	} else if begun.replicaErr != nil || ended.replicaErr != nil {
+		fmt.Fprintf(human, "replica CPU unavailable: %v\n", errors.Join(begun.replicaErr, ended.replicaErr))
 	}
 	if len(lat) > 0 {
-		per := (self1 - self0) / float64(len(lat))
+		per := (ended.selfCPU - begun.selfCPU) / float64(len(lat))
 		res.LoadgenCPUSecondsPerReq = &per
 	}
 	return res, wnd, nil
+}
+
+// benchMark is one bound of the measured window: the CPU seconds used so
+// far by the replica processes and by this one (the load generator), and
+// the wall time. Subtracting the start's from the end's gives the window's.
+type benchMark struct {
+	replicaCPU float64
+	replicaErr error // the replicas' CPU could not be read
+	selfCPU    float64
+	at         time.Time
+}
+
+func markBench(pids []int) benchMark {
+	var m benchMark
+	m.replicaCPU, m.replicaErr = procCPU(pids)
+	m.selfCPU = selfCPU()
+	m.at = time.Now()
+	return m
 }
 
 // openLoop offers rate requests/s on jobs until ctx ends. A request whose

@@ -160,10 +160,7 @@ func TestBenchProcStat(t *testing.T) {
 // TestBenchEndToEnd builds braid and runs a short `braid bench --json`:
 // four replica processes, four clients, a 2s window.
 func TestBenchEndToEnd(t *testing.T) {
-	if os.Getenv("BRAID_E2E") == "" {
-		t.Skip("multi-process end-to-end test: set BRAID_E2E=1 (CI runs it as a separate step)")
-	}
-	bin := buildBraid(t)
+	bin := buildBraidE2E(t)
 	cmd := exec.Command(bin, "bench", "--n", "4", "--clients", "4", "--duration", "2s", "--warmup", "1s", "--json")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

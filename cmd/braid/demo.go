@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,8 +29,7 @@ import (
 // a crash of one instance's primary midway (kill -9) and its restart, then
 // an offline verification of every replica's ledger.
 func runDemo(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("braid demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("braid demo", "", stderr)
 	phase := fs.Duration("phase", 8*time.Second, "length of each phase (normal, primary down, restarted)")
 	keep := fs.Bool("keep", false, "keep the temporary cluster directory")
 	if stop, err := parseFlags(fs, args); stop {

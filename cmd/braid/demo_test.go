@@ -15,14 +15,7 @@ import (
 // primary of instance 0 and restarts it, reads back every acknowledged
 // write, and verifies every replica's ledger offline.
 func TestDemoEndToEnd(t *testing.T) {
-	// Four replica processes on two cores: run alone, not beside the
-	// simulator suite that `go test ./...` runs in parallel (under that load
-	// a restarted primary's rejoin stalled the cluster for minutes once —
-	// recorded as an open liveness problem). .ci/run runs it as its own step.
-	if os.Getenv("BRAID_E2E") == "" {
-		t.Skip("multi-process end-to-end test: set BRAID_E2E=1 (CI runs it as a separate step)")
-	}
-	bin := buildBraid(t)
+	bin := buildBraidE2E(t)
 	out, err := exec.Command(bin, "demo", "--phase", "3s").CombinedOutput()
 	text := strings.ReplaceAll(string(out), "\r", "\n")
 	t.Logf("braid demo output:\n%s", text)
@@ -43,10 +36,17 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 }
 
-// buildBraid builds this command into a temp dir, for the multi-process
-// end-to-end tests.
-func buildBraid(t *testing.T) string {
+// buildBraidE2E builds this command into a temp dir for a multi-process
+// end-to-end test, or skips the test unless BRAID_E2E is set. Four replica
+// processes on two cores must run alone, not beside the simulator suite
+// that `go test ./...` runs in parallel (under that load a restarted
+// primary's rejoin stalled the cluster for minutes once — recorded as an
+// open liveness problem); .ci/run runs them as their own step.
+func buildBraidE2E(t *testing.T) string {
 	t.Helper()
+	if os.Getenv("BRAID_E2E") == "" {
+		t.Skip("multi-process end-to-end test: set BRAID_E2E=1 (CI runs it as a separate step)")
+	}
 	bin := filepath.Join(t.TempDir(), "braid")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,13 +15,7 @@ import (
 // clusterFile is the configuration's name inside an init directory.
 const clusterFile = "cluster.json"
 
-// runInit implements `braid init`: a configuration, replica keys and
-// development client keys for a cluster on one host.
-func runInit(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("braid init", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: braid init --dir DIR [--n 4] [--m N] [--base-port 7000] [--clients 4] [--host 127.0.0.1] [--force]
+const initUsage = `Usage: braid init --dir DIR [--n 4] [--m N] [--base-port 7000] [--clients 4] [--host 127.0.0.1] [--force]
 
 Writes DIR/cluster.json (the cluster configuration, see docs/config.md),
 DIR/keys/replica-I.key for every replica and DIR/keys/client-J.key for
@@ -30,9 +23,12 @@ development clients, whose public keys the configuration admits. Replica i
 listens on host:base-port+i (replicas), base-port+n+i (clients) and
 base-port+2n+i (HTTP).
 
-`)
-		fs.PrintDefaults()
-	}
+`
+
+// runInit implements `braid init`: a configuration, replica keys and
+// development client keys for a cluster on one host.
+func runInit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("braid init", initUsage, stderr)
 	n := fs.Int("n", 4, "number of replicas; n = 3f+1 tolerates f Byzantine replicas")
 	m := fs.Int("m", 0, "number of parallel instances, 1 ≤ m ≤ n (default n − f, so crashed primaries are replaced)")
 	dir := fs.String("dir", "", "directory to create the cluster in (required)")
@@ -40,12 +36,10 @@ base-port+2n+i (HTTP).
 	clients := fs.Int("clients", 4, "development client keys to generate and admit")
 	host := fs.String("host", config.DefaultHost, "host or IP address every replica listens on")
 	force := fs.Bool("force", false, "overwrite an existing configuration and key files")
-	if stop, err := parseFlags(fs, args); stop {
+	if stop, err := parseFlagsOnly(fs, args, "braid init"); stop {
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return fmt.Errorf("unexpected argument %q (flags only; see braid init --help)", fs.Arg(0))
 	case *dir == "":
 		return errors.New("--dir is required: the directory to write the cluster into")
 	case *n < 1 || *n > config.MaxReplicas:
@@ -91,23 +85,19 @@ base-port+2n+i (HTTP).
 	}
 
 	// Keys in memory first, so a failure leaves nothing half-written.
-	replicaPriv := make([]auth.PrivateKey, *n)
-	for i := range replicaPriv {
-		pub, priv, err := auth.GenerateKey(nil)
-		if err != nil {
-			return err
-		}
-		replicaPriv[i] = priv
-		cfg.Replicas[i].PublicKey = auth.MarshalPublicKey(pub)
+	replicaPriv, replicaPub, err := generateKeys(*n)
+	if err != nil {
+		return err
 	}
-	clientPriv := make([]auth.PrivateKey, *clients)
-	for j := range clientPriv {
-		pub, priv, err := auth.GenerateKey(nil)
-		if err != nil {
-			return err
-		}
-		clientPriv[j] = priv
-		cfg.Clients.Keys = append(cfg.Clients.Keys, config.ClientKey{ID: uint64(j), PublicKey: auth.MarshalPublicKey(pub)})
+	for i, pub := range replicaPub {
+		cfg.Replicas[i].PublicKey = pub
+	}
+	clientPriv, clientPub, err := generateKeys(*clients)
+	if err != nil {
+		return err
+	}
+	for j, pub := range clientPub {
+		cfg.Clients.Keys = append(cfg.Clients.Keys, config.ClientKey{ID: uint64(j), PublicKey: pub})
 	}
 	if err := cfg.Validate(); err != nil {
 		return err // a bug: Default plus flags checked above should always validate
@@ -116,15 +106,11 @@ base-port+2n+i (HTTP).
 	if err := os.MkdirAll(keyDir, 0o700); err != nil {
 		return err
 	}
-	for i, priv := range replicaPriv {
-		if err := auth.WritePrivateKeyFile(replicaKey(i), priv); err != nil {
-			return err
-		}
+	if err := writeKeyFiles(replicaPriv, replicaKey); err != nil {
+		return err
 	}
-	for j, priv := range clientPriv {
-		if err := auth.WritePrivateKeyFile(clientKey(j), priv); err != nil {
-			return err
-		}
+	if err := writeKeyFiles(clientPriv, clientKey); err != nil {
+		return err
 	}
 	// The configuration last: it only ever names keys that exist.
 	if err := cfg.Save(cfgPath); err != nil {
@@ -132,6 +118,30 @@ base-port+2n+i (HTTP).
 	}
 
 	printInit(stdout, cfg, cfgPath, *clients)
+	return nil
+}
+
+// generateKeys generates k key pairs: the private keys, and the public
+// keys in the configuration's format.
+func generateKeys(k int) (privs []auth.PrivateKey, pubs []string, err error) {
+	privs, pubs = make([]auth.PrivateKey, k), make([]string, k)
+	for i := range privs {
+		pub, priv, err := auth.GenerateKey(nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		privs[i], pubs[i] = priv, auth.MarshalPublicKey(pub)
+	}
+	return privs, pubs, nil
+}
+
+// writeKeyFiles writes private key i to the file path(i).
+func writeKeyFiles(privs []auth.PrivateKey, path func(i int) string) error {
+	for i, priv := range privs {
+		if err := auth.WritePrivateKeyFile(path(i), priv); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -167,34 +177,28 @@ func printInit(w io.Writer, cfg *config.Config, cfgPath string, clients int) {
 	fmt.Fprintf(w, "Edit %s to change protocol parameters (every field: docs/config.md).\n", cfgPath)
 }
 
-// runKeygen implements `braid keygen`: one Ed25519 key pair. The private
-// key goes to --out (0600); the public key, in the configuration's hex
-// format, to stdout.
-func runKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("braid keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: braid keygen --out FILE [--force]
+const keygenUsage = `Usage: braid keygen --out FILE [--force]
 
 Writes a new Ed25519 private key to FILE (permissions 0600) and prints its
 public key, as used in the configuration's public_key fields, on stdout.
 
-`)
-		fs.PrintDefaults()
-	}
+`
+
+// runKeygen implements `braid keygen`: one Ed25519 key pair. The private
+// key goes to --out (0600); the public key, in the configuration's hex
+// format, to stdout.
+func runKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("braid keygen", keygenUsage, stderr)
 	out := fs.String("out", "", "private key file to write (required)")
 	force := fs.Bool("force", false, "overwrite FILE if it exists")
-	if stop, err := parseFlags(fs, args); stop {
+	if stop, err := parseFlagsOnly(fs, args, "braid keygen"); stop {
 		return err
 	}
-	switch {
-	case fs.NArg() > 0:
-		return fmt.Errorf("unexpected argument %q (flags only; see braid keygen --help)", fs.Arg(0))
-	case *out == "":
+	if *out == "" {
 		return errors.New("--out is required: the file to write the private key to")
 	}
-	if _, err := os.Lstat(*out); err == nil && !*force {
-		return fmt.Errorf("%s already exists; use --force to replace it", *out)
+	if err := refuseOverwrite(*out, *force); err != nil {
+		return err
 	}
 	pub, priv, err := auth.GenerateKey(nil)
 	if err != nil {

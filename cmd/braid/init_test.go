@@ -12,13 +12,6 @@ import (
 	"github.com/braid-bft/braid/config"
 )
 
-func initCluster(t *testing.T, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	err = runInit(args, &out, &errOut)
-	return out.String(), errOut.String(), err
-}
-
 func keyMode(t *testing.T, path string) os.FileMode {
 	t.Helper()
 	st, err := os.Stat(path)
@@ -45,7 +38,7 @@ func TestInitWritesLoadableCluster(t *testing.T) {
 			if tt.m > 0 {
 				args = append(args, "--m", fmt.Sprint(tt.m))
 			}
-			stdout, _, err := initCluster(t, args...)
+			stdout, _, err := runCmd(runInit, args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +117,7 @@ func TestInitWritesLoadableCluster(t *testing.T) {
 
 func TestInitRefusesToOverwrite(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := initCluster(t, "--dir", dir); err != nil {
+	if _, _, err := runCmd(runInit, "--dir", dir); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "cluster.json")
@@ -132,7 +125,7 @@ func TestInitRefusesToOverwrite(t *testing.T) {
 	key0 := filepath.Join(dir, "keys", "replica-0.key")
 	keyBefore, _ := os.ReadFile(key0)
 
-	_, _, err := initCluster(t, "--dir", dir)
+	_, _, err := runCmd(runInit, "--dir", dir)
 	if err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("second init without --force: %v", err)
 	}
@@ -147,11 +140,11 @@ func TestInitRefusesToOverwrite(t *testing.T) {
 	if err := os.Remove(cfgPath); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := initCluster(t, "--dir", dir); err == nil || !strings.Contains(err.Error(), "replica-0.key") {
+	if _, _, err := runCmd(runInit, "--dir", dir); err == nil || !strings.Contains(err.Error(), "replica-0.key") {
 		t.Fatalf("init over existing keys without --force: %v", err)
 	}
 
-	if _, _, err := initCluster(t, "--dir", dir, "--force", "--n", "7"); err != nil {
+	if _, _, err := runCmd(runInit, "--dir", dir, "--force", "--n", "7"); err != nil {
 		t.Fatalf("--force: %v", err)
 	}
 	cfg, err := config.Load(cfgPath)
@@ -187,7 +180,7 @@ func TestInitFlagErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			_, _, err := initCluster(t, tt.args...)
+			_, _, err := runCmd(runInit, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
@@ -196,17 +189,17 @@ func TestInitFlagErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, stderr, err := initCluster(t, "--bogus"); err != exitCode(2) || !strings.Contains(stderr, "Usage: braid init") {
+	if _, stderr, err := runCmd(runInit, "--bogus"); err != exitCode(2) || !strings.Contains(stderr, "Usage: braid init") {
 		t.Errorf("unknown flag: err %v, stderr %q", err, stderr)
 	}
-	if _, stderr, err := initCluster(t, "--help"); err != nil || !strings.Contains(stderr, "--base-port") {
+	if _, stderr, err := runCmd(runInit, "--help"); err != nil || !strings.Contains(stderr, "--base-port") {
 		t.Errorf("--help: err %v, stderr %q", err, stderr)
 	}
 }
 
 func TestInitHostAndIPv6(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := initCluster(t, "--dir", dir, "--host", "::1", "--base-port", "9000", "--clients", "1"); err != nil {
+	if _, _, err := runCmd(runInit, "--dir", dir, "--host", "::1", "--base-port", "9000", "--clients", "1"); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(filepath.Join(dir, "cluster.json"))

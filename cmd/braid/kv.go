@@ -61,32 +61,33 @@ func (cf *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&cf.broadcast, "broadcast", true, "send the request to every replica at once (a one-shot client has no connections open yet, and replicas answer only on a connection that carried the request); --broadcast=false tries the primary first")
 }
 
-// subcommandFlags parses a client subcommand's flags. done is true if the
-// command should end with err (nil after --help).
-func subcommandFlags(name, usage string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (fs *flag.FlagSet, cf *clientFlags, done bool, err error) {
-	fs = flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", usage)
-		fs.PrintDefaults()
-	}
+// subcommand is how a client subcommand (braid kv put, braid bank open,
+// ...) is called: its flags are the client flags and its own, then come
+// min to max positional arguments.
+type subcommand struct {
+	name     string              // "braid kv put"
+	usage    string              // its usage line
+	args     string              // its positional arguments, as usage names them
+	min, max int                 // how many positional arguments it takes
+	flags    func(*flag.FlagSet) // registers its own flags; nil if none
+}
+
+// parse parses the subcommand's flags and checks its number of arguments.
+// done is true if the command should end with err (nil after --help).
+func (sc subcommand) parse(args []string, stderr io.Writer) (fs *flag.FlagSet, cf *clientFlags, done bool, err error) {
+	fs = newFlagSet(sc.name, "Usage: "+sc.usage+"\n\nFlags:\n", stderr)
 	cf = &clientFlags{}
 	cf.register(fs)
-	if extra != nil {
-		extra(fs)
+	if sc.flags != nil {
+		sc.flags(fs)
 	}
 	if stop, err := parseFlags(fs, args); stop {
 		return nil, nil, true, err
 	}
-	return fs, cf, false, nil
-}
-
-// wantArgs checks the number of positional arguments.
-func wantArgs(fs *flag.FlagSet, usage string, lo, hi int) error {
-	if n := fs.NArg(); n < lo || n > hi {
-		return fmt.Errorf("got %d argument(s), want %s (flags go before arguments; see --help)", n, usage)
+	if n := fs.NArg(); n < sc.min || n > sc.max {
+		return nil, nil, true, fmt.Errorf("got %d argument(s), want %s (flags go before arguments; see --help)", n, sc.args)
 	}
-	return nil
+	return fs, cf, false, nil
 }
 
 // check validates the flags that need no I/O.
@@ -151,106 +152,119 @@ func runKV(args []string, stdout, stderr io.Writer) error {
 		return exitCode(2)
 	}
 	sub, rest := args[0], args[1:]
-	switch sub {
-	case "help", "-h", "--help":
+	if sub == "help" || sub == "-h" || sub == "--help" {
 		fmt.Fprint(stdout, kvUsage)
 		return nil
-	case "put":
-		const usage = "braid kv put --config FILE [flags] KEY VALUE"
-		fs, cf, done, err := subcommandFlags("braid kv put", usage, rest, stderr, nil)
-		if done {
-			return err
-		}
-		if err := wantArgs(fs, "KEY VALUE", 2, 2); err != nil {
-			return err
-		}
-		res, err := cf.run(kv.Put([]byte(fs.Arg(0)), []byte(fs.Arg(1))))
-		if err != nil {
-			return err
-		}
-		if err := kv.DecodePut(res); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, "ok")
-		return nil
-	case "get":
-		const usage = "braid kv get --config FILE [flags] KEY"
-		fs, cf, done, err := subcommandFlags("braid kv get", usage, rest, stderr, nil)
-		if done {
-			return err
-		}
-		if err := wantArgs(fs, "KEY", 1, 1); err != nil {
-			return err
-		}
-		res, err := cf.run(kv.Get([]byte(fs.Arg(0))))
-		if err != nil {
-			return err
-		}
-		value, found, err := kv.DecodeGet(res)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("%q not found", fs.Arg(0))
-		}
-		stdout.Write(value)
-		fmt.Fprintln(stdout)
-		return nil
-	case "del", "delete":
-		const usage = "braid kv del --config FILE [flags] KEY"
-		fs, cf, done, err := subcommandFlags("braid kv del", usage, rest, stderr, nil)
-		if done {
-			return err
-		}
-		if err := wantArgs(fs, "KEY", 1, 1); err != nil {
-			return err
-		}
-		res, err := cf.run(kv.Delete([]byte(fs.Arg(0))))
-		if err != nil {
-			return err
-		}
-		deleted, err := kv.DecodeDelete(res)
-		if err != nil {
-			return err
-		}
-		if !deleted {
-			return fmt.Errorf("%q not found", fs.Arg(0))
-		}
-		fmt.Fprintln(stdout, "ok")
-		return nil
-	case "scan":
-		const usage = "braid kv scan --config FILE [--limit N] [flags] START [END]"
-		var limit int
-		fs, cf, done, err := subcommandFlags("braid kv scan", usage, rest, stderr, func(fs *flag.FlagSet) {
-			fs.IntVar(&limit, "limit", 100, fmt.Sprintf("most entries to print, 1…%d", kv.MaxScanLimit))
-		})
-		if done {
-			return err
-		}
-		if err := wantArgs(fs, "START [END]", 1, 2); err != nil {
-			return err
-		}
-		if limit < 1 || limit > kv.MaxScanLimit {
-			return fmt.Errorf("--limit %d: need 1 ≤ limit ≤ %d", limit, kv.MaxScanLimit)
-		}
-		res, err := cf.run(kv.Scan([]byte(fs.Arg(0)), []byte(fs.Arg(1)), limit))
-		if err != nil {
-			return err
-		}
-		kvs, more, err := kv.DecodeScanPage(res)
-		if err != nil {
-			return err
-		}
-		for _, e := range kvs {
-			fmt.Fprintf(stdout, "%s\t%s\n", printable(e.Key), printable(e.Value))
-		}
-		if more && len(kvs) > 0 {
-			fmt.Fprintf(stderr, "more keys may follow; continue after %s\n", strconv.Quote(string(kvs[len(kvs)-1].Key)))
-		}
-		return nil
 	}
-	fmt.Fprintf(stderr, "braid kv: unknown command %q (want put, get, del or scan)\n\n%s", sub, kvUsage)
-	return exitCode(2)
+	cmd, ok := kvCommandNamed(sub)
+	if !ok {
+		fmt.Fprintf(stderr, "braid kv: unknown command %q (want put, get, del or scan)\n\n%s", sub, kvUsage)
+		return exitCode(2)
+	}
+	fs, cf, done, err := cmd.parse(rest, stderr)
+	if done {
+		return err
+	}
+	op, err := cmd.op(fs)
+	if err != nil {
+		return err
+	}
+	res, err := cf.run(op)
+	if err != nil {
+		return err
+	}
+	return cmd.print(stdout, stderr, fs, res)
+}
+
+// kvCommand is a `braid kv` subcommand: how it is called, the operation
+// it submits and how it prints the operation's result.
+type kvCommand struct {
+	subcommand
+	// op checks the arguments in fs further and returns the operation.
+	op func(fs *flag.FlagSet) ([]byte, error)
+	// print decodes res and prints it; a key that is not there is an
+	// error, so that the command exits 1.
+	print func(stdout, stderr io.Writer, fs *flag.FlagSet, res []byte) error
+}
+
+// kvCommandNamed returns the `braid kv` subcommand called name. It is made
+// afresh on every call because scan's op reads its own --limit variable.
+func kvCommandNamed(name string) (kvCommand, bool) {
+	switch name {
+	case "put":
+		return kvCommand{
+			subcommand: subcommand{name: "braid kv put", usage: "braid kv put --config FILE [flags] KEY VALUE", args: "KEY VALUE", min: 2, max: 2},
+			op:         func(fs *flag.FlagSet) ([]byte, error) { return kv.Put([]byte(fs.Arg(0)), []byte(fs.Arg(1))), nil },
+			print: func(stdout, _ io.Writer, _ *flag.FlagSet, res []byte) error {
+				if err := kv.DecodePut(res); err != nil {
+					return err
+				}
+				fmt.Fprintln(stdout, "ok")
+				return nil
+			},
+		}, true
+	case "get":
+		return kvCommand{
+			subcommand: subcommand{name: "braid kv get", usage: "braid kv get --config FILE [flags] KEY", args: "KEY", min: 1, max: 1},
+			op:         func(fs *flag.FlagSet) ([]byte, error) { return kv.Get([]byte(fs.Arg(0))), nil },
+			print: func(stdout, _ io.Writer, fs *flag.FlagSet, res []byte) error {
+				value, found, err := kv.DecodeGet(res)
+				if err != nil {
+					return err
+				}
+				if !found {
+					return fmt.Errorf("%q not found", fs.Arg(0))
+				}
+				stdout.Write(value)
+				fmt.Fprintln(stdout)
+				return nil
+			},
+		}, true
+	case "del", "delete":
+		return kvCommand{
+			subcommand: subcommand{name: "braid kv del", usage: "braid kv del --config FILE [flags] KEY", args: "KEY", min: 1, max: 1},
+			op:         func(fs *flag.FlagSet) ([]byte, error) { return kv.Delete([]byte(fs.Arg(0))), nil },
+			print: func(stdout, _ io.Writer, fs *flag.FlagSet, res []byte) error {
+				deleted, err := kv.DecodeDelete(res)
+				if err != nil {
+					return err
+				}
+				if !deleted {
+					return fmt.Errorf("%q not found", fs.Arg(0))
+				}
+				fmt.Fprintln(stdout, "ok")
+				return nil
+			},
+		}, true
+	case "scan":
+		var limit int
+		return kvCommand{
+			subcommand: subcommand{name: "braid kv scan", usage: "braid kv scan --config FILE [--limit N] [flags] START [END]", args: "START [END]", min: 1, max: 2,
+				flags: func(fs *flag.FlagSet) {
+					fs.IntVar(&limit, "limit", 100, fmt.Sprintf("most entries to print, 1…%d", kv.MaxScanLimit))
+				}},
+			op: func(fs *flag.FlagSet) ([]byte, error) {
+				if limit < 1 || limit > kv.MaxScanLimit {
+					return nil, fmt.Errorf("--limit %d: need 1 ≤ limit ≤ %d", limit, kv.MaxScanLimit)
+				}
+				return kv.Scan([]byte(fs.Arg(0)), []byte(fs.Arg(1)), limit), nil
+			},
+			print: func(stdout, stderr io.Writer, _ *flag.FlagSet, res []byte) error {
+				kvs, more, err := kv.DecodeScanPage(res)
+				if err != nil {
+					return err
+				}
+				for _, e := range kvs {
+					fmt.Fprintf(stdout, "%s\t%s\n", printable(e.Key), printable(e.Value))
+				}
+				if more && len(kvs) > 0 {
+					fmt.Fprintf(stderr, "more keys may follow; continue after %s\n", strconv.Quote(string(kvs[len(kvs)-1].Key)))
+				}
+				return nil
+			},
+		}, true
+	}
+	return kvCommand{}, false
 }
 
 // printable returns b as is if it is plain text that cannot break the

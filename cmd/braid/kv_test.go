@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -22,20 +20,12 @@ import (
 	"github.com/braid-bft/braid/transport"
 )
 
-type runFunc func(args []string, stdout, stderr io.Writer) error
-
-func runCmd(run runFunc, args ...string) (stdout, stderr string, err error) {
-	var out, errOut bytes.Buffer
-	err = run(args, &out, &errOut)
-	return out.String(), errOut.String(), err
-}
-
 // clientCluster runs braid init for n replicas in a temporary directory and
 // returns the configuration path.
 func clientCluster(t *testing.T, n, clients int, basePort int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "c")
-	if _, _, err := initCluster(t, "--dir", dir, "--n", strconv.Itoa(n), "--clients", strconv.Itoa(clients), "--base-port", strconv.Itoa(basePort)); err != nil {
+	if _, _, err := runCmd(runInit, "--dir", dir, "--n", strconv.Itoa(n), "--clients", strconv.Itoa(clients), "--base-port", strconv.Itoa(basePort)); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, clusterFile)
@@ -233,17 +223,7 @@ func (fa *fakeApp) onClient(r *fakeAppReplica, c *transport.ClientConn, frame []
 func TestKVAgainstFakeCluster(t *testing.T) {
 	cfg := clientCluster(t, 4, 2, freePort(t))
 	serveFakeApp(t, cfg, func() app.Application { return kv.New(kv.Config{Scope: kv.Shared}) })
-	kvRun := func(args ...string) (string, error) {
-		sub := args[0]
-		full := append([]string{sub, "--config", cfg, "--retransmit", "100ms"}, args[1:]...)
-		stdout, _, err := runCmd(runKV, full...)
-		return stdout, err
-	}
-	steps := []struct {
-		args []string
-		out  string
-		err  string
-	}{
+	runSession(t, "kv", runKV, cfg, []sessionStep{
 		{[]string{"get", "greeting"}, "", `"greeting" not found`},
 		{[]string{"put", "greeting", "hello"}, "ok\n", ""},
 		{[]string{"get", "greeting"}, "hello\n", ""},
@@ -254,28 +234,14 @@ func TestKVAgainstFakeCluster(t *testing.T) {
 		{[]string{"del", "greeting"}, "ok\n", ""},
 		{[]string{"del", "greeting"}, "", `"greeting" not found`},
 		{[]string{"get", "--key", filepath.Join(filepath.Dir(cfg), "keys", "client-1.key"), "h"}, "x\n", ""},
-	}
-	for _, s := range steps {
-		out, err := kvRun(s.args...)
-		if s.err != "" {
-			wantErr(t, err, s.err)
-			continue
-		}
-		if err != nil || out != s.out {
-			t.Fatalf("kv %v = %q, %v; want %q", s.args, out, err, s.out)
-		}
-	}
+	})
 }
 
 func TestBankAgainstFakeCluster(t *testing.T) {
 	cfg := clientCluster(t, 4, 2, freePort(t))
 	serveFakeApp(t, cfg, func() app.Application { return bank.New() })
 	client1 := filepath.Join(filepath.Dir(cfg), "keys", "client-1.key")
-	steps := []struct {
-		args []string
-		out  string
-		err  string
-	}{
+	runSession(t, "bank", runBank, cfg, []sessionStep{
 		{[]string{"open", "alice"}, "opened account alice\n", ""},
 		{[]string{"open", "--key", client1, "bob"}, "opened account bob\n", ""},
 		{[]string{"deposit", "alice", "100"}, "deposited 100 into alice\n", ""},
@@ -285,16 +251,31 @@ func TestBankAgainstFakeCluster(t *testing.T) {
 		{[]string{"balance", "bob"}, "30\n", ""},
 		{[]string{"transfer", "bob", "alice", "0", "1"}, "", "does not own"},
 		{[]string{"balance", "carol"}, "", "not found"},
-	}
+	})
+}
+
+// sessionStep is one client command of a session and what it must print,
+// or the error it must fail with.
+type sessionStep struct {
+	args []string // the subcommand and its arguments
+	out  string   // its whole stdout, if it succeeds
+	err  string   // part of its error; "" if it must succeed
+}
+
+// runSession runs the steps in order as `braid name` subcommands (run is
+// runKV or runBank) against the cluster at cfgPath, each with --config and
+// a --retransmit short enough for a fake cluster.
+func runSession(t *testing.T, name string, run runFunc, cfgPath string, steps []sessionStep) {
+	t.Helper()
 	for _, s := range steps {
-		args := append([]string{s.args[0], "--config", cfg, "--retransmit", "100ms"}, s.args[1:]...)
-		out, _, err := runCmd(runBank, args...)
+		args := append([]string{s.args[0], "--config", cfgPath, "--retransmit", "100ms"}, s.args[1:]...)
+		out, _, err := runCmd(run, args...)
 		if s.err != "" {
 			wantErr(t, err, s.err)
 			continue
 		}
 		if err != nil || out != s.out {
-			t.Fatalf("bank %v = %q, %v; want %q", s.args, out, err, s.out)
+			t.Fatalf("%s %v = %q, %v; want %q", name, s.args, out, err, s.out)
 		}
 	}
 }

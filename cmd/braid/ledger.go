@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -56,28 +55,16 @@ func runLedger(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func ledgerFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("braid ledger "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, ledgerUsage+"\n")
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
 func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
-	fs := ledgerFlags("verify", stderr)
+	fs := newFlagSet("braid ledger verify", ledgerUsage+"\n", stderr)
 	cfgPath := fs.String("config", "", "cluster configuration with the replicas' and clients' public keys (required)")
 	dir := fs.String("dir", "", "replica data directory to verify")
 	id := fs.Int("id", -1, "replica whose data directory (from the configuration) to verify, if --dir is not given")
 	export := fs.String("export", "", "ledger export file (braid ledger export) to verify instead of a data directory")
-	if stop, err := parseFlags(fs, args); stop {
+	if stop, err := parseFlagsOnly(fs, args, "braid ledger"); stop {
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return fmt.Errorf("unexpected argument %q (flags only; see braid ledger --help)", fs.Arg(0))
 	case *cfgPath == "":
 		return errors.New("--config is required: the cluster configuration holding the public keys")
 	case *export != "" && (*dir != "" || *id >= 0):
@@ -147,18 +134,16 @@ func printReport(w io.Writer, rep ledger.Report) {
 }
 
 func runLedgerExport(args []string, stdout, stderr io.Writer) error {
-	fs := ledgerFlags("export", stderr)
+	fs := newFlagSet("braid ledger export", ledgerUsage+"\n", stderr)
 	dir := fs.String("dir", "", "replica data directory to export")
 	cfgPath := fs.String("config", "", "cluster configuration, to find replica --id's data directory")
 	id := fs.Int("id", -1, "replica whose data directory (from --config) to export, if --dir is not given")
 	out := fs.String("out", "", "export file to write (required)")
 	force := fs.Bool("force", false, "overwrite --out if it exists")
-	if stop, err := parseFlags(fs, args); stop {
+	if stop, err := parseFlagsOnly(fs, args, "braid ledger"); stop {
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return fmt.Errorf("unexpected argument %q (flags only; see braid ledger --help)", fs.Arg(0))
 	case *out == "":
 		return errors.New("--out is required: the export file to write")
 	case *dir == "" && (*id < 0 || *cfgPath == ""):
@@ -177,8 +162,8 @@ func runLedgerExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Lstat(*out); err == nil && !*force {
-		return fmt.Errorf("%s already exists; use --force to replace it", *out)
+	if err := refuseOverwrite(*out, *force); err != nil {
+		return err
 	}
 	st, err := openStore(data)
 	if err != nil {

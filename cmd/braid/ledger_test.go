@@ -15,6 +15,7 @@ import (
 
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/internal/storetest"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/ledger/ledgertest"
 	"github.com/braid-bft/braid/msg"
@@ -36,7 +37,7 @@ func newTestCluster(t *testing.T) *testCluster {
 	t.Helper()
 	const n, clients = 4, 3
 	dir := filepath.Join(t.TempDir(), "cluster")
-	if _, stderr, err := initCluster(t, "--dir", dir, "--n", fmt.Sprint(n), "--clients", fmt.Sprint(clients), "--base-port", "17300"); err != nil {
+	if _, stderr, err := runCmd(runInit, "--dir", dir, "--n", fmt.Sprint(n), "--clients", fmt.Sprint(clients), "--base-port", "17300"); err != nil {
 		t.Fatalf("init: %v\n%s", err, stderr)
 	}
 	c := &testCluster{dir: dir, cfgPath: filepath.Join(dir, clusterFile)}
@@ -98,34 +99,6 @@ func (c *testCluster) chain(height uint64, certEvery int) *ledgertest.Chain {
 	return ch
 }
 
-// store writes ch to a new store in dir.
-func store(t *testing.T, dir string, ch *ledgertest.Chain) {
-	t.Helper()
-	s, err := storage.Open(dir, storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range ch.Blocks {
-		if err := s.PutBlock(b); err != nil {
-			t.Fatal(err)
-		}
-		if cert := ch.Certs[b.Height]; cert != nil {
-			if err := s.PutCertificate(cert); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func ledgerCmd(args ...string) (stdout, stderr string, err error) {
-	var out, errOut bytes.Buffer
-	err = runLedger(args, &out, &errOut)
-	return out.String(), errOut.String(), err
-}
-
 func headHex(ch *ledgertest.Chain) string {
 	h := ch.Blocks[len(ch.Blocks)-1].Hash()
 	return hex.EncodeToString(h[:])
@@ -146,7 +119,7 @@ func wantFailedAt(t *testing.T, stdout string, err error, h uint64) {
 func TestLedgerVerifyStore(t *testing.T) {
 	c := newTestCluster(t)
 	ch := c.chain(24, 5)
-	store(t, c.cfg.ReplicaDataDir(0), ch)
+	storetest.Write(t, c.cfg.ReplicaDataDir(0), ch)
 
 	want := fmt.Sprintf("ok: height 24, head %s, 4 certificates, certified up to height 20\n"+
 		"note: blocks 21 to 24 are hash-chained but not yet covered by a certificate\n", headHex(ch))
@@ -155,7 +128,7 @@ func TestLedgerVerifyStore(t *testing.T) {
 		{"verify", "--config", c.cfgPath, "--id", "0"},
 		{"verify", "--dir", c.cfg.ReplicaDataDir(0), "--config", c.cfgPath, "--id", "0"},
 	} {
-		stdout, stderr, err := ledgerCmd(args...)
+		stdout, stderr, err := runCmd(runLedger, args...)
 		if err != nil {
 			t.Fatalf("%v: %v\n%s%s", args, err, stdout, stderr)
 		}
@@ -168,8 +141,8 @@ func TestLedgerVerifyStore(t *testing.T) {
 	// A fully certified ledger prints no note.
 	c2 := c.chain(10, 5)
 	dir := t.TempDir()
-	store(t, dir, c2)
-	stdout, _, err := ledgerCmd("verify", "--dir", dir, "--config", c.cfgPath)
+	storetest.Write(t, dir, c2)
+	stdout, _, err := runCmd(runLedger, "verify", "--dir", dir, "--config", c.cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,8 +152,8 @@ func TestLedgerVerifyStore(t *testing.T) {
 
 	// So does an empty one.
 	empty := t.TempDir()
-	store(t, empty, &ledgertest.Chain{})
-	stdout, _, err = ledgerCmd("verify", "--dir", empty, "--config", c.cfgPath)
+	storetest.Write(t, empty, &ledgertest.Chain{})
+	stdout, _, err = runCmd(runLedger, "verify", "--dir", empty, "--config", c.cfgPath)
 	if err != nil || stdout != "ok: height 0 (empty ledger)\n" {
 		t.Errorf("empty ledger: %q, %v", stdout, err)
 	}
@@ -189,48 +162,30 @@ func TestLedgerVerifyStore(t *testing.T) {
 // TestLedgerVerifyNamesCorruptBlockOnDisk flips ONE byte of one stored block
 // in the database file and expects `braid ledger verify` to name exactly
 // that block's height and exit 1. As in ledger's test of the same name,
-// bbolt is copy-on-write, so the file may hold stale copies of the block in
-// freed pages: each copy is flipped in turn on a fresh file; stale copies
-// change nothing, and exactly one (the live one) must break the ledger.
+// each stored copy of the block is flipped in turn (storetest.FlipEachCopy):
+// stale copies change nothing, and exactly one (the live one) must break
+// the ledger.
 func TestLedgerVerifyNamesCorruptBlockOnDisk(t *testing.T) {
 	c := newTestCluster(t)
 	ch := c.chain(24, 5)
 	for _, h := range []uint64{1, 11, 15, 24} { // first, uncertified, certified, last
 		dir := t.TempDir()
-		store(t, dir, ch)
-		path := filepath.Join(dir, storage.FileName)
-		orig, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		op := ledgertest.Op(h, 0)
-		broke := 0
-		for off := 0; ; {
-			i := bytes.Index(orig[off:], op)
-			if i < 0 {
-				break
-			}
-			i += off
-			off = i + 1
-			data := bytes.Clone(orig)
-			data[i+len(op)-1] ^= 0x01
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			stdout, stderr, err := ledgerCmd("verify", "--dir", dir, "--config", c.cfgPath)
+		storetest.Write(t, dir, ch)
+		broke := storetest.FlipEachCopy(t, filepath.Join(dir, storage.FileName), ledgertest.Op(h, 0), func() bool {
+			stdout, stderr, err := runCmd(runLedger, "verify", "--dir", dir, "--config", c.cfgPath)
 			if err == nil {
 				if !strings.HasPrefix(stdout, "ok: height 24, ") {
 					t.Fatalf("stale copy: output %q", stdout)
 				}
-				continue
+				return false
 			}
 			wantFailedAt(t, stdout, err, h)
 			if stderr != "" {
 				t.Errorf("stderr %q", stderr)
 			}
 			t.Log(strings.TrimSpace(stdout))
-			broke++
-		}
+			return true
+		})
 		if broke != 1 {
 			t.Fatalf("block %d: %d flipped copies broke the ledger, want exactly 1", h, broke)
 		}
@@ -241,10 +196,10 @@ func TestLedgerExportThenVerify(t *testing.T) {
 	c := newTestCluster(t)
 	ch := c.chain(24, 5)
 	data := c.cfg.ReplicaDataDir(1)
-	store(t, data, ch)
+	storetest.Write(t, data, ch)
 	out := filepath.Join(t.TempDir(), "ledger.braid")
 
-	stdout, stderr, err := ledgerCmd("export", "--dir", data, "--out", out)
+	stdout, stderr, err := runCmd(runLedger, "export", "--dir", data, "--out", out)
 	if err != nil {
 		t.Fatalf("export: %v\n%s", err, stderr)
 	}
@@ -254,17 +209,17 @@ func TestLedgerExportThenVerify(t *testing.T) {
 	t.Log(strings.TrimSpace(stdout))
 
 	// Exporting over an existing file needs --force; --config --id works too.
-	if _, _, err := ledgerCmd("export", "--dir", data, "--out", out); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, _, err := runCmd(runLedger, "export", "--dir", data, "--out", out); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("export over an existing file: %v", err)
 	}
-	if _, _, err := ledgerCmd("export", "--config", c.cfgPath, "--id", "1", "--out", out, "--force"); err != nil {
+	if _, _, err := runCmd(runLedger, "export", "--config", c.cfgPath, "--id", "1", "--out", out, "--force"); err != nil {
 		t.Errorf("export --config --id --force: %v", err)
 	}
 	if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*tmp*")); len(matches) > 0 {
 		t.Errorf("temporary files left behind: %v", matches)
 	}
 
-	stdout, _, err = ledgerCmd("verify", "--export", out, "--config", c.cfgPath)
+	stdout, _, err = runCmd(runLedger, "verify", "--export", out, "--config", c.cfgPath)
 	if err != nil {
 		t.Fatalf("verify --export: %v\n%s", err, stdout)
 	}
@@ -290,7 +245,7 @@ func TestLedgerExportThenVerify(t *testing.T) {
 	}
 	for _, h := range []uint64{1, 13, 24} {
 		flipAt(t, ledgertest.Op(h, 0))
-		stdout, _, err := ledgerCmd("verify", "--export", out, "--config", c.cfgPath)
+		stdout, _, err := runCmd(runLedger, "verify", "--export", out, "--config", c.cfgPath)
 		wantFailedAt(t, stdout, err, h)
 		t.Log(strings.TrimSpace(stdout))
 	}
@@ -314,7 +269,7 @@ func TestLedgerExportThenVerify(t *testing.T) {
 		if err := os.WriteFile(out, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		stdout, _, err := ledgerCmd("verify", "--export", out, "--config", c.cfgPath)
+		stdout, _, err := runCmd(runLedger, "verify", "--export", out, "--config", c.cfgPath)
 		wantFailedAt(t, stdout, err, 13)
 		if !strings.Contains(stdout, "bad client signature") {
 			t.Errorf("output %q, want a bad client signature", stdout)
@@ -324,7 +279,7 @@ func TestLedgerExportThenVerify(t *testing.T) {
 
 	// A byte of a certificate (a signature of the one at height 15).
 	flipAt(t, ch.Certs[15].Signatures[1].Sig)
-	stdout, _, err = ledgerCmd("verify", "--export", out, "--config", c.cfgPath)
+	stdout, _, err = runCmd(runLedger, "verify", "--export", out, "--config", c.cfgPath)
 	wantFailedAt(t, stdout, err, 15)
 	if !strings.Contains(stdout, "certificate") {
 		t.Errorf("output %q does not mention the certificate", stdout)
@@ -337,10 +292,10 @@ func TestLedgerVerifyWrongCluster(t *testing.T) {
 	other := newTestCluster(t)
 	ch := c.chain(12, 5)
 	data := t.TempDir()
-	store(t, data, ch)
+	storetest.Write(t, data, ch)
 
 	// Entirely another cluster's keys: the first client signature fails.
-	stdout, _, err := ledgerCmd("verify", "--dir", data, "--config", other.cfgPath)
+	stdout, _, err := runCmd(runLedger, "verify", "--dir", data, "--config", other.cfgPath)
 	wantFailedAt(t, stdout, err, 1)
 	if !strings.Contains(stdout, "bad client signature") {
 		t.Errorf("output %q", stdout)
@@ -360,7 +315,7 @@ func TestLedgerVerifyWrongCluster(t *testing.T) {
 	if err := mixed.Save(mixedPath); err != nil {
 		t.Fatal(err)
 	}
-	stdout, _, err = ledgerCmd("verify", "--dir", data, "--config", mixedPath)
+	stdout, _, err = runCmd(runLedger, "verify", "--dir", data, "--config", mixedPath)
 	wantFailedAt(t, stdout, err, 5)
 	if !strings.Contains(stdout, "certificate") || !strings.Contains(stdout, "does not verify") {
 		t.Errorf("output %q does not report a certificate failure", stdout)
@@ -392,7 +347,7 @@ func TestLedgerUnreadableInput(t *testing.T) {
 		{[]string{"export", "--dir", missing, "--out", filepath.Join(t.TempDir(), "x")}, missing},
 		{[]string{"export", "--dir", emptyDir}, "--out is required"},
 	} {
-		stdout, _, err := ledgerCmd(tt.args...)
+		stdout, _, err := runCmd(runLedger, tt.args...)
 		if err == nil {
 			t.Errorf("%v: no error (output %q)", tt.args, stdout)
 			continue
@@ -414,7 +369,7 @@ func TestLedgerUnreadableInput(t *testing.T) {
 	}
 	// Usage errors exit 2.
 	for _, args := range [][]string{nil, {"frobnicate"}, {"verify", "--bogus"}} {
-		if _, _, err := ledgerCmd(args...); err != exitCode(2) {
+		if _, _, err := runCmd(runLedger, args...); err != exitCode(2) {
 			t.Errorf("%v: %v, want exit code 2", args, err)
 		}
 	}
@@ -428,13 +383,13 @@ func TestLedgerVerifyLockedStore(t *testing.T) {
 	}
 	c := newTestCluster(t)
 	dir := t.TempDir()
-	store(t, dir, c.chain(3, 0))
+	storetest.Write(t, dir, c.chain(3, 0))
 	s, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, _, err = ledgerCmd("verify", "--dir", dir, "--config", c.cfgPath)
+	_, _, err = runCmd(runLedger, "verify", "--dir", dir, "--config", c.cfgPath)
 	if err == nil || !strings.Contains(err.Error(), "locked") || !strings.Contains(err.Error(), filepath.Join(dir, storage.FileName)) {
 		t.Errorf("verify of a locked store: %v", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -112,8 +111,7 @@ func (c *cluster) stop() {
 // runLocal is `braid local --n N [--dir DIR]`: a persistent development
 // cluster of N replica processes on loopback, until Ctrl-C.
 func runLocal(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("braid local", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("braid local", "", stderr)
 	n := fs.Int("n", 4, "replicas")
 	m := fs.Int("m", 0, "parallel instances (default n − f)")
 	dir := fs.String("dir", "braid-local", "cluster directory (created by braid init if missing; reused otherwise, with its data)")

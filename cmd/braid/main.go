@@ -68,6 +68,23 @@ func main() {
 	}
 }
 
+// newFlagSet returns the flag set of the command called name. It reports
+// to stderr and never exits the process (parseFlags turns the outcome into
+// an error), so that tests can run commands in-process. A non-empty usage
+// is printed before the flag defaults on --help and after a bad flag;
+// without one the flag package's own "Usage of NAME:" heading stays.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if usage != "" {
+		fs.Usage = func() {
+			fmt.Fprint(stderr, usage)
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
 // parseFlags parses a command's flags. stop says the command is done
 // before it began: --help printed the usage (err is nil), or a flag was bad
 // and the flag set printed why (err is exit status 2).
@@ -79,6 +96,29 @@ func parseFlags(fs *flag.FlagSet, args []string) (stop bool, err error) {
 		return true, exitCode(2)
 	}
 	return false, nil
+}
+
+// parseFlagsOnly is parseFlags for a command that takes flags and no
+// arguments. Parsing stops at the first argument that is not a flag, so
+// one left over is an error (pointing at `help --help`) rather than
+// ignored together with every flag after it.
+func parseFlagsOnly(fs *flag.FlagSet, args []string, help string) (stop bool, err error) {
+	if stop, err := parseFlags(fs, args); stop {
+		return true, err
+	}
+	if fs.NArg() > 0 {
+		return true, fmt.Errorf("unexpected argument %q (flags only; see %s --help)", fs.Arg(0), help)
+	}
+	return false, nil
+}
+
+// refuseOverwrite is the check of the commands that write one file with
+// --force: without it, an existing path is an error, never replaced.
+func refuseOverwrite(path string, force bool) error {
+	if _, err := os.Lstat(path); err == nil && !force {
+		return fmt.Errorf("%s already exists; use --force to replace it", path)
+	}
+	return nil
 }
 
 // exitCode ends the program with a status and no further message.

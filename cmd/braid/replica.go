@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,8 +19,7 @@ import (
 // runReplica is `braid replica --config FILE --id I`: one replica process,
 // stopped gracefully by SIGINT or SIGTERM.
 func runReplica(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("braid replica", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("braid replica", "", stderr)
 	cfgPath := fs.String("config", "", "cluster config file (from braid init)")
 	id := fs.Int("id", -1, "this replica's id, 0 ≤ id < n")
 	verbose := fs.Bool("v", false, "debug logging")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -32,8 +31,7 @@ type simSummary struct {
 }
 
 func runSim(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("braid sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("braid sim", "", stderr)
 	protocol := fs.String("protocol", "pbft", "protocol to simulate: pbft or rcc")
 	m := fs.Int("m", 0, "rcc: number of parallel instances, 1 ≤ m ≤ n (default n)")
 	scenario := fs.String("scenario", "fault-free", "scenario to run, or \"all\"; see --list")
