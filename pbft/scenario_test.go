@@ -15,77 +15,49 @@ import (
 // case as readable command sequences with their expected state, in the
 // manner of etcd raft's interaction tests. Regenerate the expected output
 // after a deliberate change with `go test ./pbft -run TestScenarios -rewrite`
-// and review the diff like code.
-//
-// Commands:
+// and review the diff like code. Besides coretest.RunScenarios' tick,
+// crash, drop and heal:
 //
 //	cluster n=4 [request-timeout=T] [view-change-timeout=T]
 //	request client=C num=K [to=(all|I,J,...)]   default: the current primary
-//	tick [n=K]                                  K ticks, delivering everything between them
-//	crash id=I                                  nothing to or from I any more
-//	drop kind=(pre-prepare|prepare|commit|...)  lose every message of the kind from now on
-//	heal                                        stop dropping
 //	state                                       per replica: view, primary, decided requests
 func TestScenarios(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		var c *cluster
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			if c == nil && d.Cmd != "cluster" {
-				d.Fatalf(t, "%s before cluster", d.Cmd)
-			}
-			switch d.Cmd {
-			case "cluster":
-				var n int
-				d.ScanArgs(t, "n", &n)
-				c = newCluster(t, n, func(cfg *Config) {
-					d.MaybeScanArgs(t, "request-timeout", &cfg.RequestTimeout)
-					d.MaybeScanArgs(t, "view-change-timeout", &cfg.ViewChangeTimeout)
-				})
-				return ""
-			case "request":
-				var client, num uint64
-				d.ScanArgs(t, "client", &client)
-				d.ScanArgs(t, "num", &num)
-				r := req(client, num)
-				for _, i := range scenarioTargets(t, d, c) {
-					if !c.Down[msg.ReplicaID(i)] {
-						c.nodes[i].Request(r)
-						c.drain(i)
-					}
-				}
-				c.Settle()
-				return ""
-			case "tick":
-				k := 1
-				d.MaybeScanArgs(t, "n", &k)
-				c.Tick(k)
-				return ""
-			case "crash":
-				var id int
-				d.ScanArgs(t, "id", &id)
-				c.Down[msg.ReplicaID(id)] = true
-				return ""
-			case "drop":
-				var kind string
-				d.ScanArgs(t, "kind", &kind)
-				c.Filter = func(e coretest.Envelope) []coretest.Envelope {
-					if e.Msg.Kind().String() == kind {
-						return nil
-					}
-					return []coretest.Envelope{e}
-				}
-				return ""
-			case "heal":
-				c.Filter = nil
-				return ""
-			case "state":
-				c.checkAgreement()
-				return scenarioState(c)
-			}
-			d.Fatalf(t, "unknown command %q", d.Cmd)
-			return ""
-		})
+	coretest.RunScenarios(t, "testdata", func() coretest.Scenario { return &scenario{} })
+}
+
+type scenario struct{ c *cluster }
+
+func (s *scenario) Cluster(t *testing.T, d *datadriven.TestData) *coretest.Net {
+	var n int
+	d.ScanArgs(t, "n", &n)
+	s.c = newCluster(t, n, func(cfg *Config) {
+		d.MaybeScanArgs(t, "request-timeout", &cfg.RequestTimeout)
+		d.MaybeScanArgs(t, "view-change-timeout", &cfg.ViewChangeTimeout)
 	})
+	return s.c.Net
+}
+
+func (s *scenario) Command(t *testing.T, d *datadriven.TestData) (string, bool) {
+	c := s.c
+	switch d.Cmd {
+	case "request":
+		var client, num uint64
+		d.ScanArgs(t, "client", &client)
+		d.ScanArgs(t, "num", &num)
+		r := req(client, num)
+		for _, i := range scenarioTargets(t, d, c) {
+			if !c.Down[msg.ReplicaID(i)] {
+				c.nodes[i].Request(r)
+				c.drain(i)
+			}
+		}
+		c.Settle()
+		return "", true
+	case "state":
+		c.checkAgreement()
+		return scenarioState(c), true
+	}
+	return "", false
 }
 
 // scenarioTargets: the replicas a request goes to (to=all, to=1,2, or by

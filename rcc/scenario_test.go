@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/braid-bft/braid/internal/coretest"
 	"github.com/braid-bft/braid/msg"
 )
 
@@ -14,63 +15,50 @@ import (
 // instance changes as readable command sequences with their expected
 // state. Regenerate after a deliberate change with
 // `go test ./rcc -run TestScenarios -rewrite` and review the diff like code.
-//
-// Commands:
+// Besides coretest.RunScenarios' tick, crash, drop and heal:
 //
 //	cluster n=4 m=4
 //	request client=C num=K [op=S] [broadcast]  to the client's instance's primary, or to all
 //	change client=C num=K to=I [op=S]          an instance change to instance I, broadcast
-//	tick [n=K]
-//	crash id=I
 //	state                                      per replica: round, primaries, failures, executed entries
 func TestScenarios(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		var c *cluster
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			if c == nil && d.Cmd != "cluster" {
-				d.Fatalf(t, "%s before cluster", d.Cmd)
-			}
-			switch d.Cmd {
-			case "cluster":
-				var n, m int
-				d.ScanArgs(t, "n", &n)
-				d.ScanArgs(t, "m", &m)
-				c = newCluster(t, n, m)
-				return ""
-			case "request", "change":
-				var client msg.ClientID
-				var num uint64
-				d.ScanArgs(t, "client", &client)
-				d.ScanArgs(t, "num", &num)
-				op := fmt.Sprintf("op-%d-%d", client, num)
-				d.MaybeScanArgs(t, "op", &op)
-				r := msg.Request{Client: client, Number: num, Op: []byte(op)}
-				if d.Cmd == "change" {
-					var to uint32
-					d.ScanArgs(t, "to", &to)
-					r.Op = msg.InstanceChangeOp(to, r.Op)
-				}
-				c.submit(r, d.Cmd == "change" || d.HasArg("broadcast"))
-				c.Settle()
-				return ""
-			case "tick":
-				k := 1
-				d.MaybeScanArgs(t, "n", &k)
-				c.Tick(k)
-				return ""
-			case "crash":
-				var id int
-				d.ScanArgs(t, "id", &id)
-				c.Down[msg.ReplicaID(id)] = true
-				return ""
-			case "state":
-				c.checkAgreement()
-				return scenarioState(c)
-			}
-			d.Fatalf(t, "unknown command %q", d.Cmd)
-			return ""
-		})
-	})
+	coretest.RunScenarios(t, "testdata", func() coretest.Scenario { return &scenario{} })
+}
+
+type scenario struct{ c *cluster }
+
+func (s *scenario) Cluster(t *testing.T, d *datadriven.TestData) *coretest.Net {
+	var n, m int
+	d.ScanArgs(t, "n", &n)
+	d.ScanArgs(t, "m", &m)
+	s.c = newCluster(t, n, m)
+	return s.c.Net
+}
+
+func (s *scenario) Command(t *testing.T, d *datadriven.TestData) (string, bool) {
+	c := s.c
+	switch d.Cmd {
+	case "request", "change":
+		var client msg.ClientID
+		var num uint64
+		d.ScanArgs(t, "client", &client)
+		d.ScanArgs(t, "num", &num)
+		op := fmt.Sprintf("op-%d-%d", client, num)
+		d.MaybeScanArgs(t, "op", &op)
+		r := msg.Request{Client: client, Number: num, Op: []byte(op)}
+		if d.Cmd == "change" {
+			var to uint32
+			d.ScanArgs(t, "to", &to)
+			r.Op = msg.InstanceChangeOp(to, r.Op)
+		}
+		c.submit(r, d.Cmd == "change" || d.HasArg("broadcast"))
+		c.Settle()
+		return "", true
+	case "state":
+		c.checkAgreement()
+		return scenarioState(c), true
+	}
+	return "", false
 }
 
 // scenarioState prints, per live replica, the last executed round, each
