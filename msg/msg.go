@@ -293,49 +293,45 @@ func (*ViewChange) Kind() Kind    { return KindViewChange }
 func (*NewView) Kind() Kind       { return KindNewView }
 func (*Status) Kind() Kind        { return KindStatus }
 
+// sent is a message that names its sender; instanced, one that names its
+// consensus instance.
+type (
+	sent      interface{ sender() ReplicaID }
+	instanced interface{ instance() uint32 }
+)
+
+func (m *PrePrepare) sender() ReplicaID { return m.From }
+func (m *Prepare) sender() ReplicaID    { return m.From }
+func (m *Commit) sender() ReplicaID     { return m.From }
+func (m *Checkpoint) sender() ReplicaID { return m.From }
+func (m *ViewChange) sender() ReplicaID { return m.From }
+func (m *NewView) sender() ReplicaID    { return m.From }
+func (m *Status) sender() ReplicaID     { return m.From }
+func (m *Reply) sender() ReplicaID      { return m.From }
+
+func (m *ClientRequest) instance() uint32 { return m.Instance }
+func (m *PrePrepare) instance() uint32    { return m.Instance }
+func (m *Prepare) instance() uint32       { return m.Instance }
+func (m *Commit) instance() uint32        { return m.Instance }
+func (m *Checkpoint) instance() uint32    { return m.Instance }
+func (m *ViewChange) instance() uint32    { return m.Instance }
+func (m *NewView) instance() uint32       { return m.Instance }
+func (m *Status) instance() uint32        { return m.Instance }
+
 // Sender returns the replica a message claims to come from, and false for
 // client requests.
 func Sender(m Message) (ReplicaID, bool) {
-	switch m := m.(type) {
-	case *PrePrepare:
-		return m.From, true
-	case *Prepare:
-		return m.From, true
-	case *Commit:
-		return m.From, true
-	case *Checkpoint:
-		return m.From, true
-	case *ViewChange:
-		return m.From, true
-	case *NewView:
-		return m.From, true
-	case *Status:
-		return m.From, true
-	case *Reply:
-		return m.From, true
+	if s, ok := m.(sent); ok {
+		return s.sender(), true
 	}
 	return 0, false
 }
 
-// InstanceOf returns the consensus instance a message belongs to.
+// InstanceOf returns the consensus instance a message belongs to (0 for
+// messages outside any instance).
 func InstanceOf(m Message) uint32 {
-	switch m := m.(type) {
-	case *ClientRequest:
-		return m.Instance
-	case *PrePrepare:
-		return m.Instance
-	case *Prepare:
-		return m.Instance
-	case *Commit:
-		return m.Instance
-	case *Checkpoint:
-		return m.Instance
-	case *ViewChange:
-		return m.Instance
-	case *NewView:
-		return m.Instance
-	case *Status:
-		return m.Instance
+	if i, ok := m.(instanced); ok {
+		return i.instance()
 	}
 	return 0
 }

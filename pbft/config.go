@@ -80,38 +80,23 @@ func (c *Config) setDefaults() {
 	if c.ResumeHint == nil {
 		c.ResumeHint = func() uint64 { return 0 }
 	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = defaults.MaxBatch
-	}
-	if c.CheckpointInterval == 0 {
-		c.CheckpointInterval = defaults.CheckpointInterval
-	}
-	if c.Window == 0 {
-		c.Window = defaults.WindowIntervals * c.CheckpointInterval
-	}
-	if c.BatchTicks == 0 {
-		c.BatchTicks = defaults.BatchTicks
-	}
-	if c.PipelineDepth == 0 {
-		c.PipelineDepth = defaults.PipelineDepth
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = defaults.RequestTimeout
-	}
-	if c.ProgressTimeout == 0 {
-		c.ProgressTimeout = defaults.ProgressTimeout
-	}
-	if c.ViewChangeTimeout == 0 {
-		c.ViewChangeTimeout = defaults.ViewChangeTimeout
-	}
-	if c.RetransmitTicks == 0 {
-		c.RetransmitTicks = defaults.RetransmitTicks
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = 100000
-	}
-	if c.AnswerBytes == 0 {
-		c.AnswerBytes = 1 << 20
+	orDefault(&c.MaxBatch, defaults.MaxBatch)
+	orDefault(&c.CheckpointInterval, defaults.CheckpointInterval)
+	orDefault(&c.Window, defaults.WindowIntervals*c.CheckpointInterval)
+	orDefault(&c.BatchTicks, defaults.BatchTicks)
+	orDefault(&c.PipelineDepth, defaults.PipelineDepth)
+	orDefault(&c.RequestTimeout, defaults.RequestTimeout)
+	orDefault(&c.ProgressTimeout, defaults.ProgressTimeout)
+	orDefault(&c.ViewChangeTimeout, defaults.ViewChangeTimeout)
+	orDefault(&c.RetransmitTicks, defaults.RetransmitTicks)
+	orDefault(&c.MaxPending, 100000)
+	orDefault(&c.AnswerBytes, 1<<20)
+}
+
+// orDefault sets an unset (zero) field to its default.
+func orDefault[T int | uint64](field *T, def T) {
+	if *field == 0 {
+		*field = def
 	}
 }
 
