@@ -148,14 +148,8 @@ func (e *encoder) message(m Message, withSig bool) {
 	case *NewView:
 		e.u32(m.Instance)
 		e.u64(m.View)
-		e.u32(uint32(len(m.ViewChanges)))
-		for i := range m.ViewChanges {
-			e.viewChange(&m.ViewChanges[i], true)
-		}
-		e.u32(uint32(len(m.PrePrepares)))
-		for i := range m.PrePrepares {
-			e.prePrepare(&m.PrePrepares[i], true)
-		}
+		list(e, m.ViewChanges, func(vc *ViewChange) { e.viewChange(vc, true) })
+		list(e, m.PrePrepares, func(pp *PrePrepare) { e.prePrepare(pp, true) })
 		e.u32(uint32(m.From))
 		e.sig(m.Sig, withSig)
 	case *Fetch:
@@ -164,10 +158,7 @@ func (e *encoder) message(m Message, withSig bool) {
 		e.u32(uint32(m.Sender))
 	case *Blocks:
 		e.u64(m.From)
-		e.u32(uint32(len(m.Blocks)))
-		for _, b := range m.Blocks {
-			e.bytes(b)
-		}
+		list(e, m.Blocks, func(b *[]byte) { e.bytes(*b) })
 		e.bytes(m.Paradigm)
 		e.u32(uint32(m.Sender))
 	case *Reply:
@@ -204,10 +195,7 @@ func (e *encoder) prePrepare(m *PrePrepare, withSig bool) {
 	e.boolean(m.Null)
 	e.boolean(m.Failure)
 	e.u64(m.FailureView)
-	e.u32(uint32(len(m.Batch.Requests)))
-	for i := range m.Batch.Requests {
-		e.request(&m.Batch.Requests[i])
-	}
+	list(e, m.Batch.Requests, e.request)
 	e.u32(uint32(m.From))
 	e.sig(m.Sig, withSig)
 }
@@ -225,23 +213,25 @@ func (e *encoder) viewChange(m *ViewChange, withSig bool) {
 	e.u64(m.NewView)
 	e.u64(m.StableSeq)
 	e.u64(m.Resume)
-	e.u32(uint32(len(m.CheckpointProof)))
-	for i := range m.CheckpointProof {
-		e.checkpoint(&m.CheckpointProof[i], true)
-	}
-	e.u32(uint32(len(m.Prepared)))
-	for i := range m.Prepared {
-		p := &m.Prepared[i]
+	list(e, m.CheckpointProof, func(c *Checkpoint) { e.checkpoint(c, true) })
+	list(e, m.Prepared, func(p *PreparedProof) {
 		e.prePrepare(&p.PrePrepare, true)
-		e.u32(uint32(len(p.Prepares)))
-		for j := range p.Prepares {
-			q := &p.Prepares[j]
+		list(e, p.Prepares, func(q *Prepare) {
 			e.vote(q.Instance, q.View, q.Seq, q.Digest, q.From)
 			e.sig(q.Sig, true)
-		}
-	}
+		})
+	})
 	e.u32(uint32(m.From))
 	e.sig(m.Sig, withSig)
+}
+
+// list writes a count and then each item, the wire's one shape for a
+// repeated field.
+func list[T any](e *encoder, items []T, each func(*T)) {
+	e.u32(uint32(len(items)))
+	for i := range items {
+		each(&items[i])
+	}
 }
 
 // decoder is the bounded wire reader plus the message kinds' decoders.

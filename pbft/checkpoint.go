@@ -4,6 +4,7 @@ package pbft
 // (stable and weak certificates).
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/braid-bft/braid/msg"
@@ -128,26 +129,10 @@ func (n *Node) makeStable(seq uint64, state msg.Digest, proof []msg.Checkpoint) 
 	}
 	n.low, n.stableState, n.stableProof = seq, state, proof
 	n.forgetSigned()
-	for s := range n.slots {
-		if s <= seq {
-			delete(n.slots, s)
-		}
-	}
-	for s := range n.prepared {
-		if s <= seq {
-			delete(n.prepared, s)
-		}
-	}
-	for s := range n.learned {
-		if s <= seq {
-			delete(n.learned, s)
-		}
-	}
-	for s := range n.own {
-		if s <= seq {
-			delete(n.own, s)
-		}
-	}
+	forgetThrough(n.slots, seq)
+	forgetThrough(n.prepared, seq)
+	forgetThrough(n.learned, seq)
+	forgetThrough(n.own, seq)
 	for id, list := range n.ckpts {
 		n.ckpts[id] = slices.DeleteFunc(list, func(c msg.Checkpoint) bool { return c.Seq <= seq })
 	}
@@ -218,4 +203,10 @@ func (n *Node) learnExecuted(executed map[msg.ClientID]uint64) {
 			n.decided[c] = num
 		}
 	}
+}
+
+// forgetThrough drops the per-sequence-number state at or below a stable
+// checkpoint's sequence number.
+func forgetThrough[V any](m map[uint64]V, seq uint64) {
+	maps.DeleteFunc(m, func(s uint64, _ V) bool { return s <= seq })
 }
