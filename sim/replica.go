@@ -327,29 +327,29 @@ func (r *replica) forge(to msg.ReplicaID, m msg.Message) {
 	var f msg.Message
 	switch x := m.(type) {
 	case *msg.Prepare:
-		c := *x
-		c.From = victim
-		c.Digest[0] ^= 0xff
-		f = &c
+		f = forged(x, func(c *msg.Prepare) { c.From = victim; c.Digest[0] ^= 0xff })
 	case *msg.Commit:
-		c := *x
-		c.From = victim
-		c.Digest[0] ^= 0xff
-		f = &c
+		f = forged(x, func(c *msg.Commit) { c.From = victim; c.Digest[0] ^= 0xff })
 	case *msg.Checkpoint:
-		c := *x
-		c.From = victim
-		c.State[0] ^= 0xff
-		f = &c
+		f = forged(x, func(c *msg.Checkpoint) { c.From = victim; c.State[0] ^= 0xff })
 	case *msg.ViewChange:
-		c := *x
-		c.From = victim
-		c.NewView += 3
-		f = &c
+		f = forged(x, func(c *msg.ViewChange) { c.From = victim; c.NewView += 3 })
 	default:
 		return
 	}
 	r.sendReplica(to, msg.Marshal(f))
+}
+
+// forged is a copy of m with lie applied; the original, which the
+// replica's own runtime may still hold, is untouched.
+func forged[T any, P interface {
+	*T
+	msg.Message
+}](m P, lie func(P)) msg.Message {
+	c := P(new(T))
+	*c = *m
+	lie(c)
+	return c
 }
 
 // garbage sends random bytes and a corrupted copy of a real message.
