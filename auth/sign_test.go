@@ -33,18 +33,21 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	}
 }
 
+// rejectCase is a verification input that must be refused.
+type rejectCase struct {
+	name string
+	pub  PublicKey
+	ctx  string
+	msg  []byte
+	sig  []byte
+}
+
 func TestVerifyRejects(t *testing.T) {
 	pub, priv, _ := GenerateKey(nil)
 	otherPub, _, _ := GenerateKey(nil)
 	msg := []byte("transfer 10 to bob")
 	sig := Sign(priv, testCtx, msg)
-	tests := []struct {
-		name string
-		pub  PublicKey
-		ctx  string
-		msg  []byte
-		sig  []byte
-	}{
+	tests := []rejectCase{
 		{"wrong context", pub, "braid/reply/v1", msg, sig},
 		{"context prefix shift", pub, testCtx[:len(testCtx)-1], append([]byte{testCtx[len(testCtx)-1]}, msg...), sig},
 		{"empty context", pub, "", msg, sig},
@@ -54,22 +57,10 @@ func TestVerifyRejects(t *testing.T) {
 		{"truncated message", pub, testCtx, msg[:len(msg)-1], sig},
 	}
 	for bit := 0; bit < 8*SignatureSize; bit += 37 {
-		tests = append(tests, struct {
-			name string
-			pub  PublicKey
-			ctx  string
-			msg  []byte
-			sig  []byte
-		}{"flipped sig bit", pub, testCtx, msg, flip(sig, bit)})
+		tests = append(tests, rejectCase{"flipped sig bit", pub, testCtx, msg, flip(sig, bit)})
 	}
 	for bit := 0; bit < 8*PublicKeySize; bit += 29 {
-		tests = append(tests, struct {
-			name string
-			pub  PublicKey
-			ctx  string
-			msg  []byte
-			sig  []byte
-		}{"flipped key bit", PublicKey(flip(pub, bit)), testCtx, msg, sig})
+		tests = append(tests, rejectCase{"flipped key bit", PublicKey(flip(pub, bit)), testCtx, msg, sig})
 	}
 	for _, tc := range tests {
 		if Verify(tc.pub, tc.ctx, tc.msg, tc.sig) {

@@ -40,6 +40,19 @@ func mustSubmit(t *testing.T, c *Client, o []byte) {
 	}
 }
 
+// mustNotAccept submits o with a deadline of a second and fails the test
+// unless the deadline ends Submit: no result may be accepted, for the
+// reason why gives.
+func mustNotAccept(t *testing.T, c *Client, o []byte, why string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	res, err := c.Submit(ctx, o)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Submit = %q, %v; want no result (%s) and a deadline error", res, err, why)
+	}
+}
+
 // submitAsync runs Submit on its own goroutine.
 func submitAsync(ctx context.Context, c *Client, o []byte) <-chan error {
 	done := make(chan error, 1)
@@ -122,47 +135,45 @@ func liar(result string) func(fr *fakeReplica, c *transport.ClientConn, req msg.
 
 // (b) Byzantine replicas never make the client accept a wrong result.
 func TestByzantineRepliesNeverAccepted(t *testing.T) {
-	t.Run("lying primary", func(t *testing.T) {
-		cl := newFakeCluster(t, 4, map[int]mode{primary: custom})
-		cl.reps[primary].handler = liar("forged")
-		c := cl.client(cid, Options{Timeout: 100 * time.Millisecond})
-		for i := range 3 {
-			mustSubmit(t, c, op("op%d", i))
-		}
-	})
-	t.Run("one honest, one liar", func(t *testing.T) {
-		cl := newFakeCluster(t, 4, map[int]mode{0: silent, primary: custom, 3: silent})
-		cl.reps[primary].handler = liar("forged")
-		c := cl.client(cid, Options{Timeout: 100 * time.Millisecond})
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		res, err := c.Submit(ctx, op("x"))
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Submit = %q, %v; want no result (1 honest + 1 liar < f+1 matching) and a deadline error", res, err)
-		}
-	})
-	t.Run("f colluders of 7", func(t *testing.T) {
-		modes := map[int]mode{1: custom, 4: custom, 2: silent, 3: silent, 6: silent}
-		cl := newFakeCluster(t, 7, modes) // f = 2: two colluders, two honest
-		cl.reps[1].handler = liar("forged")
-		cl.reps[4].handler = liar("forged")
-		c := cl.client(cid, Options{Timeout: 100 * time.Millisecond, Broadcast: true})
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		res, err := c.Submit(ctx, op("x"))
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Submit = %q, %v; want no result and a deadline error", res, err)
-		}
-	})
-	t.Run("f colluders of 7, rest honest", func(t *testing.T) {
-		cl := newFakeCluster(t, 7, map[int]mode{1: custom, 4: custom})
-		cl.reps[1].handler = liar("forged")
-		cl.reps[4].handler = liar("forged")
-		c := cl.client(cid, Options{Timeout: 100 * time.Millisecond})
-		for i := range 3 {
-			mustSubmit(t, c, op("op%d", i))
-		}
-	})
+	tests := []struct {
+		name          string
+		n             int
+		liars, silent []int // see liar; the rest are honest
+		broadcast     bool
+		// noResult, if set, says why no result can be accepted; otherwise
+		// every submission must return the honest result.
+		noResult string
+	}{
+		{name: "lying primary", n: 4, liars: []int{primary}},
+		{name: "one honest, one liar", n: 4, liars: []int{primary}, silent: []int{0, 3},
+			noResult: "1 honest + 1 liar < f+1 matching"},
+		{name: "f colluders of 7", n: 7, liars: []int{1, 4}, silent: []int{2, 3, 6}, broadcast: true, // f = 2: two colluders, two honest
+			noResult: "2 honest and 2 colluding replies: neither reaches f+1 = 3"},
+		{name: "f colluders of 7, rest honest", n: 7, liars: []int{1, 4}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			modes := map[int]mode{}
+			for _, i := range tc.silent {
+				modes[i] = silent
+			}
+			for _, i := range tc.liars {
+				modes[i] = custom
+			}
+			cl := newFakeCluster(t, tc.n, modes)
+			for _, i := range tc.liars {
+				cl.reps[i].handler = liar("forged")
+			}
+			c := cl.client(cid, Options{Timeout: 100 * time.Millisecond, Broadcast: tc.broadcast})
+			if tc.noResult != "" {
+				mustNotAccept(t, c, op("x"), tc.noResult)
+				return
+			}
+			for i := range 3 {
+				mustSubmit(t, c, op("op%d", i))
+			}
+		})
+	}
 }
 
 // (c) A silent primary makes the client retransmit to all replicas.
@@ -279,12 +290,7 @@ func TestSpoofedSenderIgnored(t *testing.T) {
 		}
 	}
 	c := cl.client(cid, Options{Timeout: 100 * time.Millisecond, Broadcast: true})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	res, err := c.Submit(ctx, op("x"))
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Submit = %q, %v; want no result (one genuine reply, the rest spoofed)", res, err)
-	}
+	mustNotAccept(t, c, op("x"), "one genuine reply, the rest spoofed")
 }
 
 func TestNoReplicasReachable(t *testing.T) {

@@ -208,19 +208,36 @@ func (c *Config) validateReplicas(p *problems) {
 				addrs[a.v] = field(a.name)
 			}
 		}
-		if r.PublicKey == "" {
-			p.add(field("public_key"), "missing: want the replica's Ed25519 public key in hex (braid keygen prints one)")
-		} else if pk, err := auth.ParsePublicKey(r.PublicKey); err != nil {
-			p.add(field("public_key"), "%s", strings.TrimPrefix(err.Error(), "auth: "))
-		} else if j, dup := keys[string(pk)]; dup {
-			p.add(field("public_key"), "is also the key of replicas[%d]: each replica needs its own key", j)
-		} else {
-			keys[string(pk)] = i
-		}
+		p.checkPublicKey(field("public_key"), r.PublicKey, i, keys,
+			"the replica's Ed25519 public key in hex (braid keygen prints one)",
+			"is also the key of replicas[%d]: each replica needs its own key")
 		if strings.TrimSpace(r.KeyFile) == "" {
 			p.add(field("key_file"), "missing: want the path of the replica's private key file")
 		}
 	}
+}
+
+// checkPublicKey checks the hex public key that entry i gives at field. It
+// must be present (want completes "missing: want …"), parse, and differ from
+// every key in seen, which maps the normalised keys met so far to the entry
+// holding each; a repeat is reported with dupFormat and the earlier entry's
+// index, a new key joins seen. Replicas and clients share this because a key
+// identifies its holder: two entries with one key would be indistinguishable.
+func (p *problems) checkPublicKey(field, hexKey string, i int, seen map[string]int, want, dupFormat string) {
+	if hexKey == "" {
+		p.add(field, "missing: want %s", want)
+		return
+	}
+	pk, err := auth.ParsePublicKey(hexKey)
+	if err != nil {
+		p.add(field, "%s", strings.TrimPrefix(err.Error(), "auth: "))
+		return
+	}
+	if j, dup := seen[string(pk)]; dup {
+		p.add(field, dupFormat, j)
+		return
+	}
+	seen[string(pk)] = i
 }
 
 // checkHostPort returns "" if s is host:port with a non-empty host and a
@@ -259,15 +276,9 @@ func (c *Config) validateClients(p *problems) {
 		} else {
 			ids[k.ID] = i
 		}
-		if k.PublicKey == "" {
-			p.add(field("public_key"), "missing: want the client's Ed25519 public key in hex")
-		} else if pk, err := auth.ParsePublicKey(k.PublicKey); err != nil {
-			p.add(field("public_key"), "%s", strings.TrimPrefix(err.Error(), "auth: "))
-		} else if j, dup := keys[string(pk)]; dup {
-			p.add(field("public_key"), "is also the key of clients.keys[%d]: a client is its key, so one key cannot have two ids", j)
-		} else {
-			keys[string(pk)] = i
-		}
+		p.checkPublicKey(field("public_key"), k.PublicKey, i, keys,
+			"the client's Ed25519 public key in hex",
+			"is also the key of clients.keys[%d]: a client is its key, so one key cannot have two ids")
 	}
 }
 

@@ -85,10 +85,7 @@ func (c *completions) post(f func()) {
 	c.mu.Lock()
 	c.queue = append(c.queue, f)
 	c.mu.Unlock()
-	select {
-	case c.ready <- struct{}{}:
-	default:
-	}
+	wake(c.ready)
 }
 
 // run runs every completion posted so far, on the loop.
@@ -99,6 +96,17 @@ func (c *completions) run() {
 	c.mu.Unlock()
 	for _, f := range q {
 		f()
+	}
+}
+
+// wake leaves a wake-up token in ch, a channel with room for one, without
+// blocking. A full channel already holds a token its reader has yet to take,
+// and that one wake-up covers this one too: the reader takes everything
+// queued when it wakes.
+func wake(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -173,10 +181,7 @@ func (c *committer) request(done func(error)) {
 	c.mu.Lock()
 	c.waiting = append(c.waiting, done)
 	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	wake(c.kick)
 }
 
 func (c *committer) loop() {
@@ -210,9 +215,6 @@ func (c *committer) close() {
 	}
 	c.stopped = true
 	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	wake(c.kick)
 	<-c.exited
 }

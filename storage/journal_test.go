@@ -28,8 +28,7 @@ func crashStore(s *Store) {
 // fold, and a crash before the fold loses nothing.
 func TestJournalCommitSurvivesCrashBeforeFold(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
+	s := mustOpen(t, dir)
 	j := s.eng.(*journaled)
 	opened := j.folds // opening starts a cycle with one
 	c := ledgertest.NewChain(30, 4, 10)
@@ -44,8 +43,7 @@ func TestJournalCommitSurvivesCrashBeforeFold(t *testing.T) {
 	}
 	crashStore(s)
 
-	s, err = Open(dir, Options{})
-	must(t, err)
+	s = mustOpen(t, dir)
 	defer s.Close()
 	if h, _ := s.Height(); h != 30 {
 		t.Fatalf("height %d after the crash; want 30", h)
@@ -83,8 +81,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 	var salt uint64
 	write := func(t *testing.T) string {
 		dir := t.TempDir()
-		s, err := Open(dir, Options{})
-		must(t, err)
+		s := mustOpen(t, dir)
 		for i := 1; i <= 5; i++ {
 			must(t, s.AppendRecords([][]byte{fmt.Appendf(nil, "rec-%d", i)}))
 		}
@@ -112,8 +109,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 			}
 			tear(data, offs[4])
 			must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
-			s, err := Open(dir, Options{})
-			must(t, err)
+			s := mustOpen(t, dir)
 			defer s.Close()
 			checkRecs(t, s, 1, 5, want(4))
 		})
@@ -138,8 +134,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 // for one of the current cycle (each cycle salts its checksums).
 func TestJournalIgnoresEarlierCycles(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
+	s := mustOpen(t, dir)
 	for i := 1; i <= 5; i++ {
 		must(t, s.AppendRecords([][]byte{fmt.Appendf(nil, "rec-%d", i)}))
 	}
@@ -149,15 +144,14 @@ func TestJournalIgnoresEarlierCycles(t *testing.T) {
 	data[offs[1]+journalHeader+1] ^= 0x01 // bit rot in folded record 2
 	must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
 
-	s, err = Open(dir, Options{})
-	must(t, err)
+	s = mustOpen(t, dir)
 	checkRecs(t, s, 1, 6, [][]byte{[]byte("rec-1"), []byte("rec-2"), []byte("rec-3"), []byte("rec-4"), []byte("rec-5")})
 	must(t, s.AppendRecords([][]byte{[]byte("rec-6")})) // record 6 of the new cycle, at offset 0
 	crashStore(s)
 
 	// Make the old record lying just past record 6 a well-formed record 7
 	// of the old cycle, with a write nobody made.
-	data, err = os.ReadFile(filepath.Join(dir, JournalFileName))
+	data, err := os.ReadFile(filepath.Join(dir, JournalFileName))
 	must(t, err)
 	l := newLayer()
 	l.put(bMeta, []byte("forged"), seal([]byte("yes")))
@@ -169,8 +163,7 @@ func TestJournalIgnoresEarlierCycles(t *testing.T) {
 	copy(data[rec6:], appendJournalRecord(nil, old, 7, encodeLayer(l)))
 	must(t, os.WriteFile(filepath.Join(dir, JournalFileName), data, 0o600))
 
-	s, err = Open(dir, Options{})
-	must(t, err)
+	s = mustOpen(t, dir)
 	defer s.Close()
 	checkRecs(t, s, 1, 7, [][]byte{[]byte("rec-1"), []byte("rec-2"), []byte("rec-3"), []byte("rec-4"), []byte("rec-5"), []byte("rec-6")})
 	if v, err := s.GetMeta("forged"); err == nil {
@@ -182,8 +175,7 @@ func TestJournalIgnoresEarlierCycles(t *testing.T) {
 // offset 0; the old records beyond the new ones must not come back.
 func TestJournalWrapsAfterFold(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
+	s := mustOpen(t, dir)
 	rec := make([]byte, 256<<10)
 	var want [][]byte
 	for i := 0; len(want)*len(rec) < 2*journalBytes+journalBytes/2; i++ {
@@ -199,8 +191,7 @@ func TestJournalWrapsAfterFold(t *testing.T) {
 	cut := uint64(len(want) - 3)
 	must(t, s.TruncateRecordsBefore(cut))
 	crashStore(s)
-	s, err = Open(dir, Options{})
-	must(t, err)
+	s = mustOpen(t, dir)
 	defer s.Close()
 	checkRecs(t, s, cut, uint64(len(want))+1, want[cut-1:])
 }
@@ -222,8 +213,7 @@ func TestJournalOversizedCommit(t *testing.T) {
 	must(t, s.AppendRecords([][]byte{[]byte("after")}))
 	must(t, s.Sync())
 	crashStore(s)
-	s, err = Open(dir, Options{})
-	must(t, err)
+	s = mustOpen(t, dir)
 	defer s.Close()
 	checkRecs(t, s, 1, 23, append(append([][]byte{[]byte("small")}, big...), []byte("after")))
 }
@@ -232,8 +222,7 @@ func TestJournalOversizedCommit(t *testing.T) {
 // writes made since its last fold: Open refuses.
 func TestJournalMissingIsAnError(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
+	s := mustOpen(t, dir)
 	must(t, s.AppendRecords([][]byte{[]byte("x")}))
 	must(t, s.Close()) // folds
 	must(t, os.Remove(filepath.Join(dir, JournalFileName)))
@@ -252,8 +241,7 @@ func TestJournalMatchesModelAcrossCrashes(t *testing.T) {
 	seed := testseed.New(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
+	s := mustOpen(t, dir)
 	model, err := NewMemory(Options{})
 	must(t, err)
 	chain := ledgertest.NewChain(400, 4, 10)
@@ -299,8 +287,7 @@ func TestJournalMatchesModelAcrossCrashes(t *testing.T) {
 			} else {
 				crashStore(s)
 			}
-			s, err = Open(dir, Options{})
-			must(t, err)
+			s = mustOpen(t, dir)
 			compareStores(t, step, s, model)
 		}
 	}
@@ -405,8 +392,7 @@ func TestJournalOversizedEncoding(t *testing.T) {
 	must(t, s.AppendRecords(recs))
 	must(t, s.Sync())
 	crashStore(s)
-	s, err = Open(dir, Options{})
-	must(t, err)
+	s = mustOpen(t, dir)
 	defer s.Close()
 	if _, next, err := s.RecordBounds(); err != nil || next != uint64(n)+1 {
 		t.Fatalf("after the crash the log ends before %d (%v); want %d", next, err, n+1)

@@ -35,15 +35,13 @@ func TestCorruptSnapshotFiles(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := Open(dir, Options{})
-			must(t, err)
+			s := mustOpen(t, dir)
 			must(t, s.PutSnapshot(3, []byte("snapshot-three")))
 			must(t, s.Close())
 			tc.damage(t, filepath.Join(dir, snapDir, "00000000000000000003.snap"))
-			s, err = Open(dir, Options{})
-			must(t, err)
+			s = mustOpen(t, dir)
 			defer s.Close()
-			_, _, err = s.LatestSnapshot()
+			_, _, err := s.LatestSnapshot()
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("latest snapshot: want a corruption error, got %v", err)
 			}
@@ -60,15 +58,13 @@ func TestCorruptSnapshotFiles(t *testing.T) {
 // Dropping old snapshots gives their space back.
 func TestSnapshotFilesLifecycle(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
+	s := mustOpen(t, dir)
 	must(t, s.PutSnapshot(3, []byte("three")))
 	must(t, s.PutSnapshot(6, []byte("six")))
 	must(t, s.Close())
 	stray := filepath.Join(dir, snapDir, "00000000000000000009.snap.123.tmp")
 	must(t, os.WriteFile(stray, []byte("half a snapsh"), 0o600))
-	s, err = Open(dir, Options{})
-	must(t, err)
+	s = mustOpen(t, dir)
 	defer s.Close()
 	if _, err := os.Stat(stray); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stale temporary snapshot still there after open: %v", err)

@@ -416,15 +416,7 @@ func (s *Store) Block(h uint64) (*ledger.Block, error) {
 }
 
 func (s *Store) blockLocked(h uint64) (*ledger.Block, error) {
-	var b *ledger.Block
-	err := s.viewLocked(bBlocks, u64key(h), func(p []byte) error {
-		var err error
-		b, err = ledger.DecodeBlock(p)
-		if err != nil {
-			return fmt.Errorf("blocks %d: %w: %w", h, ErrCorrupt, err)
-		}
-		return nil
-	})
+	b, err := decodeLocked(s, bBlocks, h, ledger.DecodeBlock)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -434,21 +426,29 @@ func (s *Store) blockLocked(h uint64) (*ledger.Block, error) {
 	return b, nil
 }
 
+// decodeLocked decodes the checksum-verified value stored at height or round
+// h of bucket b. A payload that passes its checksum but does not decode is
+// ErrCorrupt, naming where it lies; a missing one is ErrNotFound.
+func decodeLocked[T any](s *Store, b bucket, h uint64, decode func([]byte) (T, error)) (T, error) {
+	var v T
+	err := s.viewLocked(b, u64key(h), func(p []byte) error {
+		var err error
+		v, err = decode(p)
+		if err != nil {
+			return fmt.Errorf("%s %d: %w: %w", b, h, ErrCorrupt, err)
+		}
+		return nil
+	})
+	return v, err
+}
+
 func (s *Store) Certificate(h uint64) (*ledger.Certificate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return nil, s.err
 	}
-	var c *ledger.Certificate
-	err := s.viewLocked(bCerts, u64key(h), func(p []byte) error {
-		var err error
-		c, err = ledger.DecodeCertificate(p)
-		if err != nil {
-			return fmt.Errorf("certs %d: %w: %w", h, ErrCorrupt, err)
-		}
-		return nil
-	})
+	c, err := decodeLocked(s, bCerts, h, ledger.DecodeCertificate)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}

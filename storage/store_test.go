@@ -15,11 +15,14 @@ import (
 	"github.com/braid-bft/braid/ledger/ledgertest"
 )
 
-// kinds of store every behavioural test runs against.
-var policies = []struct {
+// policy is a named fsync configuration to run a test or benchmark under.
+type policy struct {
 	name string
 	opts Options
-}{
+}
+
+// kinds of store every behavioural test runs against.
+var policies = []policy{
 	{"PerBatch", Options{Fsync: PerBatch{}}},
 	{"GroupCommit", Options{Fsync: GroupCommit{Interval: time.Hour}}}, // commits only on Sync/Close
 }
@@ -49,6 +52,15 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// mustOpen opens the disk store in dir with default options, failing the
+// test if it cannot. The caller closes it.
+func mustOpen(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	return s
 }
 
 func putChain(t *testing.T, s Interface, c *ledgertest.Chain) {
@@ -397,18 +409,16 @@ func TestCorruptValues(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := Open(dir, Options{})
-			must(t, err)
+			s := mustOpen(t, dir)
 			putChain(t, s, ledgertest.NewChain(3, 4, 3))
 			must(t, s.AppendRecords([][]byte{{1}, {2}, {3}}))
 			must(t, s.PutSnapshot(3, []byte("snapshot")))
 			must(t, s.PutMeta("k", []byte("v")))
 			must(t, s.Close())
 			corrupt(t, dir, func(tx *bolt.Tx) error { return tx.Bucket([]byte(tc.bucket)).Put(tc.key, tc.val) })
-			s, err = Open(dir, Options{})
-			must(t, err)
+			s = mustOpen(t, dir)
 			defer s.Close()
-			err = tc.check(s)
+			err := tc.check(s)
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("want a corruption error, got %v", err)
 			}
@@ -419,8 +429,7 @@ func TestCorruptValues(t *testing.T) {
 
 func TestCorruptStructure(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
+	s := mustOpen(t, dir)
 	must(t, s.Close())
 	corrupt(t, dir, func(tx *bolt.Tx) error {
 		must(t, tx.Bucket([]byte("blocks")).Put([]byte("short"), seal(nil)))
@@ -432,8 +441,7 @@ func TestCorruptStructure(t *testing.T) {
 	}
 	corrupt(t, dir, func(tx *bolt.Tx) error { return tx.Bucket([]byte("blocks")).Delete([]byte("short")) })
 	// A missing bucket is recreated empty (no data there to lose).
-	s, err = Open(dir, Options{})
-	must(t, err)
+	s = mustOpen(t, dir)
 	must(t, s.Close())
 
 	// Not a database at all.
@@ -450,8 +458,7 @@ func TestCorruptStructure(t *testing.T) {
 // every read either work or fail with an error, never panic.
 func TestCorruptFileBytes(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
+	s := mustOpen(t, dir)
 	putChain(t, s, ledgertest.NewChain(20, 4, 5))
 	must(t, s.AppendRecords([][]byte{{1}, {2}}))
 	must(t, s.Close())

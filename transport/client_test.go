@@ -43,8 +43,7 @@ func startEchoReplica(t *testing.T, tweak func(*Config)) (*Transport, ed25519.Pu
 func TestClient(t *testing.T) {
 	checkLeaks(t)
 	tr, serverKey, seen := startEchoReplica(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
+	ctx := testContext(t)
 	clientKey := newKey(t)
 	cl, err := Dial(ctx, tr.Addr().String(), serverKey, clientKey, 0)
 	if err != nil {
@@ -89,8 +88,7 @@ func TestClient(t *testing.T) {
 // a replica refuses clients beyond MaxClients or when it serves none.
 func TestClientRejections(t *testing.T) {
 	checkLeaks(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
+	ctx := testContext(t)
 	tr, serverKey, _ := startEchoReplica(t, func(c *Config) { c.MaxClients = 1 })
 	addr := tr.Addr().String()
 
@@ -132,8 +130,7 @@ func TestClientRejections(t *testing.T) {
 // MaxFrame is disconnected and counted.
 func TestClientOversizedFrame(t *testing.T) {
 	checkLeaks(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
+	ctx := testContext(t)
 	tr, serverKey, _ := startEchoReplica(t, func(c *Config) { c.MaxFrame = 64 })
 	cl, err := Dial(ctx, tr.Addr().String(), serverKey, newKey(t), 1024) // client allows more than server
 	if err != nil {

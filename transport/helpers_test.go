@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
@@ -56,6 +57,14 @@ func checkLeaks(t testing.TB) {
 			time.Sleep(10 * time.Millisecond) // bounded poll, not synchronisation
 		}
 	})
+}
+
+// testContext bounds a test's blocking calls by the guard timeout; it is
+// cancelled when the test ends.
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // waitUntil polls cond (for state that has no event to wait on, such as

@@ -103,15 +103,25 @@ func TestWrongServerKey(t *testing.T) {
 	if err := t1.Send(0, []byte("forged")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "repeated rejections", func() bool { return t0.Stats().AuthRejected >= 3 })
+	checkShutOut(t, c, t0, t0) // replica 0 dials, and refuses the impostor's certificate
+	if s := t1.Stats(); s.Connects != 0 || s.HandshakeFailures == 0 {
+		t.Fatalf("impostor stats: %+v", s)
+	}
+}
+
+// checkShutOut waits until honest, one end of the link between replicas 0
+// and 1 whose other end is an impostor, has refused the impostor's
+// handshake three times (the dialer, replica 0, keeps retrying). It fails
+// the test if a frame crossed the link either way or the dialer ever
+// counted a connection or a sent frame.
+func checkShutOut(t *testing.T, c *cluster, honest, dialer *Transport) {
+	t.Helper()
+	waitUntil(t, "repeated rejections", func() bool { return honest.Stats().AuthRejected >= 3 })
 	if got := c.recs[1].total() + c.recs[0].total(); got != 0 {
 		t.Fatalf("%d frames delivered across an unauthenticated connection", got)
 	}
-	if s := t0.Stats(); s.Connects != 0 || s.FramesSent != 0 {
-		t.Fatalf("dialer connected to impostor: %+v", s)
-	}
-	if s := t1.Stats(); s.Connects != 0 || s.HandshakeFailures == 0 {
-		t.Fatalf("impostor stats: %+v", s)
+	if s := dialer.Stats(); s.Connects != 0 || s.FramesSent != 0 {
+		t.Fatalf("dialer connected across the impostor's link: %+v", s)
 	}
 }
 
@@ -129,13 +139,7 @@ func TestWrongClientKey(t *testing.T) {
 	if err := t0.Send(1, []byte("forged")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "repeated rejections", func() bool { return t1.Stats().AuthRejected >= 3 })
-	if got := c.recs[1].total() + c.recs[0].total(); got != 0 {
-		t.Fatalf("%d frames delivered across an unauthenticated connection", got)
-	}
-	if s := t0.Stats(); s.Connects != 0 || s.FramesSent != 0 {
-		t.Fatalf("impostor connected: %+v", s)
-	}
+	checkShutOut(t, c, t1, t0) // replica 0 dials; replica 1 refuses its hello
 	if s := t1.Stats(); s.Connects != 0 {
 		t.Fatalf("acceptor connected to impostor: %+v", s)
 	}

@@ -1,7 +1,7 @@
 // Package apptest holds the checks every replicated application's tests
 // make the same way: snapshots that must succeed, an incrementally kept
-// digest that must match one recomputed from scratch, and the contract of
-// Execute on arbitrary input (fuzzing).
+// digest that must match one recomputed from scratch, and the contracts of
+// Execute and Restore on arbitrary input (fuzzing).
 package apptest
 
 import (
@@ -72,4 +72,25 @@ func Execute(t testing.TB, s State, caller app.Caller, op []byte, decodeErr erro
 		}
 	}
 	return st
+}
+
+// Restore restores data into s and checks the contract of Restore for any
+// input: a rejected snapshot changes neither the digest nor the snapshot,
+// and an accepted one is canonical (s's snapshot is data again, so one state
+// has one encoding). It reports whether data was accepted; the caller then
+// checks the restored digest with CheckDigest, as only it can make a fresh
+// state.
+func Restore(t testing.TB, s State, data []byte) bool {
+	t.Helper()
+	digest, snap := s.Digest(), Snapshot(t, s)
+	if err := s.Restore(data); err != nil {
+		if s.Digest() != digest || !bytes.Equal(Snapshot(t, s), snap) {
+			t.Fatalf("failed Restore (%v) changed state", err)
+		}
+		return false
+	}
+	if got := Snapshot(t, s); !bytes.Equal(got, data) {
+		t.Fatalf("accepted snapshot is not canonical:\n in  %x\n out %x", data, got)
+	}
+	return true
 }
