@@ -135,11 +135,7 @@ func (cl *fakeCluster) client(id msg.ClientID, opts Options) *Client {
 }
 
 func (fr *fakeReplica) onClient(c *transport.ClientConn, frame []byte) {
-	m, err := msg.Unmarshal(frame)
-	if err != nil {
-		return
-	}
-	cr, ok := m.(*msg.ClientRequest)
+	cr, ok := msg.UnmarshalAs[*msg.ClientRequest](frame)
 	if !ok {
 		return
 	}

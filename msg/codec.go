@@ -39,6 +39,19 @@ func Unmarshal(b []byte) (Message, error) {
 	return m, nil
 }
 
+// UnmarshalAs decodes one message that must be of kind T (a *Reply for a
+// client, a *ClientRequest for a replica's client port); anything else, or
+// bytes that do not decode, is false.
+func UnmarshalAs[T Message](b []byte) (T, bool) {
+	m, err := Unmarshal(b)
+	if err != nil {
+		var zero T
+		return zero, false
+	}
+	t, ok := m.(T)
+	return t, ok
+}
+
 // SetSig attaches a signature to a signable message. Status and client
 // requests carry none (Status relies on link authentication).
 func SetSig(m Message, sig []byte) {

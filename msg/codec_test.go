@@ -450,3 +450,19 @@ func TestRejectHugeCountsWithoutAllocating(t *testing.T) {
 		})
 	}
 }
+
+// UnmarshalAs accepts only the kind asked for, and never bytes that do not
+// decode.
+func TestUnmarshalAs(t *testing.T) {
+	rep := &Reply{Client: 3, Number: 7, Result: []byte("ok"), From: 1}
+	frame := Marshal(rep)
+	if got, ok := UnmarshalAs[*Reply](frame); !ok || got.Client != 3 || got.Number != 7 {
+		t.Fatalf("a reply as a reply: %+v, %v", got, ok)
+	}
+	if _, ok := UnmarshalAs[*ClientRequest](frame); ok {
+		t.Fatal("a reply was taken for a client request")
+	}
+	if _, ok := UnmarshalAs[*Reply](frame[:len(frame)-1]); ok {
+		t.Fatal("a truncated reply decoded")
+	}
+}

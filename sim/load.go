@@ -102,11 +102,7 @@ func (g *loadgen) arm(lr *loadReq) {
 }
 
 func (g *loadgen) receive(from int, payload []byte) {
-	m, err := msg.Unmarshal(payload)
-	if err != nil {
-		return
-	}
-	rep, ok := m.(*msg.Reply)
+	rep, ok := msg.UnmarshalAs[*msg.Reply](payload)
 	if !ok {
 		return
 	}

@@ -187,11 +187,7 @@ func serveFakeApp(t *testing.T, cfgPath string, newApp func() app.Application) {
 }
 
 func (fa *fakeApp) onClient(r *fakeAppReplica, c *transport.ClientConn, frame []byte) {
-	m, err := msg.Unmarshal(frame)
-	if err != nil {
-		return
-	}
-	cr, ok := m.(*msg.ClientRequest)
+	cr, ok := msg.UnmarshalAs[*msg.ClientRequest](frame)
 	if !ok {
 		return
 	}
