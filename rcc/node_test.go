@@ -54,8 +54,10 @@ func (c *cluster) drain(i int) {
 	nd := c.nodes[i]
 	for nd.HasReady() {
 		rd := nd.Ready()
-		for k := len(rd.Rounds); k > 0 && uint64(len(c.dupRounds[i])) < nd.Stats().Duplicates; {
-			c.dupRounds[i] = append(c.dupRounds[i], rd.Rounds[k-1].Round)
+		if k := len(rd.Rounds); k > 0 {
+			for uint64(len(c.dupRounds[i])) < nd.Stats().Duplicates {
+				c.dupRounds[i] = append(c.dupRounds[i], rd.Rounds[k-1].Round)
+			}
 		}
 		for _, o := range rd.Messages {
 			c.Output(msg.ReplicaID(i), o.Broadcast, o.To, o.Msg)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -446,4 +447,25 @@ func transferSource(t *testing.T, cfg *config.Config, ckey auth.PrivateKey) (src
 		staged += len(blocks[len(blocks)-1]) + stagedRequestCost*len(b.Requests)
 	}
 	return src, state, target, blocks, staged
+}
+
+// Exactly-once is the core's (rcc drops duplicates before the shell sees
+// them). A round that still hands the shell an executed number means the
+// core and the durable reply table disagree: the replica stops rather than
+// pay a transfer twice, and the round leaves no block.
+func TestExecutedNumberFromTheCoreStopsTheReplica(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	r := newReplica(t, cfg, 1, testcluster.MemStore(t))
+	state := r.node.State()
+	executeDurably(r, roundOf(1, state, put(ckey, 0, 1, "k", "v1")))
+	if r.Failed() != nil {
+		t.Fatalf("first execution failed: %v", r.Failed())
+	}
+	executeDurably(r, roundOf(2, state, put(ckey, 0, 1, "k", "v2")))
+	if err := r.Failed(); !errors.Is(err, ErrFailStop) || !strings.Contains(err.Error(), "already executed") {
+		t.Fatalf("a duplicate from the core: failed %v, want a fail-stop naming the executed request", err)
+	}
+	if r.Round() != 1 {
+		t.Fatalf("round %d after the refused round, want 1 (no block for it)", r.Round())
+	}
 }

@@ -55,6 +55,9 @@ func RunScenarios(t *testing.T, dir string, newScenario func() Scenario) {
 			case "drop":
 				var kind string
 				d.ScanArgs(t, "kind", &kind)
+				if !isKind(kind) {
+					d.Fatalf(t, "drop kind=%s: no such message kind", kind) // a typo would drop nothing
+				}
 				net.Filter = func(e Envelope) []Envelope {
 					if e.Msg.Kind().String() == kind {
 						return nil
@@ -73,4 +76,14 @@ func RunScenarios(t *testing.T, dir string, newScenario func() Scenario) {
 			return out
 		})
 	})
+}
+
+// isKind reports whether name is a message kind's name (msg.Kind.String).
+func isKind(name string) bool {
+	for k := msg.Kind(1); k.String() != "unknown"; k++ {
+		if k.String() == name {
+			return true
+		}
+	}
+	return false
 }
