@@ -3,6 +3,8 @@ package app
 import (
 	"errors"
 	"fmt"
+
+	"github.com/braid-bft/braid/internal/enum"
 )
 
 // Status is the first byte of every result.
@@ -41,22 +43,16 @@ const (
 	maxStatus = StatusConflict
 )
 
-// String returns the status name.
-func (s Status) String() string {
-	switch s {
-	case StatusOK:
-		return "ok"
-	case StatusNotFound:
-		return "not found"
-	case StatusRejected:
-		return "rejected"
-	case StatusBadOp:
-		return "bad op"
-	case StatusConflict:
-		return "conflict"
-	}
-	return fmt.Sprintf("status(%d)", byte(s))
+var statusNames = []string{
+	StatusOK:       "ok",
+	StatusNotFound: "not found",
+	StatusRejected: "rejected",
+	StatusBadOp:    "bad op",
+	StatusConflict: "conflict",
 }
+
+// String returns the status name.
+func (s Status) String() string { return enum.Name(statusNames, s, "status") }
 
 // MaxReasonLen bounds failure reasons so a result can never be inflated by
 // an attacker-influenced message. Fail truncates longer reasons.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"filippo.io/edwards25519"
@@ -135,17 +134,9 @@ func WritePrivateKeyFile(path string, priv PrivateKey) (err error) {
 // 128-hex-character (64-byte) crypto/ed25519 form, whose public half must
 // match the seed.
 func ReadPrivateKeyFile(path string) (PrivateKey, error) {
-	f, err := os.Open(path)
+	data, err := atomicfile.ReadLimited(path, maxKeyFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("auth: reading private key file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("auth: reading private key file %s: %w", path, err)
-	}
-	if len(data) > maxKeyFileSize {
-		return nil, fmt.Errorf("auth: private key file %s is larger than %d bytes; not a key file", path, maxKeyFileSize)
 	}
 	s := strings.TrimSpace(string(data))
 	if len(s) != 2*SeedSize && len(s) != 2*PrivateKeySize {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,17 +23,9 @@ const maxFileSize = 16 << 20
 // validation failure it returns the problems (every one, each naming its
 // field) and no Config.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := atomicfile.ReadLimited(path, maxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("config: reading %s: %w", path, err)
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxFileSize)
 	}
 	c, err := Parse(data)
 	if err != nil {

@@ -2,10 +2,11 @@ package rcc
 
 import (
 	"fmt"
-	"github.com/braid-bft/braid/internal/wire"
 	"math"
 	"slices"
 
+	"github.com/braid-bft/braid/internal/enum"
+	"github.com/braid-bft/braid/internal/wire"
 	"github.com/braid-bft/braid/msg"
 )
 
@@ -33,23 +34,16 @@ const (
 	RefusedFull                  // the target already serves ⌈|C|/(n−f)⌉ clients
 )
 
-func (r Refusal) String() string {
-	switch r {
-	case NotRefused:
-		return "not refused"
-	case RefusedDisabled:
-		return "instance changes are disabled"
-	case RefusedNoInstance:
-		return "no such instance"
-	case RefusedWrongInstance:
-		return "ordered by another instance than the one asked for"
-	case RefusedUnknownClient:
-		return "client not admitted"
-	case RefusedFull:
-		return "target instance at the load cap ⌈|C|/(n−f)⌉"
-	}
-	return fmt.Sprintf("refusal(%d)", uint8(r))
+var refusalNames = []string{
+	NotRefused:           "not refused",
+	RefusedDisabled:      "instance changes are disabled",
+	RefusedNoInstance:    "no such instance",
+	RefusedWrongInstance: "ordered by another instance than the one asked for",
+	RefusedUnknownClient: "client not admitted",
+	RefusedFull:          "target instance at the load cap ⌈|C|/(n−f)⌉",
 }
+
+func (r Refusal) String() string { return enum.Name(refusalNames, r, "refusal") }
 
 type move struct {
 	instance uint32

@@ -51,22 +51,45 @@ type Options struct {
 	Byzantine int
 }
 
+// Totals are the counts of a run that a sweep over seeds adds up (braid sim
+// prints the same fields for one seed and for many).
+type Totals struct {
+	DecidedRequests  uint64  `json:"decided_requests"`
+	ExecutedRequests uint64  `json:"executed_requests"`
+	ExecutedPerSec   float64 `json:"executed_per_virtual_second"`
+	Completed        int     `json:"completed_requests"`
+	Submitted        int     `json:"submitted_requests"`
+	ViewChanges      uint64  `json:"view_changes"`
+	VirtualSeconds   float64 `json:"virtual_seconds"`
+	// TraceHash identifies the run's event trace; over a sweep it is the
+	// last run's, so that one seed can be compared across builds.
+	TraceHash string `json:"trace_hash"`
+}
+
+// Add adds another run's counts to t.
+func (t *Totals) Add(o Totals) {
+	t.DecidedRequests += o.DecidedRequests
+	t.ExecutedRequests += o.ExecutedRequests
+	t.Completed += o.Completed
+	t.Submitted += o.Submitted
+	t.ViewChanges += o.ViewChanges
+	t.VirtualSeconds += o.VirtualSeconds
+	t.TraceHash = o.TraceHash
+	t.ExecutedPerSec = 0
+	if t.VirtualSeconds > 0 {
+		t.ExecutedPerSec = float64(t.ExecutedRequests) / t.VirtualSeconds
+	}
+}
+
 // Result summarises a run.
 type Result struct {
-	Scenario          string            `json:"scenario"`
-	Protocol          string            `json:"protocol"`
-	Seed              uint64            `json:"seed"`
-	N                 int               `json:"n"`
-	F                 int               `json:"f"`
-	Violations        []string          `json:"violations"`
-	DecidedRequests   uint64            `json:"decided_requests"`
-	ExecutedRequests  uint64            `json:"executed_requests"`
-	ExecutedPerSec    float64           `json:"executed_per_virtual_second"`
-	Completed         int               `json:"completed_requests"`
-	Submitted         int               `json:"submitted_requests"`
-	ViewChanges       uint64            `json:"view_changes"`
-	VirtualSeconds    float64           `json:"virtual_seconds"`
-	TraceHash         string            `json:"trace_hash"`
+	Scenario   string   `json:"scenario"`
+	Protocol   string   `json:"protocol"`
+	Seed       uint64   `json:"seed"`
+	N          int      `json:"n"`
+	F          int      `json:"f"`
+	Violations []string `json:"violations"`
+	Totals
 	Dropped           map[string]uint64 `json:"dropped"`
 	SoftFailures      uint64            `json:"soft_failures"`
 	MaxSuspicionGap   uint64            `json:"max_suspicion_gap"`
@@ -344,8 +367,9 @@ func (w *world) deliver(from, to int, payload []byte) {
 func (w *world) result() Result {
 	res := Result{
 		Scenario: w.opts.Scenario, Protocol: w.opts.Protocol, Seed: w.opts.Seed, N: w.n, F: w.f,
-		VirtualSeconds: w.s.Now().Seconds(), Dropped: w.dropped,
+		Dropped: w.dropped,
 	}
+	res.VirtualSeconds = w.s.Now().Seconds()
 	for _, c := range w.clients {
 		res.Completed += c.completed()
 		res.Submitted += c.total

@@ -61,6 +61,7 @@ import (
 
 	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/internal/avl"
+	"github.com/braid-bft/braid/internal/enum"
 	"github.com/braid-bft/braid/internal/wire"
 )
 
@@ -97,15 +98,12 @@ const (
 	PerClient Scope = 1
 )
 
-func (s Scope) String() string {
-	switch s {
-	case Shared:
-		return "shared"
-	case PerClient:
-		return "per-client"
-	}
-	return fmt.Sprintf("scope(%d)", uint8(s))
+var scopeNames = []string{
+	Shared:    "shared",
+	PerClient: "per-client",
 }
+
+func (s Scope) String() string { return enum.Name(scopeNames, s, "scope") }
 
 // Config configures a Store.
 type Config struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -58,8 +59,7 @@ func runLedger(args []string, stdout, stderr io.Writer) error {
 func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("braid ledger verify", ledgerUsage+"\n", stderr)
 	cfgPath := fs.String("config", "", "cluster configuration with the replicas' and clients' public keys (required)")
-	dir := fs.String("dir", "", "replica data directory to verify")
-	id := fs.Int("id", -1, "replica whose data directory (from the configuration) to verify, if --dir is not given")
+	dir, id := replicaFlags(fs, "verify")
 	export := fs.String("export", "", "ledger export file (braid ledger export) to verify instead of a data directory")
 	if stop, err := parseFlagsOnly(fs, args, "braid ledger"); stop {
 		return err
@@ -71,8 +71,6 @@ func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 		return errors.New("--export cannot be combined with --dir or --id")
 	case *export == "" && *dir == "" && *id < 0:
 		return errors.New("nothing to verify: give --dir DATA, --id I or --export FILE")
-	case *id < -1:
-		return fmt.Errorf("--id %d: replica ids are ≥ 0", *id)
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -92,16 +90,12 @@ func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 		}
 		what = *export
 	} else {
-		data, err := dataDir(cfg, *dir, *id)
-		if err != nil {
-			return err
-		}
-		st, err := openStore(data)
+		st, path, err := openReplicaStore(cfg, *dir, *id)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		src, what = st, filepath.Join(data, storage.FileName)
+		src, what = st, path
 	}
 
 	rep, err := ledger.Verify(src, ring, cfg.N, ledger.VerifyOptions{})
@@ -135,9 +129,8 @@ func printReport(w io.Writer, rep ledger.Report) {
 
 func runLedgerExport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("braid ledger export", ledgerUsage+"\n", stderr)
-	dir := fs.String("dir", "", "replica data directory to export")
 	cfgPath := fs.String("config", "", "cluster configuration, to find replica --id's data directory")
-	id := fs.Int("id", -1, "replica whose data directory (from --config) to export, if --dir is not given")
+	dir, id := replicaFlags(fs, "export")
 	out := fs.String("out", "", "export file to write (required)")
 	force := fs.Bool("force", false, "overwrite --out if it exists")
 	if stop, err := parseFlagsOnly(fs, args, "braid ledger"); stop {
@@ -148,8 +141,6 @@ func runLedgerExport(args []string, stdout, stderr io.Writer) error {
 		return errors.New("--out is required: the export file to write")
 	case *dir == "" && (*id < 0 || *cfgPath == ""):
 		return errors.New("nothing to export: give --dir DATA, or --config FILE and --id I")
-	case *id < -1:
-		return fmt.Errorf("--id %d: replica ids are ≥ 0", *id)
 	}
 	var cfg *config.Config
 	if *dir == "" {
@@ -158,14 +149,10 @@ func runLedgerExport(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	data, err := dataDir(cfg, *dir, *id)
-	if err != nil {
-		return err
-	}
 	if err := refuseOverwrite(*out, *force); err != nil {
 		return err
 	}
-	st, err := openStore(data)
+	st, path, err := openReplicaStore(cfg, *dir, *id)
 	if err != nil {
 		return err
 	}
@@ -175,9 +162,12 @@ func runLedgerExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	height, _ := src.Height()
+	height, err := src.Height()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	fmt.Fprintf(stdout, "exported %d blocks and %d certificates from %s to %s (%d bytes)\n",
-		height, src.certs, filepath.Join(data, storage.FileName), *out, size)
+		height, src.certs, path, *out, size)
 	return nil
 }
 
@@ -225,6 +215,32 @@ func (c *countingSource) Certificate(h uint64) (*ledger.Certificate, error) {
 
 // dataDir returns the data directory to open: dir if given, else replica
 // id's from cfg.
+// replicaFlags declares --dir and --id, the two ways to name the replica
+// data directory a ledger command reads (--id needs --config). An --id
+// below -1 is refused when the directory is opened.
+func replicaFlags(fs *flag.FlagSet, verb string) (dir *string, id *int) {
+	dir = fs.String("dir", "", "replica data directory to "+verb)
+	id = fs.Int("id", -1, "replica whose data directory (from --config) to "+verb+", if --dir is not given")
+	return dir, id
+}
+
+// openReplicaStore opens the ledger of the data directory named by --dir or
+// --id and returns it with its file's path, for messages.
+func openReplicaStore(cfg *config.Config, dir string, id int) (*storage.Store, string, error) {
+	if id < -1 {
+		return nil, "", fmt.Errorf("--id %d: replica ids are ≥ 0", id)
+	}
+	data, err := dataDir(cfg, dir, id)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := openStore(data)
+	if err != nil {
+		return nil, "", err
+	}
+	return st, filepath.Join(data, storage.FileName), nil
+}
+
 func dataDir(cfg *config.Config, dir string, id int) (string, error) {
 	if dir != "" {
 		if cfg != nil && id >= cfg.N {

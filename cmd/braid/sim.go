@@ -12,22 +12,15 @@ import (
 )
 
 type simSummary struct {
-	Scenario         string   `json:"scenario"`
-	Protocol         string   `json:"protocol"`
-	N                int      `json:"n"`
-	Runs             int      `json:"runs"`
-	FirstSeed        uint64   `json:"first_seed"`
-	Violations       int      `json:"violations"`
-	FailedSeeds      []uint64 `json:"failed_seeds"`
-	DecidedRequests  uint64   `json:"decided_requests"`
-	ExecutedRequests uint64   `json:"executed_requests"`
-	ExecutedPerSec   float64  `json:"executed_per_virtual_second"`
-	Completed        int      `json:"completed_requests"`
-	Submitted        int      `json:"submitted_requests"`
-	ViewChanges      uint64   `json:"view_changes"`
-	VirtualSeconds   float64  `json:"virtual_seconds"`
-	TraceHash        string   `json:"trace_hash"`
-	WallSeconds      float64  `json:"wall_seconds"`
+	Scenario    string   `json:"scenario"`
+	Protocol    string   `json:"protocol"`
+	N           int      `json:"n"`
+	Runs        int      `json:"runs"`
+	FirstSeed   uint64   `json:"first_seed"`
+	Violations  int      `json:"violations"`
+	FailedSeeds []uint64 `json:"failed_seeds"`
+	sim.Totals
+	WallSeconds float64 `json:"wall_seconds"`
 }
 
 func runSim(args []string, stdout, stderr io.Writer) error {
@@ -76,13 +69,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 			}
 			sum.Runs++
 			sum.Violations += len(res.Violations)
-			sum.DecidedRequests += res.DecidedRequests
-			sum.ExecutedRequests += res.ExecutedRequests
-			sum.Completed += res.Completed
-			sum.Submitted += res.Submitted
-			sum.ViewChanges += res.ViewChanges
-			sum.VirtualSeconds += res.VirtualSeconds
-			sum.TraceHash = res.TraceHash
+			sum.Add(res.Totals)
 			if len(res.Violations) > 0 {
 				sum.FailedSeeds = append(sum.FailedSeeds, s)
 				if !*asJSON {
@@ -100,9 +87,6 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr)
 		}
 		sum.WallSeconds = time.Since(start).Seconds()
-		if sum.VirtualSeconds > 0 {
-			sum.ExecutedPerSec = float64(sum.ExecutedRequests) / sum.VirtualSeconds
-		}
 		if sum.Violations > 0 {
 			failed = true
 		}

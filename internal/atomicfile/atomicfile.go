@@ -3,10 +3,12 @@
 // temporary file in the same directory, are fsynced, renamed over the old
 // name, and the directory is fsynced so the rename itself survives a power
 // loss (without that last step a crash can bring back the old file, or no
-// file, after the caller was told the write succeeded).
+// file, after the caller was told the write succeeded). ReadLimited reads
+// such a file back with a size bound, since a file may be hostile or wrong.
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,4 +68,26 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ErrTooLarge is wrapped by ReadLimited's error for a file above its bound.
+var ErrTooLarge = errors.New("file too large")
+
+// ReadLimited reads the file at path whole, refusing one larger than limit
+// bytes without reading more than limit+1 of it: a wrong path (a ledger
+// given as a key file) or a hostile file must not fill memory.
+func ReadLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, limit, ErrTooLarge)
+	}
+	return data, nil
 }

@@ -58,3 +58,19 @@ func TestWriteIntoMissingDirectoryFails(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+func TestReadLimitedRefusesALargerFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := ReadLimited(path, 5); err != nil || string(data) != "12345" {
+		t.Fatalf("at the bound: %q, %v", data, err)
+	}
+	if _, err := ReadLimited(path, 4); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("above the bound: %v, want ErrTooLarge", err)
+	}
+	if _, err := ReadLimited(filepath.Join(t.TempDir(), "missing"), 4); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v, want ErrNotExist", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/bits"
 	"time"
+
+	"github.com/braid-bft/braid/internal/enum"
 )
 
 // Link describes the behaviour of one directed link. The zero Link delivers
@@ -45,17 +47,13 @@ const (
 	DropDown
 )
 
-func (r DropReason) String() string {
-	switch r {
-	case DropLoss:
-		return "loss"
-	case DropPartition:
-		return "partition"
-	case DropDown:
-		return "down"
-	}
-	return fmt.Sprintf("DropReason(%d)", uint8(r))
+var dropReasonNames = []string{
+	DropLoss:      "loss",
+	DropPartition: "partition",
+	DropDown:      "down",
 }
+
+func (r DropReason) String() string { return enum.Name(dropReasonNames, r, "DropReason") }
 
 // Stats counts messages. Every copy of a message ends up either delivered or
 // dropped, so at all times
