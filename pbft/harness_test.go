@@ -114,7 +114,7 @@ func hasAll(t testing.TB, ds []Decision, want []msg.RequestKey) {
 
 // fingerprint summarises all protocol state, to prove bad input changed nothing.
 func fingerprint(n *Node) string {
-	s := fmt.Sprintf("v=%d ch=%v low=%d ld=%d next=%d q=%d w=%d tr=%d vcs=%d|", n.view, n.changing, n.low, n.lastDecided, n.nextSeq, len(n.queue), len(n.watching), n.transferring, len(n.vcs))
+	s := fmt.Sprintf("v=%d ch=%v low=%d ld=%d next=%d q=%d w=%d tr=%d vcs=%d|", n.view, n.changing, n.low, n.lastDecided, n.nextSeq, n.queue.len(), len(n.watching), n.transferring, len(n.vcs))
 	for _, seq := range sortedSeqs(n.slots) {
 		sl := n.slots[seq]
 		var d msg.Digest

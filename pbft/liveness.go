@@ -43,7 +43,7 @@ func (n *Node) Tick() {
 			n.nextSeq = max(n.nextSeq, n.lastDecided+1)
 			n.maybePropose(true)
 		}
-		if len(n.queue) > 0 && n.tick-n.queuedAt >= int64(n.cfg.BatchTicks) {
+		if n.queue.len() > 0 && n.tick-n.queuedAt >= int64(n.cfg.BatchTicks) {
 			n.maybePropose(true)
 		}
 		n.padToCheckpoint()
@@ -71,30 +71,40 @@ func (n *Node) viewChangeQuorum() bool {
 	return k >= n.q
 }
 
-// primarySuspect says why the primary is suspected ("" if it is not): a
-// watched request or an accepted pre-prepare has waited too long, or the
+// primarySuspect says why the primary is suspected ("" if it is not): the
+// timed request or an accepted pre-prepare has waited too long, or the
 // instance idles off a checkpoint.
 func (n *Node) primarySuspect() string {
-	for key, w := range n.watching {
-		if w.req.Number <= n.decided[w.req.Client] {
-			// Overtaken by a later request of the same client, or decided
-			// inside a range we state-transferred over: nothing to wait for.
-			delete(n.watching, key)
-			continue
-		}
-		if n.tick >= w.deadline {
-			return "request-timeout"
-		}
+	if n.requestOverdue() {
+		return "request-timeout"
 	}
-	for seq, s := range n.slots {
-		if s.pp != nil && !s.committed && seq > n.lastDecided && n.tick-s.acceptedAt >= int64(n.cfg.ProgressTimeout) {
-			return "progress-timeout"
-		}
+	if n.progressOverdue() {
+		return "progress-timeout"
 	}
 	if n.padOverdue() {
 		return "idle-off-checkpoint"
 	}
 	return ""
+}
+
+// progressOverdue: a pre-prepare we accepted waits, and the instance has
+// decided nothing for ProgressTimeout since it was accepted. The clock is
+// the instance's last decision, not each slot's acceptance: a pipeline of
+// Window slots decided one after another by a busy cluster has its last
+// slot wait for all before it, and timing each slot from its acceptance
+// suspects a correct primary as soon as the pipeline holds more than
+// ProgressTimeout of work — then every instance changes view at once and
+// the re-proposals cost more work still (the overload storm in
+// docs/benchmarks.md). A primary that stops its instance is still
+// suspected within ProgressTimeout; one that decides slowly but steadily
+// is the σ detector's to catch in RCC (rcc/failures.go), as a throttler.
+func (n *Node) progressOverdue() bool {
+	for seq, s := range n.slots {
+		if s.pp != nil && !s.committed && seq > n.lastDecided && n.tick-max(s.acceptedAt, n.decidedTick) >= int64(n.cfg.ProgressTimeout) {
+			return true
+		}
+	}
+	return false
 }
 
 // padOverdue: the instance has been idle off a checkpoint for longer than

@@ -109,16 +109,22 @@ type Node struct {
 	ownVC   *msg.ViewChange
 	newView *msg.NewView
 
-	queue    []msg.Request
-	queued   map[msg.RequestKey]struct{}
+	queue    requestQueue
+	queued   map[msg.RequestKey]bool // queued at the primary; true: in the relayed lane
 	queuedAt int64
 	proposed map[msg.RequestKey]struct{}
-	watching map[msg.RequestKey]watch  // backup: requests relayed to the primary
-	decided  map[msg.ClientID]uint64   // highest executed request number per client, as the execution layer reports it
-	answered map[msg.ReplicaID]*answer // per replica: its last Status and its answer budget
+	watching map[msg.RequestKey]watch // backup: requests relayed to the primary
+	// The request timer (timer.go): watchOrder holds the watched requests
+	// in arrival order (with stale entries, skipped lazily); the timer runs
+	// while timing, since timerAt, for the first current entry.
+	watchOrder []watchEntry
+	timing     bool
+	timerAt    int64
+	decided    map[msg.ClientID]uint64   // highest executed request number per client, as the execution layer reports it
+	answered   map[msg.ReplicaID]*answer // per replica: its last Status and its answer budget
 
 	tick         int64
-	decidedTick  int64 // tick of the last decision (padToCheckpoint)
+	decidedTick  int64 // tick of the last decision (progress timer, padToCheckpoint)
 	viewTick     int64 // tick the current view was entered (padOverdue)
 	vcDeadline   int64
 	vcAttempts   int
@@ -177,11 +183,6 @@ func (n *Node) answer(a *answer, to msg.ReplicaID, m msg.Message) bool {
 	return true
 }
 
-type watch struct {
-	req      msg.Request
-	deadline int64
-}
-
 // New creates an instance at its initial state.
 func New(cfg Config) (*Node, error) {
 	cfg.setDefaults()
@@ -201,7 +202,7 @@ func New(cfg Config) (*Node, error) {
 		own:      make(map[uint64]msg.Digest),
 		signed:   make(map[voteKey]msg.Digest),
 		vcs:      make(map[msg.ReplicaID]*msg.ViewChange),
-		queued:   make(map[msg.RequestKey]struct{}),
+		queued:   make(map[msg.RequestKey]bool),
 		proposed: make(map[msg.RequestKey]struct{}),
 		watching: make(map[msg.RequestKey]watch),
 		decided:  make(map[msg.ClientID]uint64),
@@ -248,18 +249,18 @@ func (n *Node) PrimaryChanged() {
 			w := n.watching[key]
 			delete(n.watching, key)
 			if _, ok := n.proposed[key]; !ok && w.req.Number > n.decided[w.req.Client] {
-				n.enqueue(w.req)
+				n.enqueue(w.req, true) // backups time these too
 			}
 		}
+		n.watchOrder, n.timing = nil, false
 		n.maybePropose(true)
 		return
 	}
 	for _, key := range sortedKeys(n.watching) {
-		w := n.watching[key]
-		w.deadline = n.tick + int64(n.cfg.RequestTimeout)
-		n.watching[key] = w
-		n.relay(w.req)
+		n.relay(n.watching[key].req)
 	}
+	n.unproposeWatched()
+	n.restartTimer()
 }
 
 // LastDecided is the highest sequence number decided (in order) so far.

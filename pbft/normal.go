@@ -4,8 +4,6 @@ package pbft
 // sequence order.
 
 import (
-	"slices"
-
 	"github.com/braid-bft/braid/msg"
 )
 
@@ -121,6 +119,7 @@ func (n *Node) acceptPrePrepare(pp *msg.PrePrepare) {
 	s.view = n.view
 	s.pp = pp
 	s.acceptedAt = n.tick
+	n.proposedWatched(pp.Batch.Requests)
 	n.persist(pp)
 	if pp.From != n.cfg.ID {
 		p := &msg.Prepare{Instance: n.cfg.Instance, View: n.view, Seq: pp.Seq, Digest: pp.Digest, From: n.cfg.ID}
@@ -259,7 +258,7 @@ func (n *Node) deliver() {
 			delete(n.watching, key)
 			if _, ok := n.queued[key]; ok {
 				delete(n.queued, key)
-				n.queue = slices.DeleteFunc(n.queue, func(q msg.Request) bool { return q.Key() == key })
+				n.queue.remove(key)
 			}
 		}
 		n.stats.Decided++

@@ -4,27 +4,25 @@ package pbft
 // primary, and cutting them into batches.
 
 import (
-	"slices"
-
 	"github.com/braid-bft/braid/msg"
 )
 
 // Request hands the instance a client request the shell received directly
 // from its client (signature already verified). The primary queues it; a
 // backup relays it to the primary and starts watching it: if it is not
-// decided within RequestTimeout, the backup suspects the primary.
+// decided in time (timer.go), the backup suspects the primary.
 func (n *Node) Request(r msg.Request) {
 	if !n.acceptableRequest(&r) {
 		return
 	}
 	if n.IsPrimary() {
-		n.enqueue(r)
+		n.enqueue(r, false)
 		return
 	}
 	key := r.Key()
 	if _, ok := n.watching[key]; ok {
 		// The client retried: our relay may have been lost, so relay again,
-		// but keep the original deadline.
+		// but keep its place in the timer's order.
 		n.relay(r)
 		n.stats.Dropped["duplicate-request"]++
 		return
@@ -33,7 +31,7 @@ func (n *Node) Request(r msg.Request) {
 		n.drop("watch-full")
 		return
 	}
-	n.watching[key] = watch{req: r, deadline: n.tick + int64(n.cfg.RequestTimeout)}
+	n.watch(r)
 	n.relay(r)
 }
 
@@ -55,13 +53,22 @@ func (n *Node) onRelayedRequest(m *msg.ClientRequest) {
 		return
 	}
 	if n.acceptableRequest(&m.Request) {
-		n.enqueue(m.Request)
+		n.enqueue(m.Request, true)
 	}
 }
 
-func (n *Node) enqueue(r msg.Request) {
+// enqueue queues r at the primary; relayed: a backup relayed it and times
+// it, so it goes in the lane proposed first (queue.go).
+func (n *Node) enqueue(r msg.Request, relayed bool) {
 	key := r.Key()
-	if _, ok := n.queued[key]; ok {
+	if inRelayed, ok := n.queued[key]; ok {
+		if relayed && !inRelayed && n.queue.relayed.len() < n.cfg.MaxPending {
+			// A backup times it now: move it up. The copy left in the
+			// direct lane is skipped when cut (already proposed).
+			n.queued[key] = true
+			n.queue.relayed.push(r)
+			return
+		}
 		n.drop("duplicate-request")
 		return
 	}
@@ -69,15 +76,19 @@ func (n *Node) enqueue(r msg.Request) {
 		n.drop("duplicate-request")
 		return
 	}
-	if len(n.queue) >= n.cfg.MaxPending {
+	l := &n.queue.direct
+	if relayed {
+		l = &n.queue.relayed
+	}
+	if l.len() >= n.cfg.MaxPending {
 		n.drop("queue-full")
 		return
 	}
-	if len(n.queue) == 0 {
+	if n.queue.len() == 0 {
 		n.queuedAt = n.tick
 	}
-	n.queue = append(n.queue, r)
-	n.queued[key] = struct{}{}
+	l.push(r)
+	n.queued[key] = relayed
 	n.maybePropose(false)
 }
 
@@ -87,34 +98,41 @@ func (n *Node) maybePropose(force bool) {
 	if !n.IsPrimary() || n.transferring != 0 || n.tick < n.holdUntil {
 		return
 	}
-	for len(n.queue) > 0 && n.nextSeq <= n.high() {
+	for n.queue.len() > 0 && n.nextSeq <= n.high() {
 		if n.nextSeq < n.resumeAt {
 			// Requests proposed in rounds the paradigm layer skips would be
 			// lost: fill those rounds with empty batches first.
 			n.fillEmpty(n.resumeAt - 1)
 			continue
 		}
-		if len(n.queue) < n.cfg.MaxBatch && !force {
+		if n.queue.len() < n.cfg.MaxBatch && !force {
 			return
 		}
-		k := min(len(n.queue), n.cfg.MaxBatch)
-		batch := msg.Batch{Requests: make([]msg.Request, 0, k)}
-		for _, r := range n.queue[:k] {
-			key := r.Key()
-			delete(n.queued, key)
-			if r.Number <= n.decided[r.Client] {
-				continue
-			}
-			n.proposed[key] = struct{}{}
-			batch.Requests = append(batch.Requests, r)
-		}
-		n.queue = slices.Delete(n.queue, 0, k)
+		batch := n.cut()
 		n.queuedAt = n.tick
 		if len(batch.Requests) == 0 {
 			continue
 		}
 		n.propose(batch)
 	}
+}
+
+// cut takes the next batch off the queue: up to MaxBatch requests, less
+// those decided meanwhile and the copies of requests moved up to the
+// relayed lane (enqueue) that were proposed already.
+func (n *Node) cut() msg.Batch {
+	taken := n.queue.take(n.cfg.MaxBatch)
+	batch := msg.Batch{Requests: make([]msg.Request, 0, len(taken))}
+	for _, r := range taken {
+		key := r.Key()
+		delete(n.queued, key)
+		if _, dup := n.proposed[key]; dup || r.Number <= n.decided[r.Client] {
+			continue
+		}
+		n.proposed[key] = struct{}{}
+		batch.Requests = append(batch.Requests, r)
+	}
+	return batch
 }
 
 // ProposeQueued is called by the shell once per pass of its loop, after it
@@ -125,7 +143,7 @@ func (n *Node) maybePropose(force bool) {
 // pipeline full, requests keep queueing into the next batch (full batches
 // are cut at once regardless).
 func (n *Node) ProposeQueued() {
-	if len(n.queue) == 0 || n.nextSeq-1-min(n.nextSeq-1, n.lastDecided) >= uint64(n.cfg.PipelineDepth) {
+	if n.queue.len() == 0 || n.nextSeq-1-min(n.nextSeq-1, n.lastDecided) >= uint64(n.cfg.PipelineDepth) {
 		return
 	}
 	n.maybePropose(true)
@@ -144,17 +162,7 @@ func (n *Node) ProposeEmpty(upTo uint64) {
 			n.fillEmpty(min(upTo, n.resumeAt-1))
 			continue
 		}
-		k := min(len(n.queue), n.cfg.MaxBatch)
-		var batch msg.Batch
-		for _, r := range n.queue[:k] {
-			delete(n.queued, r.Key())
-			if r.Number > n.decided[r.Client] {
-				n.proposed[r.Key()] = struct{}{}
-				batch.Requests = append(batch.Requests, r)
-			}
-		}
-		n.queue = slices.Delete(n.queue, 0, k)
-		n.propose(batch)
+		n.propose(n.cut())
 	}
 }
 
@@ -169,7 +177,7 @@ func (n *Node) ProposeEmpty(upTo uint64) {
 // with a correct replica stranded below the last decision.
 func (n *Node) padToCheckpoint() {
 	k := n.cfg.CheckpointInterval
-	if !n.cfg.PadToCheckpoint || n.lastDecided%k == 0 || n.nextSeq != n.lastDecided+1 || len(n.queue) > 0 ||
+	if !n.cfg.PadToCheckpoint || n.lastDecided%k == 0 || n.nextSeq != n.lastDecided+1 || n.queue.len() > 0 ||
 		n.tick-n.decidedTick < 2*int64(n.cfg.RetransmitTicks) || n.tick < n.holdUntil {
 		return
 	}

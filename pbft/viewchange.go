@@ -382,16 +382,18 @@ func (n *Node) enterView(nv *msg.NewView, p newViewPlan) {
 			delete(n.watching, key)
 		}
 	}
-	if n.cfg.Primary(n.view) != n.cfg.ID && len(n.queue) > 0 {
+	if n.cfg.Primary(n.view) != n.cfg.ID && n.queue.len() > 0 {
 		// We were the primary of an earlier view: what we had queued is now
 		// for the new primary; watch it like any relayed request.
-		for _, r := range n.queue {
-			n.watching[r.Key()] = watch{req: r, deadline: n.tick + int64(n.cfg.RequestTimeout)}
+		for _, r := range n.queue.take(n.queue.len()) {
+			if _, dup := n.watching[r.Key()]; !dup { // a request moved up to the relayed lane is in both
+				n.watch(r)
+			}
 		}
-		n.queue = nil
-		n.queued = make(map[msg.RequestKey]struct{})
+		n.queue = requestQueue{}
+		n.queued = make(map[msg.RequestKey]bool)
 	}
-	// Watched requests get a fresh deadline under the new primary (or are
+	// Watched requests are timed afresh under the new primary (or are
 	// ours to propose if we are it).
 	n.PrimaryChanged()
 }

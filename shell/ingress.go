@@ -23,6 +23,32 @@ type clientArrival struct {
 // burst spreads over several workers.
 const maxClientBatch = 256
 
+// Client admission. Clients can offer more than the cluster verifies; what
+// it cannot verify must wait where it does not stand in front of the
+// replicas' own messages. At most maxClientJobs client batches are on the
+// workers at once — the rest of the workers' time goes to peer frames,
+// which carry the decisions that drain the backlog — and at most
+// maxClientBacklog requests wait for a batch; beyond that a request is shed
+// (counted in Stats) and its client retries. Without this an overloaded
+// replica queued every client request ahead of the pre-prepares and
+// commits, decided nothing for seconds, and every instance changed view at
+// once: throughput fell from capacity to a third (docs/benchmarks.md,
+// overload). Two kinds of request skip verification altogether: one the
+// replica has answered (answered again from the reply cache; the
+// connection authenticated its client) and one whose signature verified
+// before (a client's retry).
+const (
+	maxClientJobs    = 1
+	maxClientBacklog = 8 * maxClientBatch
+)
+
+// Stats counts what ingress did with client requests.
+type Stats struct {
+	ClientShed     uint64 // dropped unverified: the backlog was full
+	ClientAnswered uint64 // answered from the reply cache without verification
+	ClientKnown    uint64 // signature verified before: not verified again
+}
+
 // peerArrival is a peer frame waiting for verification.
 type peerArrival struct {
 	from  msg.ReplicaID
@@ -179,32 +205,60 @@ func (s *Shell) OnClient(c ClientConn, frame []byte) {
 		s.log.Debug("dropped client frame: not a request for the connection's client id", "client", c.Client())
 		return
 	}
-	s.clientQueue = append(s.clientQueue, clientArrival{conn: c, req: cr.Request})
+	req := cr.Request
+	if req.Number <= s.table.last(req.Client) {
+		s.stats.ClientAnswered++
+		s.onRequest(c, req)
+		return
+	}
+	if fresh, _ := s.sigs.fresh([]msg.Signature{clientSignature(&req)}); len(fresh) == 0 {
+		s.stats.ClientKnown++
+		s.onRequest(c, req)
+		return
+	}
+	if len(s.clientQueue) >= maxClientBacklog {
+		s.stats.ClientShed++
+		return
+	}
+	s.clientQueue = append(s.clientQueue, clientArrival{conn: c, req: req})
 	if len(s.clientQueue) >= maxClientBatch {
 		s.verifyClients()
 	}
 }
 
-// verifyClients submits the queued client requests for one batch check.
+func clientSignature(req *msg.Request) msg.Signature {
+	return msg.Signature{Client: true, ClientID: req.Client, Kind: msg.KindRequest, Payload: req.SignedBytes(), Sig: req.Sig}
+}
+
+// verifyClients submits queued client requests for batch checks, as many
+// as admission allows.
 func (s *Shell) verifyClients() {
-	if len(s.clientQueue) == 0 {
-		return
+	for len(s.clientQueue) > 0 && s.clientJobs < maxClientJobs {
+		k := min(len(s.clientQueue), maxClientBatch)
+		batch := s.clientQueue[:k:k]
+		s.clientQueue = s.clientQueue[k:]
+		if len(s.clientQueue) == 0 {
+			s.clientQueue = nil // let the backing array go
+		}
+		s.verifyClientBatch(batch)
 	}
-	batch := s.clientQueue
-	s.clientQueue = nil
+}
+
+func (s *Shell) verifyClientBatch(batch []clientArrival) {
 	items := make([]msg.Signature, len(batch))
 	bytes := 0
 	for i := range batch {
-		req := &batch[i].req
-		items[i] = msg.Signature{Client: true, ClientID: req.Client, Kind: msg.KindRequest, Payload: req.SignedBytes(), Sig: req.Sig}
+		items[i] = clientSignature(&batch[i].req)
 		bytes += len(items[i].Payload)
 	}
 	var valid []bool
+	s.clientJobs++
 	s.worker.Go(func() Cost {
 		valid = s.crypto.VerifyAll(items)
 		s.sigs.remember(items, valid) // the same requests come back inside pre-prepares and view changes
 		return Cost{Verifications: len(items), Bytes: bytes}
 	}, func() {
+		s.clientJobs--
 		if s.failed != nil {
 			return
 		}
@@ -213,6 +267,7 @@ func (s *Shell) verifyClients() {
 				s.onRequest(a.conn, a.req)
 			}
 		}
+		s.verifyClients()
 	})
 }
 

@@ -102,8 +102,10 @@ type Shell struct {
 	// Ingress.
 	verified    seen            // digests of peer frames whose signatures checked out
 	sigs        *sigCache       // signatures that verified, inside any message
-	clientQueue []clientArrival // client requests waiting for one batch verification
-	peerQueue   []peerArrival   // peer frames waiting for one batch verification
+	clientQueue []clientArrival // client requests waiting for a batch verification (admission: ingress.go)
+	clientJobs  int             // client batch verifications on the workers
+	stats       Stats
+	peerQueue   []peerArrival // peer frames waiting for one batch verification
 }
 
 // output is a frame waiting until every batch up to need is durable.
@@ -193,6 +195,9 @@ func (s *Shell) Node() *rcc.Node { return s.node }
 
 // Failed is the storage failure that stopped the replica, or nil.
 func (s *Shell) Failed() error { return s.failed }
+
+// Stats counts what ingress did with client requests.
+func (s *Shell) Stats() Stats { return s.stats }
 
 // Charged is how many invalid signatures each peer forwarded or served.
 func (s *Shell) Charged() map[msg.ReplicaID]uint64 { return s.charged }

@@ -109,6 +109,9 @@ func (r *replica) stats() (decided, viewChanges uint64, dropped map[string]uint6
 			dropped[k] += v
 		}
 	}
+	if shed := r.sh.Stats().ClientShed; shed > 0 {
+		dropped["client-shed"] += shed // ingress admission (shell/ingress.go)
+	}
 	return
 }
 

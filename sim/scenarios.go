@@ -14,6 +14,7 @@ type scenario struct {
 	about    string
 	converge bool // at the end, every up replica must reach the same ledger head
 	inPlace  bool // rcc: run with m = n (in-place recovery)
+	calm     bool // no replica is faulty, so no view may change: a view change means a correct primary was suspected
 	clients  int  // closed-loop clients, when the scenario needs a number
 	load     *Load
 	// bound, when set, is the scenario's liveness bound instead of
@@ -220,6 +221,28 @@ func init() {
 			at(w, 300*time.Millisecond, w.replicas[0].crash)
 			at(w, 800*time.Millisecond, w.replicas[0].restart)
 			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
+		},
+	}
+	scenarios["overload"] = scenario{
+		about: "open-loop clients offer about twice what the cluster can verify (8,000 requests/s in all, spread over the instances, for 0.3s; " +
+			"signature checks cost 300µs on each replica's 2 cores) on top of the closed-loop clients; no faults: shedding and " +
+			"patience, not view changes, must absorb it, and every request completes once the load stops",
+		converge: true,
+		calm:     true,
+		corrupt:  none,
+		load:     &Load{Until: 300 * time.Millisecond},
+		schedule: func(w *world) {
+			w.machine.Verification = 300 * time.Microsecond
+			w.load.spec.Instances = nil
+			m := 1
+			if w.opts.Protocol == "rcc" {
+				m = w.opts.M
+			}
+			for i := 0; i < m; i++ {
+				w.load.spec.Instances = append(w.load.spec.Instances, uint32(i))
+			}
+			w.load.spec.Rate = 8000 / float64(m)
+			w.minEnd = simnet.FromDuration(300 * time.Millisecond)
 		},
 	}
 	scenarios["in-place-light-load"] = scenario{

@@ -284,6 +284,13 @@ func Run(o Options) (Result, error) {
 			w.chk.violate("recovery: ledger heads differ at the end: %s", why)
 		}
 	}
+	if sc.calm {
+		for _, r := range w.replicas {
+			if _, vcs, _ := r.stats(); vcs > 0 {
+				w.chk.violate("suspicion: replica %d changed view %d times with no replica faulty: a correct primary was suspected", r.id, vcs)
+			}
+		}
+	}
 	return w.result(), nil
 }
 
