@@ -18,6 +18,25 @@ type Load struct {
 	Rate      float64       // requests per virtual second, per loaded instance
 	Instances []uint32      // instances to load (rcc); pbft: leave empty
 	Until     time.Duration // stop generating at this virtual time
+	// Clients, if set, is a pool of that many clients per loaded instance,
+	// each with one request outstanding, as the SDK's clients: an arrival
+	// takes an idle client or waits for one (its latency counts the wait),
+	// a client's first request goes to every replica (so every replica
+	// knows where to reply, as after the SDK's first time-out) and later
+	// ones to its instance's primary. 0: a fresh client id per request,
+	// sent to the primary, which needs no per-client ordering but waits
+	// for a client time-out on every request to collect f+1 replies.
+	Clients int
+}
+
+// maxWaiting bounds the arrivals queued for an idle pool client; beyond
+// it an arrival is counted in Submitted and never completes.
+const maxWaiting = 1 << 20
+
+// poolClient is one of Load.Clients.
+type poolClient struct {
+	id   msg.ClientID
+	next uint64 // number of its next request
 }
 
 const loadBase = msg.ClientID(1 << 20)
@@ -29,21 +48,45 @@ type loadgen struct {
 	seq     uint64
 	pending map[msg.ClientID]*loadReq
 	done    []simnet.Time // completion times
+	latency []simnet.Time // and how long each took, in the same order
 	hints   map[uint32]msg.ReplicaID
+
+	idle    map[uint32][]*poolClient // pool mode: idle clients per instance
+	waiting map[uint32][]simnet.Time // pool mode: arrivals waiting for one
+	owner   map[msg.ClientID]*poolClient
 }
 
 type loadReq struct {
-	req   msg.Request
-	inst  uint32
-	votes map[string]map[msg.ReplicaID]bool
-	timer *simnet.Timer
+	req    msg.Request
+	issued simnet.Time
+	inst   uint32
+	votes  map[string]map[msg.ReplicaID]bool
+	timer  *simnet.Timer
 }
 
 func newLoadgen(w *world, spec Load, net int) *loadgen {
 	if len(spec.Instances) == 0 {
 		spec.Instances = []uint32{0}
 	}
-	return &loadgen{w: w, spec: spec, net: net, pending: map[msg.ClientID]*loadReq{}, hints: map[uint32]msg.ReplicaID{}}
+	g := &loadgen{w: w, spec: spec, net: net, pending: map[msg.ClientID]*loadReq{}, hints: map[uint32]msg.ReplicaID{}}
+	if spec.Clients > 0 {
+		g.idle, g.waiting, g.owner = map[uint32][]*poolClient{}, map[uint32][]simnet.Time{}, map[msg.ClientID]*poolClient{}
+	}
+	return g
+}
+
+// poolFor makes instance inst's clients, once.
+func (g *loadgen) poolFor(inst uint32) {
+	if _, ok := g.idle[inst]; ok {
+		return
+	}
+	list := make([]*poolClient, g.spec.Clients)
+	for k := range list {
+		pc := &poolClient{id: loadBase + msg.ClientID(uint64(k)*g.m()+uint64(inst)), next: 1}
+		list[k] = pc
+		g.owner[pc.id] = pc
+	}
+	g.idle[inst] = list
 }
 
 func (g *loadgen) start() {
@@ -68,14 +111,49 @@ func (g *loadgen) m() uint64 {
 }
 
 func (g *loadgen) issue(inst uint32) {
+	if g.spec.Clients > 0 {
+		g.seq++
+		g.poolFor(inst)
+		if len(g.waiting[inst]) >= maxWaiting {
+			return
+		}
+		g.waiting[inst] = append(g.waiting[inst], g.w.s.Now())
+		g.serve(inst)
+		return
+	}
 	c := loadBase + msg.ClientID(g.seq*g.m()+uint64(inst))
 	g.seq++
 	op := kv.Put([]byte(fmt.Sprintf("load/%d", g.seq%16)), []byte(fmt.Sprintf("%d", g.seq)))
-	lr := &loadReq{req: msg.Request{Client: c, Number: 1, Op: op}, inst: inst, votes: map[string]map[msg.ReplicaID]bool{}}
+	lr := &loadReq{req: msg.Request{Client: c, Number: 1, Op: op}, issued: g.w.s.Now(), inst: inst, votes: map[string]map[msg.ReplicaID]bool{}}
 	g.w.keys.signRequest(&lr.req)
 	g.pending[c] = lr
 	g.sendTo(lr, g.primary(inst))
 	g.arm(lr)
+}
+
+// serve hands waiting arrivals of inst to idle clients.
+func (g *loadgen) serve(inst uint32) {
+	for len(g.waiting[inst]) > 0 && len(g.idle[inst]) > 0 {
+		arrived := g.waiting[inst][0]
+		g.waiting[inst] = g.waiting[inst][1:]
+		idle := g.idle[inst]
+		pc := idle[len(idle)-1]
+		g.idle[inst] = idle[:len(idle)-1]
+		n := pc.next
+		pc.next++
+		op := kv.Put([]byte(fmt.Sprintf("load/%d", uint64(pc.id)%16)), []byte(fmt.Sprintf("%d", n)))
+		lr := &loadReq{req: msg.Request{Client: pc.id, Number: n, Op: op}, issued: arrived, inst: inst, votes: map[string]map[msg.ReplicaID]bool{}}
+		g.w.keys.signRequest(&lr.req)
+		g.pending[pc.id] = lr
+		if n == 1 {
+			for i := 0; i < g.w.n; i++ {
+				g.sendTo(lr, msg.ReplicaID(i))
+			}
+		} else {
+			g.sendTo(lr, g.primary(inst))
+		}
+		g.arm(lr)
+	}
 }
 
 func (g *loadgen) primary(inst uint32) msg.ReplicaID {
@@ -108,7 +186,7 @@ func (g *loadgen) receive(from int, payload []byte) {
 	}
 	lr := g.pending[rep.Client]
 	sender, isReplica := g.w.byNet[from].(*replica)
-	if lr == nil || rep.Number != 1 || !isReplica || sender.id != rep.From {
+	if lr == nil || rep.Number != lr.req.Number || !isReplica || sender.id != rep.From {
 		return
 	}
 	key := string(rep.Result)
@@ -124,9 +202,19 @@ func (g *loadgen) receive(from int, payload []byte) {
 	lr.timer.Stop()
 	delete(g.pending, rep.Client)
 	g.done = append(g.done, g.w.s.Now())
+	g.latency = append(g.latency, g.w.s.Now()-lr.issued)
+	if pc := g.owner[rep.Client]; pc != nil {
+		g.idle[lr.inst] = append(g.idle[lr.inst], pc)
+		g.serve(lr.inst)
+	}
 }
 
 func (g *loadgen) drained() bool {
+	for _, q := range g.waiting {
+		if len(q) > 0 {
+			return false
+		}
+	}
 	return len(g.pending) == 0 && g.w.s.Now() >= simnet.FromDuration(g.spec.Until)
 }
 

@@ -1,8 +1,13 @@
 package sim
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/braid-bft/braid/internal/atomicfile"
 
 	"github.com/braid-bft/braid/shell"
 	"github.com/braid-bft/braid/sim/simnet"
@@ -12,12 +17,113 @@ import (
 // The simulated machine under each replica's runtime: a disk and CPU cores,
 // both in virtual time, both deterministic.
 
-// Machine is the cost model of one simulated replica's hardware.
+// Machine is the cost model of one simulated replica's hardware. It is
+// also the calibration file's format (`braid bench --calibrate` measures
+// it, `--costs FILE` reads it); durations are in nanoseconds in JSON.
+//
+// Workers' jobs (signature checks, hashing) cost Verification, the batch
+// figures and PerByte on one of Cores. The event loop's own work — signing,
+// encoding and decoding messages, TLS records — costs nothing unless Sign,
+// Message, Record or RecordByte is set; then the loop is one more core,
+// busy for what each event costs, and later events wait for it (loop.go).
+// A zero field keeps the figure the simulator had before calibration, so
+// the fault scenarios and their trace hashes do not depend on the machine.
 type Machine struct {
-	Cores        int           // verification workers; default 2
-	Verification time.Duration // one signature check; default 30µs
-	PerByte      time.Duration // hashing/copying one byte; default 1ns
-	Fsync        time.Duration // one group commit; default 1ms
+	Cores        int           `json:"cores"`     // verification workers; default 2
+	Verification time.Duration `json:"verify_ns"` // one signature check alone; default 30µs
+	// Per signature in a batch verification of 16, 64 and 256 (sizes in
+	// between interpolate; zero: every signature costs Verification).
+	Batch16  time.Duration `json:"verify_batch16_ns"`
+	Batch64  time.Duration `json:"verify_batch64_ns"`
+	Batch256 time.Duration `json:"verify_batch256_ns"`
+	PerByte  time.Duration `json:"hash_byte_ns"` // hashing/copying one byte; default 1ns
+	Fsync    time.Duration `json:"fsync_ns"`     // one group commit; default 1ms
+
+	Sign       time.Duration `json:"sign_ns"`        // one replica signature, on the loop
+	Message    time.Duration `json:"message_ns"`     // encoding or decoding one message, besides its bytes
+	Record     time.Duration `json:"record_ns"`      // sealing or opening one TLS record
+	RecordByte time.Duration `json:"record_byte_ns"` // per byte sealed or opened
+
+	// Source says where the figures came from (machine, date, command);
+	// every simulated figure prints it.
+	Source string `json:"source,omitempty"`
+}
+
+// verifyCost is the time one batch verification of k signatures takes.
+func (m Machine) verifyCost(k int) time.Duration {
+	if k <= 1 || m.Batch16 == 0 {
+		return time.Duration(k) * m.Verification
+	}
+	type point struct {
+		size int
+		per  time.Duration
+	}
+	pts := []point{{1, m.Verification}, {16, m.Batch16}, {64, m.Batch64}, {256, m.Batch256}}
+	per := m.Batch256
+	for i := 1; i < len(pts); i++ {
+		if k <= pts[i].size {
+			a, b := pts[i-1], pts[i]
+			per = a.per + (b.per-a.per)*time.Duration(k-a.size)/time.Duration(b.size-a.size)
+			break
+		}
+	}
+	return time.Duration(k) * per
+}
+
+// loopModelled: some of the loop's work has a cost.
+func (m Machine) loopModelled() bool {
+	return m.Sign != 0 || m.Message != 0 || m.Record != 0 || m.RecordByte != 0
+}
+
+// LoadMachine reads a cost file written by `braid bench --calibrate`.
+func LoadMachine(path string) (Machine, error) {
+	raw, err := atomicfile.ReadLimited(path, 1<<16)
+	if err != nil {
+		return Machine{}, err
+	}
+	var m Machine
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return Machine{}, fmt.Errorf("cost file %s: %w", path, err)
+	}
+	if err := m.Validate(); err != nil {
+		return Machine{}, fmt.Errorf("cost file %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Validate rejects a model no machine has: negative costs, absurd ones
+// (a second per signature), or batch figures given only in part.
+func (m Machine) Validate() error {
+	if m.Cores < 0 || m.Cores > 1024 {
+		return fmt.Errorf("cores %d outside [0, 1024]", m.Cores)
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"verify_ns", m.Verification}, {"verify_batch16_ns", m.Batch16}, {"verify_batch64_ns", m.Batch64},
+		{"verify_batch256_ns", m.Batch256}, {"hash_byte_ns", m.PerByte}, {"fsync_ns", m.Fsync}, {"sign_ns", m.Sign},
+		{"message_ns", m.Message}, {"record_ns", m.Record}, {"record_byte_ns", m.RecordByte}} {
+		if f.d < 0 || f.d > time.Second {
+			return fmt.Errorf("%s = %d outside [0, 1s]", f.name, f.d)
+		}
+	}
+	if (m.Batch16 == 0) != (m.Batch64 == 0) || (m.Batch16 == 0) != (m.Batch256 == 0) {
+		return errors.New("verify_batch16_ns, verify_batch64_ns and verify_batch256_ns go together")
+	}
+	return nil
+}
+
+// String is the model in one line, for every simulated figure.
+func (m Machine) String() string {
+	m = m.withDefaults()
+	s := fmt.Sprintf("cores %d, verify %v (batch of 16/64/256: %v/%v/%v each), %v/byte hashed, fsync %v, sign %v, message %v, TLS record %v + %v/byte",
+		m.Cores, m.Verification, m.Batch16, m.Batch64, m.Batch256, m.PerByte, m.Fsync, m.Sign, m.Message, m.Record, m.RecordByte)
+	if m.Source != "" {
+		s += " (" + m.Source + ")"
+	}
+	return s
 }
 
 func (m Machine) withDefaults() Machine {
@@ -154,7 +260,7 @@ func (c *cpu) Go(work func() shell.Cost, done func()) {
 			k = i
 		}
 	}
-	d := time.Duration(cost.Verifications)*c.w.machine.Verification + time.Duration(cost.Bytes)*c.w.machine.PerByte
+	d := c.w.machine.verifyCost(cost.Verifications) + time.Duration(cost.Bytes)*c.w.machine.PerByte
 	start := max(c.w.s.Now(), c.free[k])
 	c.free[k] = start + simnet.FromDuration(d)
 	epoch := c.r.epoch

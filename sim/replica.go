@@ -31,6 +31,9 @@ type replica struct {
 
 	executedRequests uint64
 
+	loopAt simnet.Time // the event loop is busy until then (loop.go)
+	inbox  []inbound   // frames waiting for the loop
+
 	history [][]byte // replay behaviour: messages seen
 	held    []held   // throttle behaviour: proposals not yet released
 	ticks   int
@@ -60,7 +63,7 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 		Core: rcc.Config{
 			ID: id, N: w.n, M: m, Clients: admitted, Policy: w.policy, Sigma: w.opts.Sigma, Epsilon: w.opts.Epsilon,
 			Instance: pbft.Config{
-				Signer: w.keys.replicaSigner(id), MaxBatch: 16, CheckpointInterval: 8, Window: 32,
+				Signer: loopSigner{w.keys.replicaSigner(id), r}, MaxBatch: w.batch(), CheckpointInterval: 8, Window: 32,
 				RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
 				PadToCheckpoint: true,
 			},
@@ -77,6 +80,9 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 	}
 	return r, nil
 }
+
+// batch is the most requests per batch (Options.Batch).
+func (w *world) batch() int { return w.opts.Batch }
 
 // build makes a fresh runtime restored from the disk: a (re)start.
 func (r *replica) build() error {
@@ -146,6 +152,7 @@ func (r *replica) flush() {
 func (r *replica) crash() {
 	r.up = false
 	r.epoch++
+	r.inbox = nil
 	r.w.net.Down(r.net)
 	r.disk.crash()
 }
@@ -192,12 +199,12 @@ func (r *replica) receive(from int, payload []byte) {
 		// The load generator speaks for many client ids, one per request.
 		if m, err := msg.Unmarshal(payload); err == nil && r.behaviour != "silent" {
 			if cr, ok := m.(*msg.ClientRequest); ok && cr.Request.Client >= loadBase {
-				r.sh.OnClient(simConn{w: r.w, from: r.net, to: x.net, id: cr.Request.Client}, payload)
+				r.sh.OnClient(simConn{r: r, from: r.net, to: x.net, id: cr.Request.Client}, payload)
 			}
 		}
 	case *client:
 		if r.behaviour != "silent" {
-			r.sh.OnClient(simConn{w: r.w, from: r.net, to: x.net, id: x.id}, payload)
+			r.sh.OnClient(simConn{r: r, from: r.net, to: x.net, id: x.id}, payload)
 		}
 	case *replica:
 		if r.behaviour == "silent" {
@@ -235,10 +242,12 @@ func (r *replica) onTransferred(b *ledger.Block) {
 type simPeers struct{ r *replica }
 
 func (p simPeers) Send(to msg.ReplicaID, frame []byte) {
+	p.r.encoded(len(frame))
 	p.r.output(to, frame)
 }
 
 func (p simPeers) Broadcast(frame []byte) {
+	p.r.encoded(len(frame)) // encoded once, sealed for each peer
 	for i := 0; i < p.r.w.n; i++ {
 		if msg.ReplicaID(i) != p.r.id {
 			p.r.output(msg.ReplicaID(i), frame)
@@ -248,13 +257,16 @@ func (p simPeers) Broadcast(frame []byte) {
 
 // simConn is a client's connection: replies go back over simnet.
 type simConn struct {
-	w        *world
+	r        *replica
 	from, to int // the replica's and the client's network nodes
 	id       msg.ClientID
 }
 
 func (c simConn) Client() msg.ClientID { return c.id }
-func (c simConn) Send(frame []byte)    { c.w.net.Send(c.from, c.to, frame) }
+func (c simConn) Send(frame []byte) {
+	c.r.encoded(len(frame))
+	c.r.transmit(c.from, c.to, frame)
+}
 
 // simCrypto is the keyed-hash stand-in for Ed25519 (crypto.go).
 type simCrypto struct{ simKeys }
@@ -301,7 +313,7 @@ func (r *replica) output(to msg.ReplicaID, payload []byte) {
 }
 
 func (r *replica) sendReplica(to msg.ReplicaID, payload []byte) {
-	r.w.net.Send(r.net, r.w.netTarget(r.net, to), payload)
+	r.transmit(r.net, r.w.netTarget(r.net, to), payload)
 }
 
 // equivocate gives the second half of the replicas a different batch for

@@ -39,6 +39,15 @@ type Options struct {
 	// Machine is each replica's simulated hardware; zero fields take
 	// the defaults (2 cores, 30µs per verification, 1ms per fsync).
 	Machine Machine
+	// NIC is each replica's network card, in bytes per second of egress
+	// (0: unlimited); every message it sends queues for it.
+	NIC int64
+	// Batch is the most requests per batch (default 16, the fault
+	// scenarios' setting; msg.MaxBatchSize at most).
+	Batch int
+	// Progress, if set, is told the virtual time every half virtual
+	// second (a long run's progress line); it does not change the run.
+	Progress func(virtual time.Duration)
 	// Liveness turns on liveness mode: once the scenario's faults are over
 	// (its last scheduled fault or recovery), every correct client's
 	// requests must complete and every up correct replica must reach the
@@ -101,6 +110,12 @@ type Result struct {
 	// LoadCompletions are the virtual times (seconds) at which open-loop
 	// requests were accepted by the load generator.
 	LoadCompletions []float64 `json:"-"`
+	// LoadLatencies are how long each of them took, issue to the f+1th
+	// matching reply (seconds, same order).
+	LoadLatencies []float64 `json:"-"`
+	// FaultsOverSeconds is when the scenario's last scheduled fault or
+	// recovery happened (0 if it has none).
+	FaultsOverSeconds float64 `json:"faults_over_seconds"`
 }
 
 const tickEvery = 10 * time.Millisecond
@@ -148,6 +163,18 @@ func Run(o Options) (Result, error) {
 	}
 	if o.N < 4 {
 		return Result{}, fmt.Errorf("n=%d: need at least 4 replicas to tolerate a fault", o.N)
+	}
+	if o.Batch == 0 {
+		o.Batch = 16
+	}
+	if o.Batch < 1 || o.Batch > msg.MaxBatchSize {
+		return Result{}, fmt.Errorf("batch %d: want 1 ≤ batch ≤ %d", o.Batch, msg.MaxBatchSize)
+	}
+	if o.NIC < 0 {
+		return Result{}, fmt.Errorf("NIC bandwidth %d bytes/s: must not be negative", o.NIC)
+	}
+	if err := o.Machine.Validate(); err != nil {
+		return Result{}, fmt.Errorf("machine: %w", err)
 	}
 	if o.Clients == 0 {
 		o.Clients = 4
@@ -215,6 +242,11 @@ func Run(o Options) (Result, error) {
 	twins := len(w.twinB)
 	w.net = simnet.NewNetwork(w.s, o.N+o.Clients+twins+1, w.deliver)
 	w.net.SetDefaultLink(simnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
+	if o.NIC > 0 {
+		for i := 0; i < o.N; i++ {
+			w.net.SetNIC(i, o.NIC)
+		}
+	}
 	for i := 0; i < o.N; i++ {
 		r, err := newReplica(w, msg.ReplicaID(i), i, w.faulty[msg.ReplicaID(i)])
 		if err != nil {
@@ -265,6 +297,9 @@ func Run(o Options) (Result, error) {
 	}
 	if w.load != nil {
 		w.load.start()
+	}
+	if o.Progress != nil {
+		w.s.Every(500*time.Millisecond, func() { o.Progress(time.Duration(w.s.Now())) })
 	}
 	deadline := simnet.FromDuration(o.MaxVirtual)
 	if o.Liveness {
@@ -363,7 +398,7 @@ func (w *world) deliver(from, to int, payload []byte) {
 	}
 	switch x := w.byNet[to].(type) {
 	case *replica:
-		x.receive(from, payload)
+		x.deliver(from, payload)
 	case *client:
 		x.receive(from, payload)
 	case *loadgen:
@@ -403,8 +438,9 @@ func (w *world) result() Result {
 		}
 	}
 	if w.load != nil {
-		for _, t := range w.load.done {
+		for i, t := range w.load.done {
 			res.LoadCompletions = append(res.LoadCompletions, t.Seconds())
+			res.LoadLatencies = append(res.LoadLatencies, w.load.latency[i].Seconds())
 		}
 		res.Completed += len(w.load.done)
 		res.Submitted += int(w.load.seq)
@@ -417,6 +453,7 @@ func (w *world) result() Result {
 	}
 	w.chk.finish()
 	res.Violations = w.chk.violations
+	res.FaultsOverSeconds = w.minEnd.Seconds()
 	h := w.s.TraceHash()
 	res.TraceHash = hex.EncodeToString(h[:])
 	return res

@@ -27,10 +27,12 @@ import (
 	"github.com/braid-bft/braid/app/bank"
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/calibrate"
 	"github.com/braid-bft/braid/client"
 	"github.com/braid-bft/braid/config"
 	"github.com/braid-bft/braid/internal/loopback"
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/sim"
 	"github.com/braid-bft/braid/storage"
 )
 
@@ -78,6 +80,14 @@ type benchOptions struct {
 	dir          string
 	seed         uint64
 	broadcast    bool
+
+	calibrate bool    // measure the cost model and write it to costs
+	costs     string  // the cost file --sim reads
+	simulate  bool    // run on the simulator instead of processes
+	nicGbps   float64 // --sim: each replica's NIC
+	scenario  string  // --sim: the fault scenario
+	costsSet  bool    // --costs was given (then the file must exist)
+	clientSet bool    // --clients was given
 }
 
 // parseBenchFlags parses and validates braid bench's flags. done with a
@@ -100,6 +110,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 	fs.StringVar(&o.dir, "dir", "", "directory for the cluster(s), kept afterwards (default: a temporary directory, removed afterwards)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the operation mix and keys (0: random; the seed used is printed)")
 	fs.BoolVar(&o.broadcast, "broadcast", false, "clients send every request to all replicas instead of to their instance's primary")
+	fs.BoolVar(&o.calibrate, "calibrate", false, "measure the simulator's cost model on this machine (signature checks, signing, hashing, encoding, TLS records, fsync in --dir) and write it to --costs")
+	fs.StringVar(&o.costs, "costs", defaultCosts, "cost model file: written by --calibrate, read by --sim")
+	fs.BoolVar(&o.simulate, "sim", false, "run the real runtime on the deterministic simulator under the --costs model instead of starting processes (open-loop load at --open-loop-rate, default 2000/s)")
+	fs.Float64Var(&o.nicGbps, "nic", 1, "--sim: each replica's network card, Gbit/s of egress")
+	fs.StringVar(&o.scenario, "scenario", "fault-free", "--sim: one of braid sim's fault scenarios (braid sim --list)")
 	if stop, err := parseFlagsOnly(fs, args, "braid bench"); stop {
 		return nil, true, err
 	}
@@ -108,6 +123,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 	if err := o.validate(set); err != nil {
 		return nil, true, err
 	}
+	o.costsSet, o.clientSet = set["costs"], set["clients"]
 	return o, false, nil
 }
 
@@ -135,6 +151,21 @@ func (o *benchOptions) validate(set map[string]bool) error {
 			return fmt.Errorf("--batch %d: need 1 ≤ batch ≤ %d", o.batch, config.MaxBatchSize)
 		case o.compareM < 0 || o.compareM > o.n:
 			return fmt.Errorf("--compare-m %d: need 1 ≤ m ≤ n = %d (or 0 for no comparison run)", o.compareM, o.n)
+		}
+	}
+	if o.calibrate && o.simulate {
+		return errors.New("--calibrate and --sim: calibrate first, then simulate with the file it wrote")
+	}
+	if o.simulate {
+		switch {
+		case o.config != "" || o.compareM != 0 || o.broadcast:
+			return errors.New("--sim runs the simulator: --config, --compare-m and --broadcast are for real clusters")
+		case o.workload != "write":
+			return fmt.Errorf("--sim --workload %s: the simulated load is writes only so far", o.workload)
+		case o.nicGbps <= 0 || math.IsNaN(o.nicGbps) || math.IsInf(o.nicGbps, 0) || o.nicGbps > 1000:
+			return fmt.Errorf("--nic %v: want a bandwidth in (0, 1000] Gbit/s", o.nicGbps)
+		case !slices.Contains(sim.ScenarioNames(), o.scenario):
+			return fmt.Errorf("--scenario %q: want one of braid sim --list", o.scenario)
 		}
 	}
 	switch {
@@ -370,6 +401,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	o, done, err := parseBenchFlags(args, stderr)
 	if done {
 		return err
+	}
+	switch {
+	case o.calibrate:
+		return runCalibrate(o, stdout)
+	case o.simulate:
+		return runBenchSim(o, stdout, stderr)
 	}
 	if o.seed == 0 {
 		o.seed = mrand.Uint64() | 1
@@ -856,49 +893,15 @@ func benchSetup(ctx context.Context, workload string, clients []*benchClient, hu
 // measureVerify measures the seconds per client signature of batch
 // verification on one core: 2048 freshly signed requests, verified in
 // batches of min(batch, 256) (the replica's auth.Pool never verifies more
-// than 256 in one equation) on a one-worker auth.Pool. It reports the best
-// of three passes, in process CPU time (the bench does nothing else then).
+// than 256 in one equation) on a one-worker auth.Pool, the best of three
+// passes (calibrate.BatchVerify, which `braid bench --calibrate` uses too).
 func measureVerify(batch int) (float64, error) {
-	const count = 2048
-	const keys = 64
-	pubs := make([]auth.PublicKey, keys)
-	signers := make([]auth.Signer, keys)
-	for i := range keys {
-		pub, priv, err := auth.GenerateKey(nil)
-		if err != nil {
-			return 0, err
-		}
-		pubs[i], signers[i] = pub, auth.ClientSigner(priv)
+	items, err := calibrate.SignedRequests(2048)
+	if err != nil {
+		return 0, err
 	}
-	items := make([]auth.BatchItem, count)
-	for i := range items {
-		req := msg.Request{Client: msg.ClientID(i % keys), Number: uint64(time.Now().UnixNano()), Op: kv.Put(fmt.Appendf(nil, "w%07d", i), make([]byte, 64))}
-		b := req.SignedBytes()
-		items[i] = auth.BatchItem{Key: pubs[i%keys], Context: auth.ContextClient, Msg: b, Sig: signers[i%keys].Sign(b)}
-	}
-	pool := auth.NewPool(1, 0)
-	defer pool.Close()
-	chunk := min(batch, 256)
-	best := math.Inf(1)
-	for range 3 {
-		c0 := selfCPU()
-		w0 := time.Now()
-		for lo := 0; lo < count; lo += chunk {
-			valid, err := pool.Verify(context.Background(), items[lo:min(lo+chunk, count)])
-			if err != nil {
-				return 0, err
-			}
-			if slices.Contains(valid, false) {
-				return 0, errors.New("batch verification rejected a valid signature")
-			}
-		}
-		wall := time.Since(w0).Seconds()
-		// The smaller of CPU time (which also counts the runtime's other
-		// work) and wall time (which also counts preemption by other
-		// processes on a shared machine).
-		best = min(best, min(selfCPU()-c0, wall)/count)
-	}
-	return best, nil
+	d, err := calibrate.BatchVerify(items, min(batch, 256))
+	return d.Seconds(), err
 }
 
 // selfCPU returns this process's user plus system CPU seconds.

@@ -102,6 +102,8 @@ type Network struct {
 	down     []bool
 	epoch    []uint64     // incarnation per node, bumped by Down
 	busy     map[int]Time // per-link time the transmitter becomes free
+	nic      []int64      // per node: egress bytes/s of its one network card, 0 unlimited
+	nicBusy  []Time       // per node: when its card is next free
 
 	stats Stats
 
@@ -135,11 +137,25 @@ func NewNetwork(s *Scheduler, n int, deliver func(from, to int, payload []byte))
 		down:     make([]bool, n),
 		epoch:    make([]uint64, n),
 		busy:     make(map[int]Time),
+		nic:      make([]int64, n),
+		nicBusy:  make([]Time, n),
 	}
 	for i := range nw.group {
 		nw.group[i] = -1
 	}
 	return nw
+}
+
+// SetNIC gives node one network card of bytesPerSec for everything it
+// sends (0: unlimited): its messages to all peers queue for it in send
+// order before each link's own bandwidth and latency apply. A primary
+// sending a batch to n−1 replicas pays n−1 transmissions on it.
+func (nw *Network) SetNIC(node int, bytesPerSec int64) {
+	nw.checkNode(node)
+	if bytesPerSec < 0 {
+		panic("simnet: negative NIC bandwidth")
+	}
+	nw.nic[node] = bytesPerSec
 }
 
 // N returns the number of nodes.
@@ -289,6 +305,10 @@ func (nw *Network) Send(from, to int, payload []byte) {
 	}
 
 	sent := nw.s.now
+	if bw := nw.nic[from]; bw > 0 {
+		sent = max(sent, nw.nicBusy[from]) + transmitTime(len(payload), bw)
+		nw.nicBusy[from] = sent
+	}
 	if l.Bandwidth > 0 {
 		k := from*nw.n + to
 		start := max(sent, nw.busy[k])

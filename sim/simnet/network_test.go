@@ -537,3 +537,20 @@ func BenchmarkScheduler(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// A node's card serialises everything it sends: two 1,000-byte messages to
+// different peers on a 1 MB/s card leave 1 ms apart, though each link is
+// unlimited.
+func TestNICSerialisesANodesSends(t *testing.T) {
+	s := New(1)
+	var at []Time
+	nw := NewNetwork(s, 3, func(from, to int, p []byte) { at = append(at, s.Now()) })
+	nw.SetNIC(0, 1_000_000)
+	nw.Send(0, 1, make([]byte, 1000))
+	nw.Send(0, 2, make([]byte, 1000))
+	nw.Send(1, 2, make([]byte, 1000)) // another node's card: unlimited
+	s.RunUntil(FromDuration(time.Second))
+	if len(at) != 3 || at[0] != 0 || at[1] != FromDuration(time.Millisecond) || at[2] != FromDuration(2*time.Millisecond) {
+		t.Fatalf("delivered at %v; want 0 (node 1's), 1ms, 2ms", at)
+	}
+}
