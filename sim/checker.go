@@ -2,7 +2,6 @@ package sim
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
 
 	"github.com/braid-bft/braid/msg"
@@ -80,13 +79,13 @@ func (c *checker) violateIfCorrect(r *replica, format string, args ...any) {
 // unchanged (the stored ownVC), signs one NewView per view (it leaves the
 // view-changing state doing so), and its checkpoint for seq depends only on
 // the agreed state at seq.
-func (c *checker) sent(r *replica, payload []byte) {
+func (c *checker) sent(r *replica, payload []byte, digest [32]byte) {
 	if !c.isCorrect(r) {
 		return
 	}
 	// Keyed by sender and payload digest: nothing is skipped that was not
 	// checked already.
-	key := sentKey{r.id, sha256.Sum256(payload)}
+	key := sentKey{r.id, digest}
 	if _, ok := c.recent[key]; ok {
 		return
 	}

@@ -210,6 +210,9 @@ func (g *loadgen) receive(from int, payload []byte) {
 }
 
 func (g *loadgen) drained() bool {
+	if len(g.pending) != 0 || g.w.s.Now() < simnet.FromDuration(g.spec.Until) {
+		return false
+	}
 	for _, q := range g.waiting {
 		if len(q) > 0 {
 			return false

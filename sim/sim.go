@@ -394,7 +394,7 @@ func (w *world) deliver(from, to int, payload []byte) {
 		// Every message a replica sends to another passes here (a copy
 		// lost on the way contradicts nobody): the checker sees what each
 		// replica said, across its restarts.
-		w.chk.sent(r, payload)
+		w.chk.sent(r, payload, w.net.Delivering())
 	}
 	switch x := w.byNet[to].(type) {
 	case *replica:

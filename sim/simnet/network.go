@@ -111,6 +111,7 @@ type Network struct {
 	// its memory cannot be reused meanwhile): a broadcast sends one frame
 	// to every peer in a row, and hashing it once per peer was a tenth of
 	// the simulator's time. Same digests, so the same trace hash.
+	cur         [32]byte
 	lastPayload []byte
 	lastDigest  [32]byte
 }
@@ -353,6 +354,7 @@ func (nw *Network) schedule(from, to int, at Time, buf []byte, digest [32]byte) 
 		default:
 			nw.stats.Delivered++
 			nw.s.Trace("net.deliver", digest[:], uint64(from), uint64(to))
+			nw.cur = digest
 			nw.deliver(from, to, buf)
 		}
 	})
@@ -407,3 +409,6 @@ func (nw *Network) digest(payload []byte) [32]byte {
 	nw.lastPayload, nw.lastDigest = payload, sha256.Sum256(payload)
 	return nw.lastDigest
 }
+
+// Delivering is the SHA-256 of the payload being delivered (valid inside the deliver callback).
+func (nw *Network) Delivering() [32]byte { return nw.cur }

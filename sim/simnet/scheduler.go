@@ -1,7 +1,6 @@
 package simnet
 
 import (
-	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -72,7 +71,7 @@ func (s *Scheduler) At(t Time, fn func()) *Timer {
 	}
 	tm := &Timer{s: s, at: t, seq: s.seq, fn: fn}
 	s.seq++
-	heap.Push(&s.queue, tm)
+	s.queue.push(tm)
 	return tm
 }
 
@@ -91,7 +90,7 @@ func (s *Scheduler) Step() bool {
 	if len(s.queue) == 0 {
 		return false
 	}
-	tm := heap.Pop(&s.queue).(*Timer)
+	tm := s.queue.pop()
 	s.now = tm.at
 	fn := tm.fn
 	tm.fn = nil // mark fired and let the closure be collected
@@ -152,45 +151,103 @@ func (t *Timer) Stop() bool {
 	}
 	t.fn = nil
 	if t.index >= 0 {
-		heap.Remove(&t.s.queue, t.index)
+		t.s.queue.remove(t.index)
 	}
 	return true
 }
 
-// eventQueue is a min-heap of timers ordered by (time, sequence number). The
-// sequence number is unique, so the order is total and independent of heap
-// implementation details.
-type eventQueue []*Timer
+// eventQueue is a 4-ary min-heap ordered by (time, sequence number), with
+// the keys inline so that comparisons do not dereference the timers. The
+// sequence number is unique, so the order is total.
+type qent struct {
+	at  Time
+	seq uint64
+	tm  *Timer
+}
 
-func (q eventQueue) Len() int { return len(q) }
+type eventQueue []qent
 
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+func (e qent) less(o qent) bool {
+	return e.at < o.at || (e.at == o.at && e.seq < o.seq)
+}
+
+func (q *eventQueue) push(tm *Timer) {
+	*q = append(*q, qent{tm.at, tm.seq, tm})
+	q.up(len(*q) - 1)
+}
+
+func (q *eventQueue) pop() *Timer {
+	h := *q
+	top := h[0].tm
+	n := len(h) - 1
+	h[0] = h[n]
+	h[n] = qent{}
+	*q = h[:n]
+	if n > 0 {
+		(*q).down(0)
 	}
-	return q[i].seq < q[j].seq
+	top.index = -1
+	return top
 }
 
-func (q eventQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
-}
-
-func (q *eventQueue) Push(x any) {
-	tm := x.(*Timer)
-	tm.index = len(*q)
-	*q = append(*q, tm)
-}
-
-func (q *eventQueue) Pop() any {
-	old := *q
-	n := len(old) - 1
-	tm := old[n]
-	old[n] = nil
+func (q *eventQueue) remove(i int) {
+	h := *q
+	n := len(h) - 1
+	tm := h[i].tm
+	if i != n {
+		h[i] = h[n]
+		h[n] = qent{}
+		*q = h[:n]
+		(*q).down(i)
+		(*q).up(i)
+	} else {
+		h[n] = qent{}
+		*q = h[:n]
+	}
 	tm.index = -1
-	*q = old[:n]
-	return tm
+}
+
+func (q eventQueue) up(i int) {
+	e := q[i]
+	for i > 0 {
+		p := (i - 1) / 4
+		if !e.less(q[p]) {
+			break
+		}
+		q[i] = q[p]
+		q[i].tm.index = i
+		i = p
+	}
+	q[i] = e
+	e.tm.index = i
+}
+
+func (q eventQueue) down(i int) {
+	n := len(q)
+	if i >= n {
+		return
+	}
+	e := q[i]
+	for {
+		c := 4*i + 1
+		if c >= n {
+			break
+		}
+		m := c
+		for k := c + 1; k < c+4 && k < n; k++ {
+			if q[k].less(q[m]) {
+				m = k
+			}
+		}
+		if !q[m].less(e) {
+			break
+		}
+		q[i] = q[m]
+		q[i].tm.index = i
+		i = m
+	}
+	q[i] = e
+	e.tm.index = i
 }
 
 // Trace folds a record into the run's trace hash. kind names the record
