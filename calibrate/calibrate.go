@@ -52,7 +52,7 @@ func Measure(dir string, progress io.Writer) (sim.Machine, error) {
 		fmt.Fprintf(progress, "%v\n", d)
 		return nil
 	}
-	items, err := signedRequests(2048)
+	items, err := SignedRequests(2048)
 	if err != nil {
 		return m, err
 	}
@@ -93,9 +93,9 @@ func best(ops int, f func() error) (time.Duration, error) {
 	return max(b, 1), nil
 }
 
-// signedRequests makes n client requests signed by 64 clients, like the
-// bench's load.
-func signedRequests(n int) ([]auth.BatchItem, error) {
+// SignedRequests makes n client requests signed by 64 clients, like the
+// bench's load (the bench's floor measures on them too).
+func SignedRequests(n int) ([]auth.BatchItem, error) {
 	const keys = 64
 	pubs := make([]auth.PublicKey, keys)
 	signers := make([]auth.Signer, keys)
@@ -144,9 +144,6 @@ func BatchVerify(items []auth.BatchItem, size int) (time.Duration, error) {
 		return nil
 	})
 }
-
-// SignedRequests is signedRequests for the bench's floor measurement.
-func SignedRequests(n int) ([]auth.BatchItem, error) { return signedRequests(n) }
 
 func sign() (time.Duration, error) {
 	_, priv, err := auth.GenerateKey(nil)

@@ -54,12 +54,17 @@ func TestBacklogWorkedThroughInOrderIsNotSuspected(t *testing.T) {
 // waiting: censoring one client while serving the others does not escape
 // the timer.
 func TestCensoredRequestIsSuspected(t *testing.T) {
-	c := backlog(t, 5, 7)
-	if v, _ := c.nodes[3].View(); v == 0 {
-		t.Fatal("backup 3 never suspected a primary that left request 7 out")
+	suspected(t, backlog(t, 5, 7).nodes[3], "request-timeout", "a primary that left request 7 out")
+}
+
+// suspected fails unless nd left view 0, for the reason why.
+func suspected(t *testing.T, nd *Node, why, what string) {
+	t.Helper()
+	if v, _ := nd.View(); v == 0 {
+		t.Fatalf("replica %d never suspected %s", nd.cfg.ID, what)
 	}
-	if why := c.nodes[3].ViewChangeReason(); why != "request-timeout" {
-		t.Fatalf("view change reason %q, want request-timeout", why)
+	if got := nd.ViewChangeReason(); got != why {
+		t.Fatalf("view change reason %q, want %s", got, why)
 	}
 }
 
@@ -120,13 +125,7 @@ func TestPipelineDecidedSteadilyIsNotSuspected(t *testing.T) {
 
 // An instance that stops deciding with pre-prepares accepted is suspected.
 func TestPipelineThatStopsIsSuspected(t *testing.T) {
-	c := slowCommits(t, 5, 30)
-	if v, _ := c.nodes[1].View(); v == 0 {
-		t.Fatal("backup 1 never suspected an instance that went 35 ticks without a decision (timeout 10)")
-	}
-	if why := c.nodes[1].ViewChangeReason(); why != "progress-timeout" {
-		t.Fatalf("view change reason %q, want progress-timeout", why)
-	}
+	suspected(t, slowCommits(t, 5, 30).nodes[1], "progress-timeout", "an instance that went 35 ticks without a decision (timeout 10)")
 }
 
 // A request a backup relayed — and times — is proposed before the backlog

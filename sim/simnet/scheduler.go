@@ -214,10 +214,14 @@ func (q eventQueue) up(i int) {
 		if !e.less(q[p]) {
 			break
 		}
-		q[i] = q[p]
-		q[i].tm.index = i
+		q.set(i, q[p])
 		i = p
 	}
+	q.set(i, e)
+}
+
+// set places e at i and tells its timer where it is (Stop removes by index).
+func (q eventQueue) set(i int, e qent) {
 	q[i] = e
 	e.tm.index = i
 }
@@ -242,12 +246,10 @@ func (q eventQueue) down(i int) {
 		if !q[m].less(e) {
 			break
 		}
-		q[i] = q[m]
-		q[i].tm.index = i
+		q.set(i, q[m])
 		i = m
 	}
-	q[i] = e
-	e.tm.index = i
+	q.set(i, e)
 }
 
 // Trace folds a record into the run's trace hash. kind names the record
