@@ -134,3 +134,47 @@ func TestCatchUpWithinAnswerBudget(t *testing.T) {
 		t.Fatal("the budget never trimmed an answer: the test does not exercise it")
 	}
 }
+
+// A busy replica that keeps deciding does not beacon: under load there is
+// always outstanding work, and every peer answers a Status with its
+// pre-prepares above the asker's last decision — batches it mostly holds
+// already. Beacons are for a replica that stopped deciding.
+func TestNoBeaconsWhileDeciding(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	var held []coretest.Envelope
+	statuses := 0
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		switch e.Msg.(type) {
+		case *msg.Commit:
+			held = append(held, e) // released at the next tick: a slot is always in flight
+			return nil
+		case *msg.Status:
+			statuses++
+		}
+		return []coretest.Envelope{e}
+	}
+	num := uint64(0)
+	const ticks = 100
+	for tk := 0; tk < ticks; tk++ {
+		release := held
+		held = nil
+		c.Queue = append(c.Queue, release...)
+		num++
+		c.nodes[0].Request(req(1, num))
+		c.Tick(1)
+	}
+	if got := len(c.decided[1]); got < ticks-2 {
+		t.Fatalf("replica 1 decided %d of %d batches; the test needs steady progress", got, ticks)
+	}
+	if statuses > 0 {
+		t.Fatalf("%d Status beacons while every replica decided a batch each tick; want none", statuses)
+	}
+	// Stalled, it beacons again: hold every commit from now on.
+	for tk := 0; tk < 3*c.nodes[1].cfg.RetransmitTicks; tk++ {
+		held = nil
+		c.Tick(1)
+	}
+	if statuses == 0 {
+		t.Fatal("no Status beacon after three retransmit periods without a decision")
+	}
+}

@@ -57,11 +57,6 @@ type Replica struct {
 	closed   bool
 }
 
-// loopPass bounds the events one pass of the loop takes before it asks the
-// core for Ready: enough that a burst becomes one batch and one commit,
-// few enough that the core is not starved of its own progress.
-const loopPass = 1024
-
 // New opens the replica's storage and restores its state; Run starts it.
 func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 	if opts.Logger == nil {
@@ -174,7 +169,7 @@ func (r *Replica) Describe(ctx context.Context) string {
 func (r *Replica) Round() uint64 { return r.progress.Load() }
 
 // Run serves until ctx is cancelled, then shuts down cleanly. Each pass of
-// its loop takes every event already waiting (up to loopPass), then asks
+// its loop takes every event already waiting (up to shell.LoopPass), then asks
 // the shell to flush once: requests that arrive together become one batch,
 // and one group commit covers all m instances.
 func (r *Replica) Run(ctx context.Context) error {
@@ -206,7 +201,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		}
 		r.done.run()
 	pass:
-		for i := 0; i < loopPass; i++ {
+		for i := 0; i < shell.LoopPass; i++ {
 			select {
 			case f := <-r.frames:
 				f()

@@ -87,6 +87,10 @@ type Worker interface {
 type Cost struct {
 	Verifications int
 	Bytes         int
+	// ClientLane marks a batch check of client requests: admission runs
+	// at most maxClientJobs of them at once, so their time is a lane of
+	// its own that can saturate before the cores do.
+	ClientLane bool
 }
 
 // Observer sees what the shell does, for tests and the simulator's checker.

@@ -256,7 +256,7 @@ func (s *Shell) verifyClientBatch(batch []clientArrival) {
 	s.worker.Go(func() Cost {
 		valid = s.crypto.VerifyAll(items)
 		s.sigs.remember(items, valid) // the same requests come back inside pre-prepares and view changes
-		return Cost{Verifications: len(items), Bytes: bytes}
+		return Cost{Verifications: len(items), Bytes: bytes, ClientLane: true}
 	}, func() {
 		s.clientJobs--
 		if s.failed != nil {

@@ -275,6 +275,12 @@ func (s *Shell) apply(what string, b *storage.Batch) bool {
 	return true
 }
 
+// LoopPass bounds the events a driver's loop hands the shell in one pass
+// before it calls Flush (production's replica.Run and the simulator's loop
+// model both): enough that a burst becomes one batch and one commit, few
+// enough that the core is not starved of its own progress.
+const LoopPass = 1024
+
 // Flush carries out everything the core asked for since the last Flush:
 // records staged before anything that depends on them leaves, rounds
 // executed, one commit asked for all of it.

@@ -216,7 +216,7 @@ func (c *checker) finish() {
 		done += cl.completed()
 		total += cl.total
 	}
-	if c.w.load != nil {
+	if c.w.load != nil && !c.w.load.spec.Window {
 		done += len(c.w.load.done)
 		total += int(c.w.load.seq)
 	}

@@ -27,6 +27,17 @@ type Load struct {
 	// sent to the primary, which needs no per-client ordering but waits
 	// for a client time-out on every request to collect f+1 replies.
 	Clients int
+	// Closed turns the pool into closed-loop clients (Clients must be set;
+	// Rate is ignored): each issues its next request as soon as its last
+	// one completes, until Until — a saturating load whose queue cannot
+	// grow past the pool.
+	Closed bool
+	// Payload, if set, is the bytes of each put's value (the real bench's
+	// --payload); 0: the value is the request's number in decimal.
+	Payload int
+	// Window: the run is a benchmark's fixed window and may end with
+	// requests outstanding, which is then not a liveness violation.
+	Window bool
 }
 
 // maxWaiting bounds the arrivals queued for an idle pool client; beyond
@@ -90,6 +101,17 @@ func (g *loadgen) poolFor(inst uint32) {
 }
 
 func (g *loadgen) start() {
+	if g.spec.Closed {
+		for _, inst := range g.spec.Instances {
+			g.poolFor(inst)
+			for range g.spec.Clients {
+				g.seq++
+				g.waiting[inst] = append(g.waiting[inst], g.w.s.Now())
+			}
+			g.serve(inst)
+		}
+		return
+	}
 	period := time.Duration(float64(time.Second) / g.spec.Rate)
 	var tk *simnet.Ticker
 	tk = g.w.s.Every(period, func() {
@@ -123,12 +145,21 @@ func (g *loadgen) issue(inst uint32) {
 	}
 	c := loadBase + msg.ClientID(g.seq*g.m()+uint64(inst))
 	g.seq++
-	op := kv.Put([]byte(fmt.Sprintf("load/%d", g.seq%16)), []byte(fmt.Sprintf("%d", g.seq)))
+	op := kv.Put([]byte(fmt.Sprintf("load/%d", g.seq%16)), g.value(g.seq))
 	lr := &loadReq{req: msg.Request{Client: c, Number: 1, Op: op}, issued: g.w.s.Now(), inst: inst, votes: map[string]map[msg.ReplicaID]bool{}}
 	g.w.keys.signRequest(&lr.req)
 	g.pending[c] = lr
 	g.sendTo(lr, g.primary(inst))
 	g.arm(lr)
+}
+
+// value is a put's value: the number in decimal, padded to Load.Payload.
+func (g *loadgen) value(n uint64) []byte {
+	v := []byte(fmt.Sprintf("%d", n))
+	for len(v) < g.spec.Payload {
+		v = append(v, 'x')
+	}
+	return v
 }
 
 // serve hands waiting arrivals of inst to idle clients.
@@ -141,7 +172,7 @@ func (g *loadgen) serve(inst uint32) {
 		g.idle[inst] = idle[:len(idle)-1]
 		n := pc.next
 		pc.next++
-		op := kv.Put([]byte(fmt.Sprintf("load/%d", uint64(pc.id)%16)), []byte(fmt.Sprintf("%d", n)))
+		op := kv.Put([]byte(fmt.Sprintf("load/%d", uint64(pc.id)%16)), g.value(n))
 		lr := &loadReq{req: msg.Request{Client: pc.id, Number: n, Op: op}, issued: arrived, inst: inst, votes: map[string]map[msg.ReplicaID]bool{}}
 		g.w.keys.signRequest(&lr.req)
 		g.pending[pc.id] = lr
@@ -205,6 +236,10 @@ func (g *loadgen) receive(from int, payload []byte) {
 	g.latency = append(g.latency, g.w.s.Now()-lr.issued)
 	if pc := g.owner[rep.Client]; pc != nil {
 		g.idle[lr.inst] = append(g.idle[lr.inst], pc)
+		if g.spec.Closed && g.w.s.Now() < simnet.FromDuration(g.spec.Until) {
+			g.seq++
+			g.waiting[lr.inst] = append(g.waiting[lr.inst], g.w.s.Now())
+		}
 		g.serve(lr.inst)
 	}
 }

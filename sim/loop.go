@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/shell"
 	"github.com/braid-bft/braid/sim/simnet"
 )
 
@@ -27,7 +28,9 @@ func (r *replica) spend(d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	r.loopAt = max(r.loopAt, r.w.s.Now()) + simnet.FromDuration(d)
+	start := max(r.loopAt, r.w.s.Now())
+	r.loopAt = start + simnet.FromDuration(d)
+	r.w.book(&r.used.loop, start, r.loopAt)
 }
 
 // deliver is the network's hand-off to the replica: through the loop.
@@ -51,12 +54,22 @@ func (r *replica) drainAt(t simnet.Time) {
 		if r.epoch != epoch || !r.up || len(r.inbox) == 0 {
 			return
 		}
-		in := r.inbox[0]
-		r.inbox[0] = inbound{}
-		r.inbox = r.inbox[1:]
+		// One pass of the loop: every frame that waited (up to
+		// shell.LoopPass), each decoded and opened in turn, then one flush,
+		// so frames that arrive together are one batch (replica.Run).
+		k := min(len(r.inbox), shell.LoopPass)
 		m := r.w.machine
-		r.spend(m.Message + m.Record + time.Duration(len(in.payload))*(m.PerByte+m.RecordByte))
-		r.receive(in.from, in.payload)
+		for i := 0; i < k && r.up && r.epoch == epoch; i++ {
+			in := r.inbox[i]
+			r.inbox[i] = inbound{}
+			r.spend(m.Message + m.Record + time.Duration(len(in.payload))*(m.PerByte+m.RecordByte))
+			r.handle(in.from, in.payload)
+		}
+		if r.epoch != epoch {
+			return // a frame crashed it (fail-stop): the inbox is gone
+		}
+		r.inbox = r.inbox[k:]
+		r.flush()
 		if len(r.inbox) > 0 {
 			r.drainAt(max(r.loopAt, r.w.s.Now()))
 		} else {

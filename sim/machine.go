@@ -207,6 +207,8 @@ func (d *simDisk) startCommit() {
 	batch := d.waiting
 	d.waiting = nil
 	epoch := d.r.epoch
+	now := d.w.s.Now()
+	d.w.book(&d.r.used.disk, now, now+simnet.FromDuration(d.w.machine.Fsync))
 	d.w.s.After(d.w.machine.Fsync, func() {
 		if d.r.epoch != epoch || !d.r.up {
 			return // the replica crashed meanwhile: the writes are lost
@@ -263,6 +265,10 @@ func (c *cpu) Go(work func() shell.Cost, done func()) {
 	d := c.w.machine.verifyCost(cost.Verifications) + time.Duration(cost.Bytes)*c.w.machine.PerByte
 	start := max(c.w.s.Now(), c.free[k])
 	c.free[k] = start + simnet.FromDuration(d)
+	c.w.book(&c.r.used.workers, start, c.free[k])
+	if cost.ClientLane {
+		c.w.book(&c.r.used.clientLane, start, c.free[k])
+	}
 	epoch := c.r.epoch
 	c.w.s.At(c.free[k], func() {
 		if c.r.epoch != epoch || !c.r.up {

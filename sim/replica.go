@@ -32,6 +32,7 @@ type replica struct {
 	executedRequests uint64
 
 	loopAt simnet.Time // the event loop is busy until then (loop.go)
+	used   busy        // cumulative busy time per resource (usage.go)
 	inbox  []inbound   // frames waiting for the loop
 
 	history [][]byte // replay behaviour: messages seen
@@ -188,6 +189,14 @@ func (r *replica) restart() {
 
 // receive takes a frame the network delivered.
 func (r *replica) receive(from int, payload []byte) {
+	r.handle(from, payload)
+	r.flush()
+}
+
+// handle hands one frame to the runtime without flushing: the loop model
+// (loop.go) hands it every frame that waited, then flushes once, as
+// production's loop does.
+func (r *replica) handle(from int, payload []byte) {
 	if !r.up {
 		return
 	}
@@ -216,7 +225,6 @@ func (r *replica) receive(from int, payload []byte) {
 		}
 		r.sh.OnPeer(x.id, payload)
 	}
-	r.flush()
 }
 
 // onExecuted reports each block to the checker (from a correct replica).

@@ -20,6 +20,7 @@ import (
 	"github.com/braid-bft/braid/quorum"
 	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/sim/simnet"
+	"github.com/braid-bft/braid/transport"
 )
 
 // Options describe one run.
@@ -45,6 +46,16 @@ type Options struct {
 	// Batch is the most requests per batch (default 16, the fault
 	// scenarios' setting; msg.MaxBatchSize at most).
 	Batch int
+	// Regions, if set, places the replicas in a wide-area network
+	// (regions.go); nil is one LAN.
+	Regions *Regions
+	// MeasureFrom and MeasureTo, when MeasureTo is set, are the window
+	// Result.Usage covers (each replica's busy time per resource).
+	MeasureFrom, MeasureTo time.Duration
+	// Abort, if set, is asked every half virtual second whether to stop
+	// the run (a benchmark's memory guard); a non-nil answer ends it and
+	// Run returns that error.
+	Abort func() error
 	// Progress, if set, is told the virtual time every half virtual
 	// second (a long run's progress line); it does not change the run.
 	Progress func(virtual time.Duration)
@@ -116,6 +127,19 @@ type Result struct {
 	// FaultsOverSeconds is when the scenario's last scheduled fault or
 	// recovery happened (0 if it has none).
 	FaultsOverSeconds float64 `json:"faults_over_seconds"`
+	// Messages is how many copies the network delivered, and Events how
+	// many events the scheduler ran (the simulator's own cost).
+	Messages uint64 `json:"messages"`
+	Events   uint64 `json:"events"`
+	// Rounds is the highest round a correct replica executed; Proposals
+	// how many batches the primaries proposed in all, and KeepUp how many
+	// of those rcc's keep-up rule made (to follow instances ahead).
+	Rounds    uint64 `json:"rounds"`
+	Proposals uint64 `json:"proposals"`
+	KeepUp    uint64 `json:"keep_up_proposals"`
+	// Usage is each replica's utilisation of its resources over
+	// [MeasureFrom, MeasureTo) (nil unless MeasureTo is set).
+	Usage []Usage `json:"usage,omitempty"`
 }
 
 const tickEvery = 10 * time.Millisecond
@@ -135,6 +159,7 @@ type world struct {
 	dark     map[msg.ReplicaID]map[msg.ReplicaID]bool // in-the-dark: who a faulty primary sends proposals to
 	side     map[msg.ReplicaID]int                    // correct replicas' side, when twins are present
 	chk      *checker
+	usage    []Usage // Options.MeasureTo's report, once the window closed
 	dropped  map[string]uint64
 	minEnd   simnet.Time // the run lasts at least this long, so scheduled faults and recoveries happen
 	policy   rcc.Policy  // rcc: the effective failure policy
@@ -241,11 +266,21 @@ func Run(o Options) (Result, error) {
 	sc.corrupt(w, byz)
 	twins := len(w.twinB)
 	w.net = simnet.NewNetwork(w.s, o.N+o.Clients+twins+1, w.deliver)
-	w.net.SetDefaultLink(simnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
+	lan := simnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond}
+	w.net.SetDefaultLink(lan)
+	if o.Regions != nil {
+		if err := o.Regions.validate(); err != nil {
+			return Result{}, err
+		}
+		o.Regions.apply(w.net, o.N+o.Clients+twins+1, o.N, lan)
+	}
 	if o.NIC > 0 {
 		for i := 0; i < o.N; i++ {
 			w.net.SetNIC(i, o.NIC)
 		}
+		// What waits for a card is bounded as production's per-peer send
+		// queues are: beyond it messages are dropped, not held.
+		w.net.SetSendQueue(transport.DefaultQueueFrames, transport.DefaultQueueBytes)
 	}
 	for i := 0; i < o.N; i++ {
 		r, err := newReplica(w, msg.ReplicaID(i), i, w.faulty[msg.ReplicaID(i)])
@@ -301,11 +336,25 @@ func Run(o Options) (Result, error) {
 	if o.Progress != nil {
 		w.s.Every(500*time.Millisecond, func() { o.Progress(time.Duration(w.s.Now())) })
 	}
+	var aborted error
+	if o.Abort != nil {
+		w.s.Every(500*time.Millisecond, func() {
+			if aborted == nil {
+				aborted = o.Abort()
+			}
+		})
+	}
+	if o.MeasureTo > o.MeasureFrom {
+		w.measureUsage(o.MeasureFrom, o.MeasureTo)
+	}
 	deadline := simnet.FromDuration(o.MaxVirtual)
 	if o.Liveness {
 		deadline = w.minEnd + simnet.FromDuration(o.LivenessBound)
 	}
-	w.s.RunWhile(func() bool { return !w.clientsDone() || w.s.Now() < w.minEnd }, deadline)
+	w.s.RunWhile(func() bool { return aborted == nil && (!w.clientsDone() || w.s.Now() < w.minEnd) }, deadline)
+	if aborted != nil {
+		return w.result(), fmt.Errorf("run stopped at %v of virtual time: %w", time.Duration(w.s.Now()), aborted)
+	}
 	if o.Liveness && !w.clientsDone() {
 		w.chk.violate("liveness: requests still outstanding %v after the faults ended (at %v)", o.LivenessBound, w.minEnd)
 	}
@@ -409,7 +458,10 @@ func (w *world) deliver(from, to int, payload []byte) {
 func (w *world) result() Result {
 	res := Result{
 		Scenario: w.opts.Scenario, Protocol: w.opts.Protocol, Seed: w.opts.Seed, N: w.n, F: w.f,
-		Dropped: w.dropped,
+		Dropped: w.dropped, Usage: w.usage, Messages: w.net.Stats().Delivered, Events: w.s.Scheduled(),
+	}
+	if q := w.net.Stats().DroppedQueueFull; q > 0 {
+		res.Dropped["send-queue-full"] += q // a NIC's per-peer queue at its bound
 	}
 	res.VirtualSeconds = w.s.Now().Seconds()
 	for _, c := range w.clients {
@@ -428,6 +480,11 @@ func (w *world) result() Result {
 				res.FirstSuspicionGap = st.FirstSuspicionGap
 			}
 			res.Sigma = r.node().Config().Sigma
+		}
+		res.Rounds = max(res.Rounds, r.sh.Round())
+		res.KeepUp += r.node().Stats().EmptyProposals
+		for k := 0; k < r.node().Config().M; k++ {
+			res.Proposals += r.node().Instance(k).Stats().Proposed
 		}
 		decided, vcs, dropped := r.stats()
 		res.DecidedRequests = max(res.DecidedRequests, decided)

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,13 +82,20 @@ type benchOptions struct {
 	seed         uint64
 	broadcast    bool
 
-	calibrate bool    // measure the cost model and write it to costs
-	costs     string  // the cost file --sim reads
-	simulate  bool    // run on the simulator instead of processes
-	nicGbps   float64 // --sim: each replica's NIC
-	scenario  string  // --sim: the fault scenario
-	costsSet  bool    // --costs was given (then the file must exist)
-	clientSet bool    // --clients was given
+	calibrate  bool    // measure the cost model and write it to costs
+	costs      string  // the cost file --sim reads
+	simulate   bool    // run on the simulator instead of processes
+	nicGbps    float64 // --sim: each replica's NIC
+	scenario   string  // --sim: the fault scenario
+	cpuProfile string  // --sim: CPU profile of the simulation
+	wan        bool    // --sim: the six-region WAN
+	experiment string  // --sim: a report experiment
+	out        string  // --experiment: where results go
+	maxN       int     // --experiment scale: largest n
+	memProfile string  // --sim: heap profile at the end
+	maxMemory  int64   // --sim: heap limit
+	costsSet   bool    // --costs was given (then the file must exist)
+	clientSet  bool    // --clients was given
 }
 
 // parseBenchFlags parses and validates braid bench's flags. done with a
@@ -112,9 +120,16 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 	fs.BoolVar(&o.broadcast, "broadcast", false, "clients send every request to all replicas instead of to their instance's primary")
 	fs.BoolVar(&o.calibrate, "calibrate", false, "measure the simulator's cost model on this machine (signature checks, signing, hashing, encoding, TLS records, fsync in --dir) and write it to --costs")
 	fs.StringVar(&o.costs, "costs", defaultCosts, "cost model file: written by --calibrate, read by --sim")
-	fs.BoolVar(&o.simulate, "sim", false, "run the real runtime on the deterministic simulator under the --costs model instead of starting processes (open-loop load at --open-loop-rate, default 2000/s)")
+	fs.BoolVar(&o.simulate, "sim", false, "run the real runtime on the deterministic simulator under the --costs model instead of starting processes (closed-loop clients, or open-loop load at --open-loop-rate)")
 	fs.Float64Var(&o.nicGbps, "nic", 1, "--sim: each replica's network card, Gbit/s of egress")
 	fs.StringVar(&o.scenario, "scenario", "fault-free", "--sim: one of braid sim's fault scenarios (braid sim --list)")
+	fs.StringVar(&o.experiment, "experiment", "", "--sim: run one of the report's experiments (scale, failures, wan), keeping results in --out and writing its table and SVG plot there")
+	fs.StringVar(&o.out, "out", "docs/sim", "--experiment: directory of the results, tables and plots")
+	fs.IntVar(&o.maxN, "max-n", 128, "--experiment scale: the largest n to run")
+	fs.BoolVar(&o.wan, "wan", false, "--sim: replicas spread over six AWS regions with measured round-trip times instead of one LAN")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "--sim: write a CPU profile of the simulation to this file (go tool pprof)")
+	fs.Int64Var(&o.maxMemory, "max-memory", 8<<30, "--sim: stop the simulation with an error once its heap exceeds this many bytes (0: no limit)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "--sim: write a heap profile at the end of the simulation to this file (go tool pprof)")
 	if stop, err := parseFlagsOnly(fs, args, "braid bench"); stop {
 		return nil, true, err
 	}
@@ -152,6 +167,12 @@ func (o *benchOptions) validate(set map[string]bool) error {
 		case o.compareM < 0 || o.compareM > o.n:
 			return fmt.Errorf("--compare-m %d: need 1 ≤ m ≤ n = %d (or 0 for no comparison run)", o.compareM, o.n)
 		}
+	}
+	if !o.simulate && (o.experiment != "" || o.wan || o.cpuProfile != "" || o.memProfile != "") {
+		return errors.New("--experiment, --wan, --cpuprofile and --memprofile are for the simulator: add --sim")
+	}
+	if o.maxN < 4 {
+		return fmt.Errorf("--max-n %d: need at least 4", o.maxN)
 	}
 	if o.calibrate && o.simulate {
 		return errors.New("--calibrate and --sim: calibrate first, then simulate with the file it wrote")
@@ -406,6 +427,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	case o.calibrate:
 		return runCalibrate(o, stdout)
 	case o.simulate:
+		stopProfile, err := record("--cpuprofile", o.cpuProfile, "", "", pprof.StartCPUProfile, pprof.StopCPUProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+		if o.experiment != "" {
+			return runExperiment(o, stdout, stderr)
+		}
 		return runBenchSim(o, stdout, stderr)
 	}
 	if o.seed == 0 {

@@ -17,7 +17,8 @@ func TestBenchFlagDefaults(t *testing.T) {
 		t.Fatalf("no flags: done=%v err=%v", done, err)
 	}
 	want := benchOptions{n: 4, m: 0, batch: 100, payload: 64, clients: 64, duration: 10 * time.Second,
-		warmup: 2 * time.Second, workload: "write", costs: defaultCosts, nicGbps: 1, scenario: "fault-free"}
+		warmup: 2 * time.Second, workload: "write", costs: defaultCosts, nicGbps: 1, scenario: "fault-free",
+		out: "docs/sim", maxN: 128, maxMemory: 8 << 30}
 	if *o != want {
 		t.Fatalf("defaults %+v, want %+v", *o, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,10 +60,64 @@ func TestBenchSimFlagErrors(t *testing.T) {
 		{[]string{"--sim", "--calibrate"}, "--calibrate and --sim"},
 		{[]string{"--sim", "--compare-m", "1"}, "--sim runs the simulator"},
 		{[]string{"--sim", "--costs", "/nonexistent/costs.json"}, "no such file"},
+		{[]string{"--wan"}, "add --sim"},
+		{[]string{"--experiment", "scale"}, "add --sim"},
+		{[]string{"--sim", "--experiment", "scale", "--max-n", "2"}, "--max-n"},
 	} {
 		err := runBench(tc.args, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestAttributeNamesTheBusiestResource(t *testing.T) {
+	groups, b := attribute([]sim.Usage{
+		{Replica: 0, Leads: 1, Loop: 0.2, Workers: 0.5, NIC: 0.97, Disk: 0.3},
+		{Replica: 1, Workers: 0.6, NIC: 0.1},
+		{Replica: 2, Workers: 0.7, Disk: 0.4},
+	})
+	if len(groups) != 2 || groups[0].Role != "primary" || groups[0].Replicas != 1 || groups[1].Replicas != 2 || groups[1].Workers != 0.7 || groups[1].Disk != 0.4 {
+		t.Fatalf("groups %+v", groups)
+	}
+	if b != "primary NIC (replica 0) at 97%" {
+		t.Fatalf("bottleneck %q", b)
+	}
+	if _, b := attribute([]sim.Usage{{Replica: 0, Leads: 1, Workers: 0.6, ClientLane: 0.96}}); b != "primary client-verification lane (replica 0) at 96%" {
+		t.Fatalf("a saturated client lane: %q", b)
+	}
+	if _, b := attribute([]sim.Usage{{Replica: 3, Workers: 0.5}}); !strings.HasPrefix(b, "none saturated; busiest: backup verification cores (replica 3) at 50%") {
+		t.Fatalf("unsaturated: %q", b)
+	}
+}
+
+// An experiment keeps its results one per line and refuses a damaged file
+// rather than silently re-running or dropping what it holds.
+func TestExperimentResultsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.jsonl")
+	if got, err := readResults(path); err != nil || len(got) != 0 {
+		t.Fatalf("missing file: %v, %v", got, err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if err := appendResult(path, simBenchResult{Key: k, ExecutedPerSec: 7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := readResults(path)
+	if err != nil || len(got) != 2 || got["b"].ExecutedPerSec != 7 {
+		t.Fatalf("read back %v, %v", got, err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("{truncated\n")
+	f.Close()
+	if _, err := readResults(path); err == nil || !strings.Contains(err.Error(), ":3:") {
+		t.Fatalf("damaged line: err %v; want its line number", err)
+	}
+	var out bytes.Buffer
+	if err := runBench([]string{"--sim", "--experiment", "nope", "--out", t.TempDir()}, &out, io.Discard); err == nil || !strings.Contains(err.Error(), "scale, failures, wan") {
+		t.Fatalf("unknown experiment: %v", err)
 	}
 }

@@ -45,12 +45,16 @@ const (
 	// DropDown: the destination (or, at send time, the sender) was down,
 	// or the destination went down while the message was in flight.
 	DropDown
+	// DropQueueFull: the sender's queue towards that peer was at its
+	// bound (SetSendQueue), as production's transport drops then.
+	DropQueueFull
 )
 
 var dropReasonNames = []string{
 	DropLoss:      "loss",
 	DropPartition: "partition",
 	DropDown:      "down",
+	DropQueueFull: "queue-full",
 }
 
 func (r DropReason) String() string { return enum.Name(dropReasonNames, r, "DropReason") }
@@ -66,12 +70,13 @@ type Stats struct {
 	DroppedLoss      uint64
 	DroppedPartition uint64
 	DroppedDown      uint64
+	DroppedQueueFull uint64
 	InFlight         uint64 // copies scheduled for delivery, not yet resolved
 }
 
 // Dropped returns the total number of dropped copies.
 func (st Stats) Dropped() uint64 {
-	return st.DroppedLoss + st.DroppedPartition + st.DroppedDown
+	return st.DroppedLoss + st.DroppedPartition + st.DroppedDown + st.DroppedQueueFull
 }
 
 // Network is a simulated message-passing network between nodes 0..N-1
@@ -96,14 +101,20 @@ type Network struct {
 	def   Link
 	links map[int]Link // key from*n+to; lookups only, never iterated
 
-	cut      []bool // n*n, one-way cuts
-	group    []int  // partition group per node, -1 = unlisted
-	isolated []bool
-	down     []bool
-	epoch    []uint64     // incarnation per node, bumped by Down
-	busy     map[int]Time // per-link time the transmitter becomes free
-	nic      []int64      // per node: egress bytes/s of its one network card, 0 unlimited
-	nicBusy  []Time       // per node: when its card is next free
+	cut                []bool // n*n, one-way cuts
+	group              []int  // partition group per node, -1 = unlisted
+	isolated           []bool
+	down               []bool
+	epoch              []uint64     // incarnation per node, bumped by Down
+	busy               map[int]Time // per-link time the transmitter becomes free
+	nic                []int64      // per node: egress bytes/s of its one network card, 0 unlimited
+	nicBusy            []Time       // per node: when its card is next free
+	nicUsed            []Time       // per node: how long its card has been sending within [usageFrom, usageTo)
+	usageFrom, usageTo Time
+	// Per link, with a NIC: frames still waiting for the card (their
+	// departure times and sizes, oldest first) and the bound on them.
+	queued                  []sendQueue
+	queueFrames, queueBytes int
 
 	stats Stats
 
@@ -140,6 +151,8 @@ func NewNetwork(s *Scheduler, n int, deliver func(from, to int, payload []byte))
 		busy:     make(map[int]Time),
 		nic:      make([]int64, n),
 		nicBusy:  make([]Time, n),
+		nicUsed:  make([]Time, n),
+		queued:   make([]sendQueue, n*n),
 	}
 	for i := range nw.group {
 		nw.group[i] = -1
@@ -164,6 +177,69 @@ func (nw *Network) N() int { return nw.n }
 
 // Stats returns the message counters.
 func (nw *Network) Stats() Stats { return nw.stats }
+
+// SetSendQueue bounds, per link, what may wait for the sender's NIC: at
+// most frames messages and bytes bytes not yet on the wire; a message
+// beyond either is dropped (DropQueueFull). Production's transport bounds
+// its per-peer send queues the same way, so a cluster pushed past its NIC
+// loses messages instead of growing without bound. 0: no bound.
+func (nw *Network) SetSendQueue(frames, bytes int) {
+	nw.queueFrames, nw.queueBytes = frames, bytes
+}
+
+// sendQueue is one link's frames waiting for the NIC.
+type sendQueue struct {
+	departs []Time
+	sizes   []int
+	bytes   int
+}
+
+// admit drops the frames that have left by now and reports whether one
+// more of size bytes, leaving at departs, fits under the bounds.
+func (nw *Network) admit(k int, size int, departs Time) bool {
+	q := &nw.queued[k]
+	i := 0
+	for i < len(q.departs) && q.departs[i] <= nw.s.now {
+		q.bytes -= q.sizes[i]
+		i++
+	}
+	if i > 0 {
+		q.departs, q.sizes = q.departs[i:], q.sizes[i:]
+		if len(q.departs) == 0 {
+			q.departs, q.sizes = nil, nil
+		}
+	}
+	if (nw.queueFrames > 0 && len(q.departs) >= nw.queueFrames) || (nw.queueBytes > 0 && q.bytes+size > nw.queueBytes) {
+		return false
+	}
+	if departs > nw.s.now {
+		q.departs = append(q.departs, departs)
+		q.sizes = append(q.sizes, size)
+		q.bytes += size
+	}
+	return true
+}
+
+// SetUsageWindow sets the window NICUsed counts (default: none, so
+// NICUsed stays 0).
+func (nw *Network) SetUsageWindow(from, to Time) { nw.usageFrom, nw.usageTo = from, to }
+
+// Overlap is how much of [start, end) lies within [from, to).
+func Overlap(start, end, from, to Time) Time {
+	lo, hi := max(start, from), min(end, to)
+	if hi <= lo {
+		return 0
+	}
+	return hi - lo
+}
+
+// NICUsed is how long node's network card has spent sending within the
+// usage window (0 without SetNIC): the utilisation a bottleneck report
+// needs.
+func (nw *Network) NICUsed(node int) Time {
+	nw.checkNode(node)
+	return nw.nicUsed[node]
+}
 
 // SetDefaultLink sets the model used by every link without its own SetLink.
 func (nw *Network) SetDefaultLink(l Link) {
@@ -307,8 +383,15 @@ func (nw *Network) Send(from, to int, payload []byte) {
 
 	sent := nw.s.now
 	if bw := nw.nic[from]; bw > 0 {
-		sent = max(sent, nw.nicBusy[from]) + transmitTime(len(payload), bw)
+		d := transmitTime(len(payload), bw)
+		start := max(sent, nw.nicBusy[from])
+		if (nw.queueFrames > 0 || nw.queueBytes > 0) && !nw.admit(from*nw.n+to, len(payload), start) {
+			nw.drop(from, to, DropQueueFull, &digest)
+			return
+		}
+		sent = start + d
 		nw.nicBusy[from] = sent
+		nw.nicUsed[from] += Overlap(start, sent, nw.usageFrom, nw.usageTo)
 	}
 	if l.Bandwidth > 0 {
 		k := from*nw.n + to
@@ -368,6 +451,8 @@ func (nw *Network) drop(from, to int, reason DropReason, digest *[32]byte) {
 		nw.stats.DroppedPartition++
 	case DropDown:
 		nw.stats.DroppedDown++
+	case DropQueueFull:
+		nw.stats.DroppedQueueFull++
 	}
 	nw.s.Trace("net.drop", digest[:], uint64(from), uint64(to), uint64(reason))
 }

@@ -554,3 +554,38 @@ func TestNICSerialisesANodesSends(t *testing.T) {
 		t.Fatalf("delivered at %v; want 0 (node 1's), 1ms, 2ms", at)
 	}
 }
+
+// A NIC's per-link queue holds at most the bound; once frames have left,
+// there is room again, and other links are not affected.
+func TestSendQueueBoundDropsBeyondIt(t *testing.T) {
+	s := New(1)
+	delivered := map[int]int{}
+	nw := NewNetwork(s, 3, func(from, to int, p []byte) { delivered[to]++ })
+	nw.SetNIC(0, 1_000_000) // 1 ms per 1,000-byte frame
+	nw.SetSendQueue(2, 0)
+	for i := 0; i < 4; i++ {
+		nw.Send(0, 1, make([]byte, 1000)) // the first leaves at once; two wait; the fourth is dropped
+	}
+	nw.Send(0, 2, make([]byte, 1000)) // another link: its own queue
+	if st := nw.Stats(); st.DroppedQueueFull != 1 {
+		t.Fatalf("dropped %d for a full queue; want 1", st.DroppedQueueFull)
+	}
+	s.RunUntil(FromDuration(10 * time.Millisecond))
+	nw.Send(0, 1, make([]byte, 1000)) // the queue drained meanwhile
+	s.RunUntil(FromDuration(time.Second))
+	if delivered[1] != 4 || delivered[2] != 1 {
+		t.Fatalf("delivered %v; want 4 to node 1 and 1 to node 2", delivered)
+	}
+	if st := nw.Stats(); st.Sent+st.Duplicated != st.Delivered+st.Dropped()+st.InFlight {
+		t.Fatalf("stats do not balance: %+v", st)
+	}
+	nw2 := NewNetwork(New(1), 2, func(int, int, []byte) {})
+	nw2.SetNIC(0, 1_000_000)
+	nw2.SetSendQueue(0, 1500) // a byte bound
+	nw2.Send(0, 1, make([]byte, 1000))
+	nw2.Send(0, 1, make([]byte, 1000))
+	nw2.Send(0, 1, make([]byte, 1000))
+	if st := nw2.Stats(); st.DroppedQueueFull != 1 {
+		t.Fatalf("byte bound: dropped %d; want 1", st.DroppedQueueFull)
+	}
+}

@@ -41,6 +41,10 @@ func New(seed uint64) *Scheduler {
 	}
 }
 
+// Scheduled is how many events have been scheduled since the start (the
+// simulator's own workload, for profiles and progress reports).
+func (s *Scheduler) Scheduled() uint64 { return s.seq }
+
 // Seed returns the seed the scheduler was created with, for logging: a
 // failing run is reproduced by re-running with this seed.
 func (s *Scheduler) Seed() uint64 { return s.seed }
