@@ -123,16 +123,17 @@ type Node struct {
 	decided    map[msg.ClientID]uint64   // highest executed request number per client, as the execution layer reports it
 	answered   map[msg.ReplicaID]*answer // per replica: its last Status and its answer budget
 
-	tick         int64
-	decidedTick  int64 // tick of the last decision (progress timer, padToCheckpoint)
-	viewTick     int64 // tick the current view was entered (padOverdue)
-	vcDeadline   int64
-	vcAttempts   int
-	lastBeacon   int64
-	replaying    bool
-	stats        Stats
-	ready        Ready
-	pendingReady bool
+	tick           int64
+	decidedTick    int64 // tick of the last decision (progress timer, padToCheckpoint)
+	nextActiveTick int64 // last tick a pre-prepare or vote for slot lastDecided+1 arrived (beacons)
+	viewTick       int64 // tick the current view was entered (padOverdue)
+	vcDeadline     int64
+	vcAttempts     int
+	lastBeacon     int64
+	replaying      bool
+	stats          Stats
+	ready          Ready
+	pendingReady   bool
 }
 
 // weakCert is f+1 matching checkpoints: at least one correct replica

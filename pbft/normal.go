@@ -119,6 +119,7 @@ func (n *Node) acceptPrePrepare(pp *msg.PrePrepare) {
 	s.view = n.view
 	s.pp = pp
 	s.acceptedAt = n.tick
+	n.noteActivity(pp.Seq)
 	n.proposedWatched(pp.Batch.Requests)
 	n.persist(pp)
 	if pp.From != n.cfg.ID {
@@ -158,6 +159,7 @@ func (n *Node) onPrepare(p *msg.Prepare) {
 	}
 	s.prepares[p.From] = p
 	s.seenAnyVote = true
+	n.noteActivity(p.Seq)
 	n.persist(p)
 	n.checkPrepared(p.Seq, s)
 }
@@ -217,6 +219,7 @@ func (n *Node) onCommit(c *msg.Commit) {
 	}
 	s.commits[c.From] = c.Digest
 	s.seenAnyVote = true
+	n.noteActivity(c.Seq)
 	n.checkCommitted(c.Seq, s)
 }
 
@@ -235,6 +238,16 @@ func (n *Node) checkCommitted(seq uint64, s *slot) {
 	}
 	s.committed = true
 	n.deliver()
+}
+
+// noteActivity records that the next slot to decide is still moving: a new
+// pre-prepare or vote for it arrived. A slow cluster is not a stalled one;
+// only a next slot that hears nothing for a retransmit period makes the
+// replica beacon (liveness.go).
+func (n *Node) noteActivity(seq uint64) {
+	if seq == n.lastDecided+1 {
+		n.nextActiveTick = n.tick
+	}
 }
 
 // deliver emits decisions strictly in sequence order.

@@ -178,3 +178,39 @@ func TestNoBeaconsWhileDeciding(t *testing.T) {
 		t.Fatal("no Status beacon after three retransmit periods without a decision")
 	}
 }
+
+// A slow round is not a stalled one: while new pre-prepares and votes for
+// the next slot keep arriving, a replica does not beacon even if deciding
+// it takes longer than a retransmit period.
+func TestNoBeaconsWhileTheNextSlotMoves(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	var toOne []coretest.Envelope
+	statuses := 0
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if _, ok := e.Msg.(*msg.Status); ok && e.From == 1 {
+			statuses++
+		}
+		if e.To == 1 {
+			toOne = append(toOne, e) // replica 1 hears one message every third tick
+			return nil
+		}
+		return []coretest.Envelope{e}
+	}
+	c.nodes[0].Request(req(1, 1))
+	c.Settle()
+	r := c.nodes[1].cfg.RetransmitTicks
+	for tk := 0; tk < 4*r && len(c.decided[1]) == 0; tk++ {
+		if tk%3 == 0 && len(toOne) > 0 {
+			e := toOne[0]
+			toOne = toOne[1:]
+			c.Queue = append(c.Queue, e)
+		}
+		c.Tick(1)
+	}
+	if len(c.decided[1]) != 1 {
+		t.Fatalf("replica 1 decided %d batches; the test needs it to decide slowly", len(c.decided[1]))
+	}
+	if statuses > 0 {
+		t.Fatalf("replica 1 beaconed %d times while its next slot kept moving", statuses)
+	}
+}

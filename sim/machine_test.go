@@ -46,7 +46,9 @@ func TestCostFileIsValidated(t *testing.T) {
 }
 
 // With loop costs, signing and sending take time on the loop: the same run
-// executes the same requests, but later.
+// executes the same requests, but later. (5 ms a signature: since the loop
+// model takes a pass at a time and beacons went quiet, the 2 ms of session
+// 8 slowed this run by only 19%, 1.052 s against 0.885 s.)
 func TestLoopCostsSlowTheRunDown(t *testing.T) {
 	run := func(m Machine) Result {
 		res, err := Run(Options{Protocol: "rcc", N: 4, M: 4, Seed: 3, Scenario: "fault-free", Machine: m})
@@ -59,8 +61,8 @@ func TestLoopCostsSlowTheRunDown(t *testing.T) {
 		return res
 	}
 	free := run(Machine{})
-	slow := run(Machine{Sign: 2 * time.Millisecond, Message: 100 * time.Microsecond, Record: 100 * time.Microsecond})
+	slow := run(Machine{Sign: 5 * time.Millisecond, Message: 100 * time.Microsecond, Record: 100 * time.Microsecond})
 	if slow.VirtualSeconds <= free.VirtualSeconds*1.2 {
-		t.Fatalf("2 ms per signature on the loop: %.3fs virtual, without loop costs %.3fs; want clearly slower", slow.VirtualSeconds, free.VirtualSeconds)
+		t.Fatalf("5 ms per signature on the loop: %.3fs virtual, without loop costs %.3fs; want clearly slower", slow.VirtualSeconds, free.VirtualSeconds)
 	}
 }

@@ -52,7 +52,7 @@ type Options struct {
 	// MeasureFrom and MeasureTo, when MeasureTo is set, are the window
 	// Result.Usage covers (each replica's busy time per resource).
 	MeasureFrom, MeasureTo time.Duration
-	// Abort, if set, is asked every half virtual second whether to stop
+	// Abort, if set, is asked every 50 ms of virtual time whether to stop
 	// the run (a benchmark's memory guard); a non-nil answer ends it and
 	// Run returns that error.
 	Abort func() error
@@ -338,7 +338,7 @@ func Run(o Options) (Result, error) {
 	}
 	var aborted error
 	if o.Abort != nil {
-		w.s.Every(500*time.Millisecond, func() {
+		w.s.Every(50*time.Millisecond, func() {
 			if aborted == nil {
 				aborted = o.Abort()
 			}

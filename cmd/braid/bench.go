@@ -92,6 +92,7 @@ type benchOptions struct {
 	experiment string  // --sim: a report experiment
 	out        string  // --experiment: where results go
 	maxN       int     // --experiment scale: largest n
+	renderOnly bool    // --experiment: no runs
 	memProfile string  // --sim: heap profile at the end
 	maxMemory  int64   // --sim: heap limit
 	costsSet   bool    // --costs was given (then the file must exist)
@@ -125,6 +126,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 	fs.StringVar(&o.scenario, "scenario", "fault-free", "--sim: one of braid sim's fault scenarios (braid sim --list)")
 	fs.StringVar(&o.experiment, "experiment", "", "--sim: run one of the report's experiments (scale, failures, wan), keeping results in --out and writing its table and SVG plot there")
 	fs.StringVar(&o.out, "out", "docs/sim", "--experiment: directory of the results, tables and plots")
+	fs.BoolVar(&o.renderOnly, "render-only", false, "--experiment: only write the table and plot from the results already in --out")
 	fs.IntVar(&o.maxN, "max-n", 128, "--experiment scale: the largest n to run")
 	fs.BoolVar(&o.wan, "wan", false, "--sim: replicas spread over six AWS regions with measured round-trip times instead of one LAN")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "--sim: write a CPU profile of the simulation to this file (go tool pprof)")

@@ -129,6 +129,10 @@ func runExperiment(o *benchOptions, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "[%d/%d] %s: done before, kept\n", i+1, len(runs), r.key)
 			continue
 		}
+		if o.renderOnly {
+			fmt.Fprintf(stdout, "[%d/%d] %s: not run (--render-only)\n", i+1, len(runs), r.key)
+			continue
+		}
 		fmt.Fprintf(stdout, "[%d/%d] %s ...\n", i+1, len(runs), r.key)
 		ro := *o
 		ro.n, ro.m, ro.batch, ro.scenario, ro.warmup, ro.duration, ro.wan = r.n, r.m, r.batch, r.scenario, r.warmup, r.duration, r.wan
