@@ -54,11 +54,15 @@ func (n *Node) Tick() {
 	}
 	// Beacon only when stalled: outstanding work, and for a retransmit
 	// period no decision and nothing new for the next slot to decide
-	// (noteActivity) — a slow round is still moving. Under load there is always outstanding work, and
-	// every peer answers a beacon with each pre-prepare above the asker's
-	// last decision — batches it mostly has already — so beaconing on
-	// outstanding work alone made answers the largest traffic of a busy
-	// cluster (a simulated n = 16, m = 11: 89% of all bytes sent).
+	// (noteActivity): a slow round is still moving. Under load there is
+	// always outstanding work, and every peer answers a beacon with each
+	// pre-prepare above the asker's last decision — batches it mostly has
+	// already — so beaconing on outstanding work alone made answers the
+	// largest traffic of a busy cluster (a simulated n = 16, m = 11: 89%
+	// of all bytes sent). Faulty peers cannot hold a beacon back for long:
+	// each has one pre-prepare, prepare and commit per slot and view to
+	// spend (duplicates are dropped before they count), so they delay it
+	// by at most a few retransmit periods per slot.
 	if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) && n.tick-max(n.decidedTick, n.nextActiveTick) >= int64(n.cfg.RetransmitTicks) && n.outstanding() {
 		n.lastBeacon = n.tick
 		n.broadcast(&msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID})
