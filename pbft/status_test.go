@@ -135,29 +135,41 @@ func TestCatchUpWithinAnswerBudget(t *testing.T) {
 	}
 }
 
+// beaconWatch counts the Status beacons on a test cluster's network and
+// holds back the messages its hold function picks, for the test to release.
+type beaconWatch struct {
+	held     []coretest.Envelope
+	statuses int
+}
+
+func watchBeacons(c *cluster, hold func(coretest.Envelope) bool) *beaconWatch {
+	w := &beaconWatch{}
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if _, ok := e.Msg.(*msg.Status); ok {
+			w.statuses++
+		}
+		if hold(e) {
+			w.held = append(w.held, e)
+			return nil
+		}
+		return []coretest.Envelope{e}
+	}
+	return w
+}
+
 // A busy replica that keeps deciding does not beacon: under load there is
 // always outstanding work, and every peer answers a Status with its
 // pre-prepares above the asker's last decision — batches it mostly holds
 // already. Beacons are for a replica that stopped deciding.
 func TestNoBeaconsWhileDeciding(t *testing.T) {
 	c := newCluster(t, 4, nil)
-	var held []coretest.Envelope
-	statuses := 0
-	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
-		switch e.Msg.(type) {
-		case *msg.Commit:
-			held = append(held, e) // released at the next tick: a slot is always in flight
-			return nil
-		case *msg.Status:
-			statuses++
-		}
-		return []coretest.Envelope{e}
-	}
+	// Commits are released at the next tick: a slot is always in flight.
+	w := watchBeacons(c, func(e coretest.Envelope) bool { _, ok := e.Msg.(*msg.Commit); return ok })
 	num := uint64(0)
 	const ticks = 100
 	for tk := 0; tk < ticks; tk++ {
-		release := held
-		held = nil
+		release := w.held
+		w.held = nil
 		c.Queue = append(c.Queue, release...)
 		num++
 		c.nodes[0].Request(req(1, num))
@@ -166,15 +178,15 @@ func TestNoBeaconsWhileDeciding(t *testing.T) {
 	if got := len(c.decided[1]); got < ticks-2 {
 		t.Fatalf("replica 1 decided %d of %d batches; the test needs steady progress", got, ticks)
 	}
-	if statuses > 0 {
-		t.Fatalf("%d Status beacons while every replica decided a batch each tick; want none", statuses)
+	if w.statuses > 0 {
+		t.Fatalf("%d Status beacons while every replica decided a batch each tick; want none", w.statuses)
 	}
 	// Stalled, it beacons again: hold every commit from now on.
 	for tk := 0; tk < 3*c.nodes[1].cfg.RetransmitTicks; tk++ {
-		held = nil
+		w.held = nil
 		c.Tick(1)
 	}
-	if statuses == 0 {
+	if w.statuses == 0 {
 		t.Fatal("no Status beacon after three retransmit periods without a decision")
 	}
 }
@@ -184,33 +196,22 @@ func TestNoBeaconsWhileDeciding(t *testing.T) {
 // it takes longer than a retransmit period.
 func TestNoBeaconsWhileTheNextSlotMoves(t *testing.T) {
 	c := newCluster(t, 4, nil)
-	var toOne []coretest.Envelope
-	statuses := 0
-	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
-		if _, ok := e.Msg.(*msg.Status); ok && e.From == 1 {
-			statuses++
-		}
-		if e.To == 1 {
-			toOne = append(toOne, e) // replica 1 hears one message every third tick
-			return nil
-		}
-		return []coretest.Envelope{e}
-	}
+	// Replica 1 hears one message every third tick.
+	w := watchBeacons(c, func(e coretest.Envelope) bool { return e.To == 1 })
 	c.nodes[0].Request(req(1, 1))
 	c.Settle()
 	r := c.nodes[1].cfg.RetransmitTicks
 	for tk := 0; tk < 4*r && len(c.decided[1]) == 0; tk++ {
-		if tk%3 == 0 && len(toOne) > 0 {
-			e := toOne[0]
-			toOne = toOne[1:]
-			c.Queue = append(c.Queue, e)
+		if tk%3 == 0 && len(w.held) > 0 {
+			c.Queue = append(c.Queue, w.held[0])
+			w.held = w.held[1:]
 		}
 		c.Tick(1)
 	}
 	if len(c.decided[1]) != 1 {
 		t.Fatalf("replica 1 decided %d batches; the test needs it to decide slowly", len(c.decided[1]))
 	}
-	if statuses > 0 {
-		t.Fatalf("replica 1 beaconed %d times while its next slot kept moving", statuses)
+	if w.statuses > 0 {
+		t.Fatalf("%d Status beacons while replica 1's next slot kept moving (the others had decided); want none", w.statuses)
 	}
 }

@@ -46,7 +46,7 @@ func TestUsageFindsTheSaturatedResource(t *testing.T) {
 			t.Errorf("replica %d at default costs: %+v; want less busy verifying than at 2 ms, some NIC and disk", u.Replica, u)
 		}
 	}
-	if len(violationsOf(rc)) > 0 || len(violationsOf(re)) > 0 {
+	if len(rc.Violations) > 0 || len(re.Violations) > 0 {
 		t.Fatalf("violations: %v %v", rc.Violations, re.Violations)
 	}
 	none, err := Run(base)
@@ -57,8 +57,6 @@ func TestUsageFindsTheSaturatedResource(t *testing.T) {
 		t.Fatalf("usage without a window: %+v", none.Usage)
 	}
 }
-
-func violationsOf(r Result) []string { return r.Violations }
 
 // A closed-loop pool never has more requests outstanding than clients,
 // and keeps issuing until Until.

@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"os"
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/calibrate"
+	"github.com/braid-bft/braid/internal/atomicfile"
 	"github.com/braid-bft/braid/sim"
 )
 
@@ -63,15 +63,10 @@ func writeHeapProfile(path string) error {
 	if path == "" {
 		return nil
 	}
-	f, err := os.Create(path)
-	if err != nil {
+	if err := atomicfile.Write(path, 0o644, pprof.WriteHeapProfile); err != nil {
 		return fmt.Errorf("--memprofile: %w", err)
 	}
-	if err := pprof.WriteHeapProfile(f); err != nil {
-		f.Close()
-		return fmt.Errorf("--memprofile: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 // loadCosts reads the cost file; the default file may be missing (then the

@@ -33,12 +33,11 @@ type experiment struct {
 
 // simRun is one run of an experiment: a label and the options it changes.
 type simRun struct {
-	key                string // unique within the experiment
-	n, m, batch        int
-	scenario           string
-	warmup, duration   time.Duration
-	wan                bool
-	protocolOfInterest string // the series it belongs to
+	key              string // unique within the experiment
+	n, m, batch      int
+	scenario         string
+	warmup, duration time.Duration
+	wan              bool
 }
 
 var experiments = []experiment{
@@ -79,7 +78,7 @@ func scaleRuns(o *benchOptions) []simRun {
 			warm, dur = 500*time.Millisecond, 500*time.Millisecond // wall time grows as n³ at m = n
 		}
 		for _, m := range []int{1, n - f, n} {
-			rs = append(rs, simRun{key: fmt.Sprintf("n=%d m=%d batch=100", n, m), n: n, m: m, batch: 100, scenario: "fault-free", warmup: warm, duration: dur, protocolOfInterest: series(m, n)})
+			rs = append(rs, simRun{key: fmt.Sprintf("n=%d m=%d batch=100", n, m), n: n, m: m, batch: 100, scenario: "fault-free", warmup: warm, duration: dur})
 		}
 	}
 	return rs
@@ -89,7 +88,7 @@ func failureRuns(*benchOptions) []simRun {
 	var rs []simRun
 	for _, m := range []int{16, 1} {
 		for _, sc := range []string{"fault-free", "crash-primary", "silent-primary", "throttling-primary", "f-byzantine-primaries"} {
-			rs = append(rs, simRun{key: fmt.Sprintf("m=%d %s", m, sc), n: 16, m: m, batch: 100, scenario: sc, warmup: 0, duration: 3 * time.Second, protocolOfInterest: series(m, 16)})
+			rs = append(rs, simRun{key: fmt.Sprintf("m=%d %s", m, sc), n: 16, m: m, batch: 100, scenario: sc, warmup: 0, duration: 3 * time.Second})
 		}
 	}
 	return rs
@@ -98,7 +97,7 @@ func failureRuns(*benchOptions) []simRun {
 func wanRuns(*benchOptions) []simRun {
 	var rs []simRun
 	for _, m := range []int{1, 5, 7} {
-		rs = append(rs, simRun{key: fmt.Sprintf("wan n=7 m=%d", m), n: 7, m: m, batch: 100, scenario: "fault-free", warmup: 2 * time.Second, duration: 2 * time.Second, wan: true, protocolOfInterest: series(m, 7)})
+		rs = append(rs, simRun{key: fmt.Sprintf("wan n=7 m=%d", m), n: 7, m: m, batch: 100, scenario: "fault-free", warmup: 2 * time.Second, duration: 2 * time.Second, wan: true})
 	}
 	return rs
 }
@@ -264,13 +263,18 @@ func renderFailures(w io.Writer, rs []simBenchResult) (plot.Chart, error) {
 		if r.M != r.N {
 			continue
 		}
-		s := plot.Series{Name: r.Scenario}
-		for i, v := range r.Timeline {
-			s.X, s.Y = append(s.X, float64(i)*timelineStep), append(s.Y, v)
-		}
-		c.Series = append(c.Series, s)
+		c.Series = append(c.Series, timelineSeries(r.Scenario, r.Timeline))
 	}
 	return c, nil
+}
+
+// timelineSeries plots a run's throughput timeline against simulated time.
+func timelineSeries(name string, tl []float64) plot.Series {
+	s := plot.Series{Name: name}
+	for i, v := range tl {
+		s.X, s.Y = append(s.X, float64(i)*timelineStep), append(s.Y, v)
+	}
+	return s
 }
 
 // meanFrom is the mean of a timeline's buckets from second t on: the
@@ -293,11 +297,7 @@ func renderWAN(w io.Writer, rs []simBenchResult) (plot.Chart, error) {
 	c := plot.Chart{Title: "Throughput over time, n = 7 over six AWS regions", XLabel: "simulated seconds", YLabel: "executed requests/s (100 ms buckets)"}
 	for _, r := range rs {
 		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.0f | %.0f | %s |\n", series(r.M, r.N), r.N, r.M, r.ExecutedPerSec, r.P50ms, r.P99ms, r.Bottleneck)
-		s := plot.Series{Name: series(r.M, r.N)}
-		for i, v := range r.Timeline {
-			s.X, s.Y = append(s.X, float64(i)*timelineStep), append(s.Y, v)
-		}
-		c.Series = append(c.Series, s)
+		c.Series = append(c.Series, timelineSeries(series(r.M, r.N), r.Timeline))
 	}
 	return c, nil
 }
