@@ -188,6 +188,7 @@ func (e *encoder) message(m Message, withSig bool) {
 		e.u64(m.View)
 		e.u64(m.StableSeq)
 		e.u64(m.NextSeq)
+		e.u64(m.Accepted)
 		e.u32(uint32(m.From))
 	}
 }
@@ -314,7 +315,7 @@ func (d *decoder) message() Message {
 		m.From = ReplicaID(d.U32())
 		return m
 	case KindStatus:
-		return &Status{Instance: d.U32(), View: d.U64(), StableSeq: d.U64(), NextSeq: d.U64(), From: ReplicaID(d.U32())}
+		return &Status{Instance: d.U32(), View: d.U64(), StableSeq: d.U64(), NextSeq: d.U64(), Accepted: d.U64(), From: ReplicaID(d.U32())}
 	}
 	d.Fail("unknown kind %d", k)
 	return nil

@@ -34,7 +34,7 @@ func (n *Node) Tick() {
 			// decide meanwhile, from their commits and pre-prepares (see
 			// tryLearn); otherwise it stays behind until a stable checkpoint
 			// above it — never, once the cluster is idle.
-			n.broadcast(&msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID})
+			n.broadcast(n.status())
 		}
 		return
 	}
@@ -65,7 +65,7 @@ func (n *Node) Tick() {
 	// by at most a few retransmit periods per slot.
 	if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) && n.tick-max(n.decidedTick, n.nextActiveTick) >= int64(n.cfg.RetransmitTicks) && n.outstanding() {
 		n.lastBeacon = n.tick
-		n.broadcast(&msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID})
+		n.broadcast(n.status())
 	}
 }
 
@@ -184,6 +184,40 @@ func (n *Node) outstanding() bool {
 	return false
 }
 
+// status is this replica's beacon: what it has decided, and how far past
+// that it already holds the pre-prepares (so answers skip them). A slot
+// whose votes name another body than the pre-prepare we hold ends the run:
+// our primary may have equivocated, and we need the decided body from the
+// answers to learn it (tryLearn).
+func (n *Node) status() *msg.Status {
+	st := &msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID}
+	if !n.changing {
+		for seq := n.lastDecided + 1; ; seq++ {
+			s := n.slots[seq]
+			if s == nil || s.pp == nil || s.view != n.view || contested(s) || n.learned[seq] != nil {
+				break
+			}
+			st.Accepted = seq
+		}
+	}
+	return st
+}
+
+// contested: a vote in s names another body than its pre-prepare.
+func contested(s *slot) bool {
+	for _, p := range s.prepares {
+		if p.Digest != s.pp.Digest {
+			return true
+		}
+	}
+	for _, d := range s.commits {
+		if d != s.pp.Digest {
+			return true
+		}
+	}
+	return false
+}
+
 // onStatus answers a stuck replica with what it may have missed, to it alone.
 func (n *Node) onStatus(st *msg.Status) {
 	to := st.From
@@ -269,7 +303,7 @@ func (n *Node) onStatus(st *msg.Status) {
 				return
 			}
 		}
-		if s.pp != nil {
+		if s.pp != nil && !(st.View == n.view && s.view == n.view && seq <= st.Accepted) {
 			// Forward the pre-prepare whoever proposed it: it is signed, so
 			// the asker can verify it, and a primary that keeps some
 			// replicas in the dark cannot stop the others from lighting them.
@@ -303,7 +337,7 @@ func ownVote(s *slot, id msg.ReplicaID) msg.Message {
 func (n *Node) Announce() {
 	n.holdUntil = n.tick + 2*int64(n.cfg.RetransmitTicks)
 	n.lastBeacon = n.tick
-	n.broadcast(&msg.Status{Instance: n.cfg.Instance, View: n.view, StableSeq: n.low, NextSeq: n.lastDecided + 1, From: n.cfg.ID})
+	n.broadcast(n.status())
 }
 
 // Suspect starts a view change on external evidence: the RCC layer's

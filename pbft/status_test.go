@@ -215,3 +215,57 @@ func TestNoBeaconsWhileTheNextSlotMoves(t *testing.T) {
 		t.Fatalf("%d Status beacons while replica 1's next slot kept moving (the others had decided); want none", w.statuses)
 	}
 }
+
+// answered counts the pre-prepares and votes nd sends to `to`.
+func answered(nd *Node, to msg.ReplicaID) (prePrepares, votes int) {
+	for nd.HasReady() {
+		for _, o := range nd.Ready().Messages {
+			if o.Broadcast || o.To != to {
+				continue
+			}
+			switch o.Msg.(type) {
+			case *msg.PrePrepare:
+				prePrepares++
+			case *msg.Prepare, *msg.Commit:
+				votes++
+			}
+		}
+	}
+	return prePrepares, votes
+}
+
+// A replica that holds the pre-prepares above its last decision and is only
+// slow to decide them (its checks queued, say) says so in its beacon, and a
+// peer answers with its votes alone: not every batch again. At n = 32 the
+// re-sent batches were a primary's whole NIC for 200 ms at a time.
+func TestStatusAnswerSkipsPrePreparesTheAskerHolds(t *testing.T) {
+	c := newCluster(t, 4, func(cfg *Config) {
+		cfg.MaxBatch = 4
+		cfg.ProgressTimeout = 1 << 20
+	})
+	fill(c, 6, 4, 16)
+	asker, peer := c.nodes[3], c.nodes[1]
+	st := asker.status()
+	if st.NextSeq != 1 || st.Accepted != 6 {
+		t.Fatalf("asker's status: NextSeq %d Accepted %d, want 1 and 6 (it holds the six pre-prepares)", st.NextSeq, st.Accepted)
+	}
+	answered(peer, 3)
+	peer.Step(3, st)
+	pps, votes := answered(peer, 3)
+	if pps != 0 || votes == 0 {
+		t.Fatalf("answer to an asker holding every pre-prepare: %d pre-prepares, %d votes; want only votes", pps, votes)
+	}
+	// The same question without the field (an asker missing them): the
+	// pre-prepares come back.
+	peer.Tick()
+	for range 20 {
+		peer.Tick()
+	}
+	answered(peer, 3)
+	old := *st
+	old.Accepted = 0
+	peer.Step(3, &old)
+	if pps, _ := answered(peer, 3); pps != 6 {
+		t.Fatalf("answer to an asker holding none: %d pre-prepares, want 6", pps)
+	}
+}

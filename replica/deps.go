@@ -112,6 +112,7 @@ func wake(ch chan<- struct{}) {
 
 // workers is a bounded pool for the shell's off-loop jobs.
 type workers struct {
+	n    int
 	jobs chan job
 	done *completions
 	wg   sync.WaitGroup
@@ -128,7 +129,7 @@ func newWorkers(n int, done *completions) *workers {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	w := &workers{jobs: make(chan job, workerQueue), done: done}
+	w := &workers{n: n, jobs: make(chan job, workerQueue), done: done}
 	for range n {
 		w.wg.Add(1)
 		go func() {
@@ -141,6 +142,9 @@ func newWorkers(n int, done *completions) *workers {
 	}
 	return w
 }
+
+// Cores implements shell.Worker: the pool's goroutines.
+func (w *workers) Cores() int { return w.n }
 
 // Go implements shell.Worker.
 func (w *workers) Go(work func() shell.Cost, done func()) {

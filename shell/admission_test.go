@@ -19,6 +19,8 @@ func (c *conn) Send([]byte)          { c.frames++ }
 // heldWorker keeps jobs until the test completes them, as busy cores would.
 type heldWorker struct{ jobs []func() }
 
+func (w *heldWorker) Cores() int { return 2 }
+
 func (w *heldWorker) Go(work func() Cost, done func()) {
 	work()
 	w.jobs = append(w.jobs, done)
@@ -51,6 +53,7 @@ func TestClientAdmissionIsBounded(t *testing.T) {
 		t.Fatalf("shed %d requests, want 100 (offered %d, room for %d)", got, offered, offered-100)
 	}
 	w.completeOne()
+	sh.Flush() // the loop flushes after every completion
 	if len(w.jobs) != maxClientJobs {
 		t.Fatalf("after one batch completed: %d on the workers, want %d (the next one from the backlog)", len(w.jobs), maxClientJobs)
 	}

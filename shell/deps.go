@@ -80,6 +80,9 @@ func VerifyEach(v msg.Verifier, items []msg.Signature) []bool {
 // costs its nested signatures, not one verification.
 type Worker interface {
 	Go(work func() Cost, done func())
+	// Cores is how many jobs run at once: ingress keeps that many peer
+	// checks on the workers and batches what arrives meanwhile.
+	Cores() int
 }
 
 // Cost describes a job's CPU work: signature verifications (batched ones

@@ -20,6 +20,7 @@ func (d syncDisk) Commit(done func(error)) { done(d.Sync()) }
 
 type inline struct{}
 
+func (inline) Cores() int                       { return 1 }
 func (inline) Go(work func() Cost, done func()) { work(); done() }
 
 type testCrypto struct{ auth.Keyring }

@@ -56,14 +56,44 @@ type peerArrival struct {
 	d     [32]byte
 }
 
-// maxPeerBatch bounds one batch of peer frames, so a burst spreads over
-// several workers.
-const maxPeerBatch = 64
+// Verification jobs wait in the shell, in arrival order, for a free core:
+// at most Worker.Cores() of them are on the workers at once. Peer frames
+// that arrive while the cores are busy join the last waiting job if it is
+// a batch of peer frames, so a busy replica checks its peers' votes in
+// batches of dozens — a batch verification costs about half as much per
+// signature as checking one alone (docs/costs) — and an idle one checks a
+// lone frame at once. The order of jobs is what the workers' own queue
+// gave before (client batches keep their place among the peers' frames);
+// only frames merge. Before, every pass of the loop made a job of its one
+// or two frames: at n = 32 most peer signatures were checked alone, and
+// the workers' queue held 80 ms of single checks ahead of every vote
+// (docs/benchmarks.md, session 10). Tried and dropped: limiting only the
+// peer jobs (client batches then took a core of their own whenever one
+// completed, and an overloaded cluster's votes waited past the progress
+// timeout), and a lane that checks votes before pre-prepares (pre-prepares
+// starved until an instance lagged σ rounds).
+//
+// maxPeerBatch and maxPeerBatchBytes bound one batch of peer frames — the
+// bytes so that a batch of pre-prepares does not hold a core for tens of
+// milliseconds (and batches of about a hundred signatures are the cheapest
+// per signature, docs/costs); past maxWaitingJobs jobs go to the workers
+// regardless, whose own bounded queue then pushes back on the loop.
+const (
+	maxPeerBatch      = 64
+	maxPeerBatchBytes = 32 << 10
+	maxWaitingJobs    = 1024
+)
 
-// OnPeer takes a frame from replica from. Frames that arrive in the same
-// pass of the loop are checked together at its end (verifyPeers): one batch
-// verification for the signatures of all of them costs about half of
-// verifying each prepare and pre-prepare on its own.
+// waitingJob is a verification waiting for a core: a batch of peer frames
+// (open to more while it waits) or a client batch.
+type waitingJob struct {
+	peers  []peerArrival
+	bytes  int
+	client []clientArrival
+}
+
+// OnPeer takes a frame from replica from; it is checked with the frames
+// that arrive with it or while the cores are busy (dispatch).
 func (s *Shell) OnPeer(from msg.ReplicaID, frame []byte) {
 	if s.failed != nil || int(from) >= s.node.Config().N || from == s.id {
 		return
@@ -75,19 +105,39 @@ func (s *Shell) OnPeer(from msg.ReplicaID, frame []byte) {
 		}
 		return
 	}
-	s.peerQueue = append(s.peerQueue, peerArrival{from: from, frame: frame, d: d})
-	if len(s.peerQueue) >= maxPeerBatch {
-		s.verifyPeers()
+	a := peerArrival{from: from, frame: frame, d: d}
+	if k := len(s.waiting) - 1; k >= 0 && s.waiting[k].client == nil && len(s.waiting[k].peers) < maxPeerBatch &&
+		s.waiting[k].bytes+len(frame) <= maxPeerBatchBytes {
+		s.waiting[k].peers = append(s.waiting[k].peers, a)
+		s.waiting[k].bytes += len(frame)
+		return
+	}
+	s.waiting = append(s.waiting, waitingJob{peers: []peerArrival{a}, bytes: len(frame)})
+	if len(s.waiting) >= maxWaitingJobs {
+		s.dispatch()
 	}
 }
 
-// verifyPeers submits the queued peer frames for one check.
-func (s *Shell) verifyPeers() {
-	if len(s.peerQueue) == 0 {
-		return
+// dispatch submits waiting jobs in order, one per free core (all of them
+// once maxWaitingJobs wait).
+func (s *Shell) dispatch() {
+	for len(s.waiting) > 0 && (s.running < s.cores || len(s.waiting) >= maxWaitingJobs) {
+		j := s.waiting[0]
+		s.waiting[0] = waitingJob{}
+		s.waiting = s.waiting[1:]
+		if len(s.waiting) == 0 {
+			s.waiting = nil // let the backing array go
+		}
+		s.running++
+		if j.client != nil {
+			s.verifyClientBatch(j.client)
+		} else {
+			s.verifyPeerBatch(j.peers)
+		}
 	}
-	batch := s.peerQueue
-	s.peerQueue = nil
+}
+
+func (s *Shell) verifyPeerBatch(batch []peerArrival) {
 	var (
 		ms []msg.Message
 		ok []bool
@@ -97,6 +147,7 @@ func (s *Shell) verifyPeers() {
 		ms, ok, c = s.checkAll(batch)
 		return c
 	}, func() {
+		s.running--
 		if s.failed != nil {
 			return
 		}
@@ -230,8 +281,8 @@ func clientSignature(req *msg.Request) msg.Signature {
 	return msg.Signature{Client: true, ClientID: req.Client, Kind: msg.KindRequest, Payload: req.SignedBytes(), Sig: req.Sig}
 }
 
-// verifyClients submits queued client requests for batch checks, as many
-// as admission allows.
+// verifyClients queues client requests for batch checks, as many batches
+// as admission allows (maxClientJobs, waiting or on the workers).
 func (s *Shell) verifyClients() {
 	for len(s.clientQueue) > 0 && s.clientJobs < maxClientJobs {
 		k := min(len(s.clientQueue), maxClientBatch)
@@ -240,7 +291,8 @@ func (s *Shell) verifyClients() {
 		if len(s.clientQueue) == 0 {
 			s.clientQueue = nil // let the backing array go
 		}
-		s.verifyClientBatch(batch)
+		s.clientJobs++
+		s.waiting = append(s.waiting, waitingJob{client: batch})
 	}
 }
 
@@ -252,13 +304,13 @@ func (s *Shell) verifyClientBatch(batch []clientArrival) {
 		bytes += len(items[i].Payload)
 	}
 	var valid []bool
-	s.clientJobs++
 	s.worker.Go(func() Cost {
 		valid = s.crypto.VerifyAll(items)
 		s.sigs.remember(items, valid) // the same requests come back inside pre-prepares and view changes
 		return Cost{Verifications: len(items), Bytes: bytes, ClientLane: true}
 	}, func() {
 		s.clientJobs--
+		s.running--
 		if s.failed != nil {
 			return
 		}

@@ -215,6 +215,8 @@ func TestPeerFramesOfOnePassVerifiedTogether(t *testing.T) {
 // costWorker runs jobs inline and sums what they say they spent.
 type costWorker struct{ spent Cost }
 
+func (w *costWorker) Cores() int { return 2 }
+
 func (w *costWorker) Go(work func() Cost, done func()) {
 	c := work()
 	w.spent.Verifications += c.Verifications
@@ -286,5 +288,80 @@ func TestRepliesDoNotWaitForTheBlock(t *testing.T) {
 	r.commit()
 	if len(disk.commits) != 1 || replies != 1 {
 		t.Fatalf("block commit asked %d times, %d replies sent before it completed; want 1 and 1", len(disk.commits), replies)
+	}
+}
+
+// heldCostWorker keeps jobs until the test completes them, as busy cores
+// would, and records each job's signature count.
+type heldCostWorker struct {
+	cores int
+	jobs  []func()
+	sizes []int
+}
+
+func (w *heldCostWorker) Cores() int { return w.cores }
+
+func (w *heldCostWorker) Go(work func() Cost, done func()) {
+	w.sizes = append(w.sizes, work().Verifications)
+	w.jobs = append(w.jobs, done)
+}
+
+// While every core checks earlier frames, peer frames that arrive wait and
+// then go to the next free core as one batch: a busy replica checks votes
+// dozens at a time (a batch verification costs about half as much per
+// signature), not one job per pass of the loop, each queued behind the
+// others (the n = 32 simulation: most peer signatures checked alone and
+// 80 ms of them queued ahead of every vote).
+func TestPeerFramesWaitForAFreeCoreAndGoTogether(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	w := &heldCostWorker{cores: 2}
+	sh := testShell(t, cfg, 1, Deps{Disk: syncDisk{testcluster.MemStore(t)}, Worker: w})
+	var pps []*msg.PrePrepare
+	for seq := uint64(1); seq <= 6; seq++ {
+		pps = append(pps, prePrepare(t, cfg, 0, seq, put(ckey, 0, seq, "k", "v")))
+	}
+	for _, pp := range pps { // six passes of the loop, one frame each
+		sh.OnPeer(pp.From, msg.Marshal(pp))
+		sh.Flush()
+	}
+	if len(w.jobs) != 2 {
+		t.Fatalf("%d jobs on 2 busy cores, want 2 (the rest wait)", len(w.jobs))
+	}
+	w.jobs[0]()
+	w.jobs = w.jobs[1:]
+	sh.Flush()
+	if len(w.sizes) != 3 || w.sizes[2] != 4*2 {
+		t.Fatalf("jobs' signature counts %v; want a third job with the 4 waiting frames (8 signatures)", w.sizes)
+	}
+}
+
+// Waiting jobs keep their order: a client batch queued between two peer
+// frames runs before the later one (frames merge only into a batch of peer
+// frames waiting last), as the workers' own queue ordered them before.
+// Letting the peers' frames pass the client batch, or the client batch take
+// a core of its own, is what the overload scenario punished.
+func TestWaitingJobsKeepTheirOrder(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	w := &heldCostWorker{cores: 1}
+	sh := testShell(t, cfg, 1, Deps{Disk: syncDisk{testcluster.MemStore(t)}, Worker: w})
+	first := prePrepare(t, cfg, 0, 1, put(ckey, 0, 1, "k", "v"))
+	sh.OnPeer(first.From, msg.Marshal(first))
+	sh.Flush() // on the one core
+	c := &conn{id: 1}
+	for k := uint64(1); k <= 3; k++ {
+		sh.OnClient(c, msg.Marshal(&msg.ClientRequest{Request: put(ckey, 1, k, "c", "v")}))
+	}
+	sh.Flush() // a client batch of 3 waits
+	later := prePrepare(t, cfg, 0, 2, put(ckey, 0, 2, "k", "v"), put(ckey, 0, 3, "k", "v"), put(ckey, 0, 4, "k", "v"))
+	sh.OnPeer(later.From, msg.Marshal(later))
+	sh.Flush()
+	for len(w.jobs) > 0 {
+		done := w.jobs[0]
+		w.jobs = w.jobs[1:]
+		done()
+		sh.Flush()
+	}
+	if len(w.sizes) != 3 || w.sizes[1] != 3 || w.sizes[2] != 4 {
+		t.Fatalf("jobs' signature counts %v; want [2 3 4]: the client batch, then the later pre-prepare", w.sizes)
 	}
 }

@@ -105,7 +105,9 @@ type Shell struct {
 	clientQueue []clientArrival // client requests waiting for a batch verification (admission: ingress.go)
 	clientJobs  int             // client batch verifications on the workers
 	stats       Stats
-	peerQueue   []peerArrival // peer frames waiting for one batch verification
+	waiting     []waitingJob // verifications waiting for a core, in order (ingress.go)
+	running     int          // verifications on the workers
+	cores       int          // the workers' parallelism (Worker.Cores)
 }
 
 // output is a frame waiting until every batch up to need is durable.
@@ -136,7 +138,7 @@ func New(cfg Config, deps Deps) (*Shell, error) {
 	}
 	s := &Shell{
 		cfg: cfg, id: cfg.Core.ID, node: node, k: cfg.Core.Instance.CheckpointInterval,
-		net: deps.Net, disk: deps.Disk, crypto: deps.Crypto, worker: deps.Worker, log: deps.Logger, obs: deps.Observer,
+		net: deps.Net, disk: deps.Disk, crypto: deps.Crypto, worker: deps.Worker, cores: max(deps.Worker.Cores(), 1), log: deps.Logger, obs: deps.Observer,
 		app: mux.New(cfg.Scope), table: executed{}, conns: map[msg.ClientID]ClientConn{},
 		recent: map[uint64][2]msg.Digest{}, badSource: map[msg.ReplicaID]bool{}, charged: map[msg.ReplicaID]uint64{},
 		stagedLimit: cfg.StagedLimit, verified: newSeen(verifiedFrames), sigs: newSigCache(verifiedSignatures),
@@ -285,8 +287,8 @@ const LoopPass = 1024
 // records staged before anything that depends on them leaves, rounds
 // executed, one commit asked for all of it.
 func (s *Shell) Flush() {
-	s.verifyPeers()
 	s.verifyClients()
+	s.dispatch()
 	s.node.ProposeQueued()
 	for s.failed == nil && s.node.HasReady() {
 		rd := s.node.Ready()

@@ -126,6 +126,8 @@ func TestSnapshotsAmortizedOverBlocks(t *testing.T) {
 // laterWorker holds jobs until the test runs them.
 type laterWorker struct{ jobs []func() }
 
+func (w *laterWorker) Cores() int { return 2 }
+
 func (w *laterWorker) Go(work func() Cost, done func()) {
 	w.jobs = append(w.jobs, func() { work(); done() })
 }

@@ -253,6 +253,9 @@ func newCPU(w *world, r *replica) *cpu {
 	return &cpu{w: w, r: r, free: make([]simnet.Time, w.machine.Cores)}
 }
 
+// Cores implements shell.Worker.
+func (c *cpu) Cores() int { return len(c.free) }
+
 // Go implements shell.Worker.
 func (c *cpu) Go(work func() shell.Cost, done func()) {
 	cost := work()

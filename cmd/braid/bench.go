@@ -86,6 +86,7 @@ type benchOptions struct {
 	costs      string  // the cost file --sim reads
 	simulate   bool    // run on the simulator instead of processes
 	nicGbps    float64 // --sim: each replica's NIC
+	cores      int     // --sim: verification cores per replica (0: the cost file's)
 	scenario   string  // --sim: the fault scenario
 	cpuProfile string  // --sim: CPU profile of the simulation
 	wan        bool    // --sim: the six-region WAN
@@ -123,6 +124,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 	fs.StringVar(&o.costs, "costs", defaultCosts, "cost model file: written by --calibrate, read by --sim")
 	fs.BoolVar(&o.simulate, "sim", false, "run the real runtime on the deterministic simulator under the --costs model instead of starting processes (closed-loop clients, or open-loop load at --open-loop-rate)")
 	fs.Float64Var(&o.nicGbps, "nic", 1, "--sim: each replica's network card, Gbit/s of egress")
+	fs.IntVar(&o.cores, "cores", 0, "--sim: verification cores per replica, 1…256, instead of the cost file's (the costs per signature stay the measured ones)")
 	fs.StringVar(&o.scenario, "scenario", "fault-free", "--sim: one of braid sim's fault scenarios (braid sim --list)")
 	fs.StringVar(&o.experiment, "experiment", "", "--sim: run one of the report's experiments (scale, failures, wan), keeping results in --out and writing its table and SVG plot there")
 	fs.StringVar(&o.out, "out", "docs/sim", "--experiment: directory of the results, tables and plots")
@@ -187,6 +189,8 @@ func (o *benchOptions) validate(set map[string]bool) error {
 			return fmt.Errorf("--sim --workload %s: the simulated load is writes only so far", o.workload)
 		case o.nicGbps <= 0 || math.IsNaN(o.nicGbps) || math.IsInf(o.nicGbps, 0) || o.nicGbps > 1000:
 			return fmt.Errorf("--nic %v: want a bandwidth in (0, 1000] Gbit/s", o.nicGbps)
+		case o.cores < 0 || o.cores > 256:
+			return fmt.Errorf("--cores %d: want 1…256 verification cores (0: the cost file's)", o.cores)
 		case !slices.Contains(sim.ScenarioNames(), o.scenario):
 			return fmt.Errorf("--scenario %q: want one of braid sim --list", o.scenario)
 		}

@@ -155,6 +155,10 @@ func simulate(o *benchOptions, human, progress io.Writer) (simBenchResult, error
 	if err != nil {
 		return simBenchResult{}, err
 	}
+	if o.cores > 0 {
+		model.Cores = o.cores
+		source += fmt.Sprintf("; cores set to %d by --cores", o.cores)
+	}
 	m := o.m
 	if m == 0 {
 		m = o.n // the simulator's default, as braid sim

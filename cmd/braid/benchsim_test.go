@@ -57,6 +57,8 @@ func TestBenchSimFlagErrors(t *testing.T) {
 	}{
 		{[]string{"--sim", "--scenario", "nope"}, "--scenario"},
 		{[]string{"--sim", "--nic", "0"}, "--nic"},
+		{[]string{"--sim", "--cores", "-1"}, "--cores"},
+		{[]string{"--sim", "--cores", "257"}, "--cores"},
 		{[]string{"--sim", "--calibrate"}, "--calibrate and --sim"},
 		{[]string{"--sim", "--compare-m", "1"}, "--sim runs the simulator"},
 		{[]string{"--sim", "--costs", "/nonexistent/costs.json"}, "no such file"},
@@ -117,7 +119,37 @@ func TestExperimentResultsFile(t *testing.T) {
 		t.Fatalf("damaged line: err %v; want its line number", err)
 	}
 	var out bytes.Buffer
-	if err := runBench([]string{"--sim", "--experiment", "nope", "--out", t.TempDir()}, &out, io.Discard); err == nil || !strings.Contains(err.Error(), "scale, failures, wan") {
+	if err := runBench([]string{"--sim", "--experiment", "nope", "--out", t.TempDir()}, &out, io.Discard); err == nil || !strings.Contains(err.Error(), "scale, failures, wan, scale-16core, batch") {
 		t.Fatalf("unknown experiment: %v", err)
+	}
+}
+
+// --cores replaces the cost file's core count, and the figure says so; more
+// cores relieve a run bound by its signature checks.
+func TestBenchSimCores(t *testing.T) {
+	costs := filepath.Join(t.TempDir(), "costs.json")
+	m := sim.Machine{Cores: 1, Verification: 400 * time.Microsecond, PerByte: 1, Fsync: 100 * time.Microsecond, Source: "test"}
+	if err := calibrate.Write(costs, m); err != nil {
+		t.Fatal(err)
+	}
+	run := func(extra ...string) simBenchResult {
+		var out bytes.Buffer
+		args := append([]string{"--sim", "--costs", costs, "--n", "4", "--m", "4", "--warmup", "200ms", "--duration", "300ms", "--clients", "800", "--json"}, extra...)
+		if err := runBench(args, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		var r simBenchResult
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	one, four := run(), run("--cores", "4")
+	if four.Model.Cores != 4 || !strings.Contains(four.ModelSource, "--cores") {
+		t.Fatalf("--cores 4: model cores %d from %q; want 4, and the source to say --cores", four.Model.Cores, four.ModelSource)
+	}
+	if four.ExecutedPerSec < 1.5*one.ExecutedPerSec {
+		t.Fatalf("1 core: %.0f req/s, 4 cores: %.0f; a run bound by 400 µs checks should gain from the cores", one.ExecutedPerSec, four.ExecutedPerSec)
 	}
 }

@@ -38,12 +38,15 @@ type simRun struct {
 	scenario         string
 	warmup, duration time.Duration
 	wan              bool
+	cores            int // verification cores per replica (0: the cost file's)
 }
 
 var experiments = []experiment{
 	{name: "scale", about: "executed throughput and latency vs n for PBFT (m = 1) and RCC (m = n − f, m = n), batch 100, closed-loop clients at saturation", runs: scaleRuns, render: renderScale},
 	{name: "failures", about: "throughput over time at n = 16, RCC (m = n) and PBFT (m = 1): a crashed, a silent and a throttling primary, and f Byzantine primaries", runs: failureRuns, render: renderFailures},
 	{name: "wan", about: "PBFT vs RCC over six AWS regions, n = 7", runs: wanRuns, render: renderWAN},
+	{name: "scale-16core", about: "the scale experiment on 16 verification cores per replica (the paper's machines), the measured per-signature costs kept", runs: scale16Runs, render: renderScale},
+	{name: "batch", about: "executed throughput vs batch size (10, 100, 400) at n = 16 and n = 32, PBFT (m = 1) and RCC (m = n − f)", runs: batchRuns, render: renderBatch},
 }
 
 func findExperiment(name string) (experiment, bool) {
@@ -79,6 +82,36 @@ func scaleRuns(o *benchOptions) []simRun {
 		}
 		for _, m := range []int{1, n - f, n} {
 			rs = append(rs, simRun{key: fmt.Sprintf("n=%d m=%d batch=100", n, m), n: n, m: m, batch: 100, scenario: "fault-free", warmup: warm, duration: dur})
+		}
+	}
+	return rs
+}
+
+// scale16Runs are scaleRuns with 16 cores a replica: the RCC paper's
+// replicas had 16 cores, and on 2 the signature checks bound RCC first.
+func scale16Runs(o *benchOptions) []simRun {
+	rs := scaleRuns(o)
+	for i := range rs {
+		rs[i].cores = 16
+		rs[i].key += " cores=16"
+	}
+	return rs
+}
+
+func batchRuns(o *benchOptions) []simRun {
+	var rs []simRun
+	for _, n := range []int{16, 32} {
+		if n > o.maxN {
+			continue
+		}
+		warm, dur := time.Second, time.Second
+		if n >= 32 {
+			warm, dur = 500*time.Millisecond, 500*time.Millisecond
+		}
+		for _, m := range []int{1, n - quorum.Faults(n)} {
+			for _, b := range []int{10, 100, 400} {
+				rs = append(rs, simRun{key: fmt.Sprintf("n=%d m=%d batch=%d", n, m, b), n: n, m: m, batch: b, scenario: "fault-free", warmup: warm, duration: dur})
+			}
 		}
 	}
 	return rs
@@ -134,7 +167,7 @@ func runExperiment(o *benchOptions, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "[%d/%d] %s ...\n", i+1, len(runs), r.key)
 		ro := *o
-		ro.n, ro.m, ro.batch, ro.scenario, ro.warmup, ro.duration, ro.wan = r.n, r.m, r.batch, r.scenario, r.warmup, r.duration, r.wan
+		ro.n, ro.m, ro.batch, ro.scenario, ro.warmup, ro.duration, ro.wan, ro.cores = r.n, r.m, r.batch, r.scenario, r.warmup, r.duration, r.wan, r.cores
 		// Closed loop at saturation: enough clients for four full
 		// batches per instance, at least 4,096.
 		ro.openLoopRate, ro.clientSet, ro.clients = 0, true, max(4096, 4*r.m*r.batch)
@@ -248,7 +281,33 @@ func renderScale(w io.Writer, rs []simBenchResult) (plot.Chart, error) {
 			ns = append(ns, float64(r.N))
 		}
 	}
-	c := plot.Chart{Title: "Executed throughput vs n (simulated, LAN, batch 100)", XLabel: "replicas n", YLabel: "executed requests/s", LogX: true, XTicks: ns}
+	cores := 0
+	if len(rs) > 0 {
+		cores = rs[0].Model.Cores
+	}
+	c := plot.Chart{Title: fmt.Sprintf("Executed throughput vs n (simulated, LAN, batch 100, %d cores a replica)", cores), XLabel: "replicas n", YLabel: "executed requests/s", LogX: true, XTicks: ns}
+	for _, name := range order {
+		c.Series = append(c.Series, *bySeries[name])
+	}
+	return c, nil
+}
+
+func renderBatch(w io.Writer, rs []simBenchResult) (plot.Chart, error) {
+	fmt.Fprintf(w, "| n | m | batch | executed req/s | p50 ms | p99 ms | bottleneck |\n|---|---|---|---|---|---|---|\n")
+	bySeries := map[string]*plot.Series{}
+	var order []string
+	for _, r := range rs {
+		fmt.Fprintf(w, "| %d | %d | %d | %.0f | %.1f | %.1f | %s |\n", r.N, r.M, r.Batch, r.ExecutedPerSec, r.P50ms, r.P99ms, r.Bottleneck)
+		name := fmt.Sprintf("%s, n = %d", series(r.M, r.N), r.N)
+		s, ok := bySeries[name]
+		if !ok {
+			s = &plot.Series{Name: name}
+			bySeries[name] = s
+			order = append(order, name)
+		}
+		s.X, s.Y = append(s.X, float64(r.Batch)), append(s.Y, r.ExecutedPerSec)
+	}
+	c := plot.Chart{Title: "Executed throughput vs batch size (simulated, LAN)", XLabel: "batch size (requests)", YLabel: "executed requests/s", LogX: true, XTicks: []float64{10, 100, 400}}
 	for _, name := range order {
 		c.Series = append(c.Series, *bySeries[name])
 	}
