@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/httpapi"
 	"github.com/braid-bft/braid/internal/testcluster"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/shell"
@@ -38,7 +39,7 @@ func TestVerifyAllMixesSigners(t *testing.T) {
 	unknown := good[0]
 	unknown.Replica = 9
 	items := []msg.Signature{good[0], forged, good[1], wrongContext, unknown}
-	got := keyCrypto{keyring}.VerifyAll(items)
+	got := keyCrypto{keyring, httpapi.NewMetrics().VerifyBatchSize}.VerifyAll(items)
 	want := []bool{true, false, true, false, false}
 	for i := range want {
 		if got[i] != want[i] {

@@ -206,6 +206,9 @@ func (s *Shell) OnClient(c ClientConn, frame []byte) {
 		return
 	}
 	req := cr.Request
+	if s.obs.Received != nil {
+		s.obs.Received(&req)
+	}
 	if req.Number <= s.table.last(req.Client) {
 		s.stats.ClientAnswered++
 		s.onRequest(c, req)

@@ -106,6 +106,7 @@ type Shell struct {
 	clientJobs  int             // client batch verifications on the workers
 	stats       Stats
 	peerQueue   []peerArrival // peer frames waiting for one batch verification
+	executedBy  []uint64      // per instance: requests it ordered that this replica executed (Status)
 }
 
 // output is a frame waiting until every batch up to need is durable.

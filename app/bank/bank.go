@@ -482,3 +482,22 @@ func DecodeTransfer(res []byte) (executed bool, err error) {
 	}
 	return body[0] == 1, nil
 }
+
+// OpName names the kind of an encoded op ("open", "deposit", ...), or "" if
+// its first byte is no bank op (see kv.OpName).
+func OpName(op []byte) string {
+	if len(op) == 0 {
+		return ""
+	}
+	switch op[0] {
+	case opOpen:
+		return "open"
+	case opDeposit:
+		return "deposit"
+	case opBalance:
+		return "balance"
+	case opTransfer:
+		return "transfer"
+	}
+	return ""
+}

@@ -630,3 +630,25 @@ func DecodeScanPage(res []byte) (kvs []KV, more bool, err error) {
 	}
 	return kvs, m == 1, nil
 }
+
+// OpName names the kind of an encoded op ("get", "put", ...), or "" if its
+// first byte is no kv op: for ledger listings, which show what a request
+// did without decoding (or trusting) its arguments.
+func OpName(op []byte) string {
+	if len(op) == 0 {
+		return ""
+	}
+	switch op[0] {
+	case opGet:
+		return "get"
+	case opPut:
+		return "put"
+	case opDelete:
+		return "delete"
+	case opCAS:
+		return "cas"
+	case opScan:
+		return "scan"
+	}
+	return ""
+}

@@ -68,6 +68,18 @@ func Config(t testing.TB, n int, listen bool) (*config.Config, auth.PrivateKey) 
 	return cfg, cpriv
 }
 
+// HTTP gives every replica of cfg an http_addr on a free loopback port,
+// for tests of the HTTP API and the tools that use it.
+func HTTP(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	for i, p := range freePorts(t, len(cfg.Replicas)) {
+		cfg.Replicas[i].HTTPAddr = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // freePorts returns k free loopback ports outside the ephemeral range, so
 // that no outgoing connection takes one before its replica binds it.
 func freePorts(t testing.TB, k int) []int {
