@@ -118,6 +118,11 @@ func (c *Client) Ledger(ctx context.Context) (ledger.Source, error) {
 	return &remote{c: c, ctx: ctx, height: st.Height}, nil
 }
 
+// ErrFetch wraps the errors of a Ledger source that come from asking the
+// replica (network, error answers) rather than from what it served: a
+// verifier reports those as a failed check, not as a broken ledger.
+var ErrFetch = errors.New("fetching blocks from the replica")
+
 // remote is a ledger.Source over HTTP with the last fetched range cached.
 type remote struct {
 	c      *Client
@@ -139,7 +144,7 @@ func (r *remote) load(h uint64) (int, error) {
 	}
 	bs, err := r.c.Blocks(r.ctx, h, min(h+MaxRange-1, r.height))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
 	if len(bs.Blocks) == 0 {
 		return 0, fmt.Errorf("the replica returned no block for height %d", h)
