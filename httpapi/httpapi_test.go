@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -110,6 +111,8 @@ func TestErrorAnswers(t *testing.T) {
 		{"DELETE", "/v1/blocks/1", 405, "use GET"},
 		{"PUT", "/metrics", 405, "use GET"},
 		{"GET", "/v2/nothing", 404, "no route /v2/nothing"},
+		{"GET", "/v1/blocks/", 404, "no route /v1/blocks/"},
+		{"GET", "/v1/blocks/1/2", 404, "no route /v1/blocks/1/2"},
 		{"GET", "/", 404, "no route /"},
 	} {
 		code, hdr, body := fetch(t, c.method, "http://"+addr+c.path)
@@ -193,9 +196,33 @@ func TestMetricsFromSnapshot(t *testing.T) {
 	m.FsyncSeconds.Observe(0.002)
 	m.ClientLatencySeconds.Observe(0.01)
 	addr := serve(t, &fakeSource{snap: testSnapshot(), chain: ledgertest.NewChain(1, 4, 0)}, Options{Metrics: m})
-	code, _, body := fetch(t, "GET", "http://"+addr+PathMetrics)
-	if code != 200 {
-		t.Fatalf("%d %s", code, body)
+	// Scrapes at once each get a registry and a snapshot of their own
+	// (run with -race).
+	pages := make(chan string, 8)
+	for range cap(pages) {
+		go func() {
+			resp, err := http.Get("http://" + addr + PathMetrics)
+			if err != nil {
+				pages <- err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				pages <- err.Error()
+				return
+			}
+			pages <- string(body)
+		}()
+	}
+	body := <-pages
+	if !strings.Contains(body, "braid_ledger_height 9\n") {
+		t.Fatalf("scrape:\n%s", body)
+	}
+	for range cap(pages) - 1 {
+		if other := <-pages; !strings.Contains(other, "braid_ledger_height 9\n") {
+			t.Fatalf("a concurrent scrape got:\n%s", other)
+		}
 	}
 	for _, want := range []string{
 		`braid_replica_info{id="2",m="2",n="4",policy="replace"} 1`,
@@ -283,5 +310,35 @@ func rechain(c *ledgertest.Chain) {
 			c.Certs[b.Height] = ledgertest.Certify(b, ledgertest.Signers(4))
 		}
 		prev = b.Hash()
+	}
+}
+
+// docs/http.md lists every braid_ metric the page carries and every route.
+func TestDocsListEveryMetricAndRoute(t *testing.T) {
+	doc, err := os.ReadFile("../docs/http.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, &fakeSource{snap: testSnapshot(), chain: ledgertest.NewChain(1, 4, 0)}, Options{Metrics: NewMetrics()})
+	_, _, body := fetch(t, "GET", "http://"+addr+PathMetrics)
+	n := 0
+	for line := range strings.SplitSeq(body, "\n") {
+		name, ok := strings.CutPrefix(line, "# HELP braid_")
+		if !ok {
+			continue
+		}
+		name = "braid_" + strings.Fields(name)[0]
+		n++
+		if !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("docs/http.md does not list %s", name)
+		}
+	}
+	if n < 40 {
+		t.Fatalf("only %d braid_ metrics on the page", n)
+	}
+	for _, route := range []string{PathMetrics, PathStatus, PathBlock, PathBlocks + "?from=A&to=B"} {
+		if !strings.Contains(string(doc), "`GET "+route+"`") {
+			t.Errorf("docs/http.md does not list GET %s", route)
+		}
 	}
 }
