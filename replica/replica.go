@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -70,7 +69,7 @@ type Replica struct {
 	metrics       *httpapi.Metrics
 	latency       latency
 	httpRoutes    []httpapi.Route
-	httpServer    atomic.Pointer[httpapi.Server]
+	httpServer    *httpapi.Server // set and closed by Run
 }
 
 // event is work for the loop from a transport goroutine; depth counts it
@@ -229,18 +228,6 @@ func (r *Replica) Snapshot(ctx context.Context) (*httpapi.Snapshot, error) {
 // through the loop. They see blocks as soon as they are staged.
 func (r *Replica) Ledger() ledger.Source { return r.store }
 
-// Metrics are the histograms the replica records (served at /metrics).
-func (r *Replica) Metrics() *httpapi.Metrics { return r.metrics }
-
-// HTTPAddr is the address the HTTP listener bound, nil before Run starts
-// it or without http_addr.
-func (r *Replica) HTTPAddr() net.Addr {
-	if s := r.httpServer.Load(); s != nil {
-		return s.Addr()
-	}
-	return nil
-}
-
 // Round is the last executed round (safe to call from any goroutine).
 func (r *Replica) Round() uint64 { return r.progress.Load() }
 
@@ -261,7 +248,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		if err != nil {
 			return errors.Join(fmt.Errorf("replica %d: %w", r.id, err), r.close())
 		}
-		r.httpServer.Store(srv)
+		r.httpServer = srv
 		r.log.Info("http listening", "addr", srv.Addr())
 	}
 	r.log.Info("replica running", "peers", r.peers.Addr(), "clients", r.front.Addr(), "round", r.sh.Round(), "m", r.cfg.M, "policy", r.cfg.FailurePolicy)
@@ -313,15 +300,18 @@ func (r *Replica) close() error {
 	}
 	r.closed = true
 	close(r.quit)
-	var errs []error
-	if srv := r.httpServer.Load(); srv != nil {
+	if r.httpServer != nil {
 		// First, so nothing reads the store once it is closed; requests
-		// waiting on the loop fail at once (quit is closed).
+		// waiting on the loop fail at once (quit is closed). A request
+		// that outlives the grace period is cut off: that is no failure of
+		// the replica's, so it is logged, not returned.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		errs = append(errs, srv.Close(ctx))
+		if err := r.httpServer.Close(ctx); err != nil {
+			r.log.Warn("http listener did not stop cleanly", "err", err)
+		}
 		cancel()
 	}
-	errs = append(errs, r.front.Close(), r.peers.Close())
+	errs := []error{r.front.Close(), r.peers.Close()}
 	r.stopHelpers()
 	if r.sh.Failed() == nil { // after a failure the store may refuse every call
 		errs = append(errs, r.store.Sync())
