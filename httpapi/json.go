@@ -56,7 +56,8 @@ type InstanceStatus struct {
 	// view; ViewChangeReason says why.
 	ViewChanging     bool   `json:"view_changing"`
 	ViewChangeReason string `json:"view_change_reason,omitempty"`
-	// Primary is the agreed primary, -1 while a replacement is not agreed.
+	// Primary is the agreed primary (shell.InstanceStatus.Primary); -1
+	// stands for none.
 	Primary          int    `json:"primary"`
 	PrimaryFailed    bool   `json:"primary_failed"`
 	LastDecided      uint64 `json:"last_decided"`

@@ -98,7 +98,7 @@ var (
 	mFailures         = counter("braid_failure_decisions_total", "Failure decisions executed, all instances.")
 	mInstRound        = gauge("braid_instance_round", "Last round the instance decided, in order.", "instance")
 	mInstView         = gauge("braid_instance_view", "The instance's current view.", "instance")
-	mInstPrimary      = gauge("braid_instance_primary", "The instance's agreed primary (-1 while none is agreed).", "instance")
+	mInstPrimary      = gauge("braid_instance_primary", "The instance's agreed primary (a replica id; -1 for none).", "instance")
 	mInstLow          = gauge("braid_instance_low_watermark", "The instance's stable checkpoint.", "instance")
 	mInstDecided      = counter("braid_instance_decided_total", "Rounds the instance decided.", "instance")
 	mInstDecidedReqs  = counter("braid_instance_decided_requests_total", "Requests in the rounds the instance decided.", "instance")

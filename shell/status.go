@@ -56,9 +56,9 @@ type InstanceStatus struct {
 	View     uint64
 	Changing bool
 	Reason   string
-	// Primary is the agreed primary of the instance (msg.NoReplica while a
-	// replacement is not yet agreed); PrimaryFailed says Figure 4 holds it
-	// failed.
+	// Primary is the instance's agreed primary: the replica the failure
+	// rule (Figure 4) last chose for it, which leads once a view change
+	// under way completes. PrimaryFailed says the rule holds it failed.
 	Primary       msg.ReplicaID
 	PrimaryFailed bool
 	// LastDecided, LowWatermark and NextProposal are the instance's

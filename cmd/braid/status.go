@@ -22,7 +22,7 @@ Asks every replica's HTTP API (http_addr, GET /v1/status) for its state, all
 at once, and prints one line per replica:
   id, up or down, executed round, rounds behind the most advanced replica,
   each instance's view and primary (instance 0 first; * marks a view change
-  under way, ? a primary not yet agreed).
+  under way).
 A replica that does not answer within --timeout is down. Exits 1 if any
 replica is down.
 
