@@ -173,7 +173,11 @@ func (a *api) snapshot(w http.ResponseWriter, r *http.Request) *Snapshot {
 
 func (a *api) serveStatus(w http.ResponseWriter, r *http.Request) {
 	if snap := a.snapshot(w, r); snap != nil {
-		writeJSON(w, http.StatusOK, NewStatus(snap))
+		st := NewStatus(snap)
+		if a.metrics != nil {
+			st.ClientLatency = readHistogram(a.metrics.ClientLatencySeconds)
+		}
+		writeJSON(w, http.StatusOK, st)
 	}
 }
 

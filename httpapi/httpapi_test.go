@@ -342,3 +342,41 @@ func TestDocsListEveryMetricAndRoute(t *testing.T) {
 		}
 	}
 }
+
+// /v1/status carries the client latency histogram when the API records
+// one (the dashboard draws latency from it), and leaves the field out
+// when it does not.
+func TestStatusClientLatency(t *testing.T) {
+	m := NewMetrics()
+	for _, s := range []float64{0.0004, 0.01, 0.01, 100} {
+		m.ClientLatencySeconds.Observe(s)
+	}
+	addr := serve(t, &fakeSource{snap: testSnapshot(), chain: ledgertest.NewChain(1, 4, 0)}, Options{Metrics: m})
+	st, err := NewClient(addr, nil).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := st.ClientLatency
+	if h == nil || h.Count != 4 || h.Sum < 100.02 || h.Sum > 100.021 || len(h.Buckets) != 16 {
+		t.Fatalf("client_latency %+v", h)
+	}
+	prev := uint64(0)
+	for i, b := range h.Buckets {
+		if b.Count < prev || (i > 0 && b.LE <= h.Buckets[i-1].LE) {
+			t.Fatalf("buckets not cumulative and ascending: %+v", h.Buckets)
+		}
+		prev = b.Count
+	}
+	if b := h.Buckets[0]; b.LE != 0.0005 || b.Count != 1 {
+		t.Errorf("first bucket %+v, want le 0.0005 count 1", b)
+	}
+	if last := h.Buckets[len(h.Buckets)-1]; last.Count != 3 {
+		t.Errorf("last finite bucket %+v, want 3 (the 100 s observation is only in +Inf)", last)
+	}
+
+	addr = serve(t, &fakeSource{snap: testSnapshot(), chain: ledgertest.NewChain(1, 4, 0)}, Options{})
+	_, _, body := fetch(t, "GET", "http://"+addr+PathStatus)
+	if strings.Contains(body, "client_latency") {
+		t.Errorf("status without metrics has client_latency:\n%s", body)
+	}
+}

@@ -46,6 +46,26 @@ type Status struct {
 	Instances        []InstanceStatus `json:"instances"`
 	Peers            []PeerStatus     `json:"peers"`
 	ClientsConnected int64            `json:"clients_connected"`
+	// ClientLatency is the braid_client_latency_seconds histogram at the
+	// same moment, so a reader (the dashboard) draws latency without
+	// parsing /metrics; absent when the API records no histograms.
+	ClientLatency *Histogram `json:"client_latency,omitempty"`
+}
+
+// Histogram is a Prometheus histogram as JSON: Count observations summing
+// to Sum, and Buckets' cumulative counts by upper bound, ascending (the
+// +Inf bucket is Count). Counters: a reader takes the deltas of two
+// readings for the observations between them.
+type Histogram struct {
+	Count   uint64   `json:"count"`
+	Sum     float64  `json:"sum"`
+	Buckets []Bucket `json:"buckets"`
+}
+
+// Bucket is one cumulative histogram bucket: Count observations ≤ LE.
+type Bucket struct {
+	LE    float64 `json:"le"`
+	Count uint64  `json:"count"`
 }
 
 // InstanceStatus is one PBFT instance in Status.

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the histograms the runtime records as things happen (a
@@ -231,6 +232,21 @@ func dropped(s *Snapshot) map[string]uint64 {
 		for reason, n := range in.Counters.Dropped {
 			out["instance_"+reason] += n
 		}
+	}
+	return out
+}
+
+// readHistogram reads h's buckets now, for the status document. A
+// histogram that cannot be read (never, for the client library's own)
+// gives nil: the field is left out.
+func readHistogram(h prometheus.Histogram) *Histogram {
+	var m dto.Metric
+	if err := h.Write(&m); err != nil || m.Histogram == nil {
+		return nil
+	}
+	out := &Histogram{Count: m.Histogram.GetSampleCount(), Sum: m.Histogram.GetSampleSum(), Buckets: []Bucket{}}
+	for _, b := range m.Histogram.GetBucket() {
+		out.Buckets = append(out.Buckets, Bucket{LE: b.GetUpperBound(), Count: b.GetCumulativeCount()})
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/client"
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/dashboard"
 	"github.com/braid-bft/braid/httpapi"
 	"github.com/braid-bft/braid/internal/testcluster"
 	"github.com/braid-bft/braid/ledger"
@@ -209,5 +210,19 @@ func TestHTTPListenFailureFailsRun(t *testing.T) {
 	err = r.Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "http_addr "+cfg.Replicas[0].Addr) {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// The dashboard is mounted by default; a route of the caller's at its
+// path replaces it.
+func TestDashboardMountedByDefault(t *testing.T) {
+	h := http.NotFoundHandler()
+	gw := httpapi.Route{Pattern: "/v1/kv/", Handler: h}
+	if got := withDashboard([]httpapi.Route{gw}); len(got) != 1+len(dashboard.Routes()) || got[0].Pattern != gw.Pattern {
+		t.Fatalf("with a gateway route: %+v", got)
+	}
+	own := httpapi.Route{Pattern: "GET /{$}", Handler: h}
+	if got := withDashboard([]httpapi.Route{gw, own}); len(got) != 2 {
+		t.Fatalf("with a page of the caller's: %+v", got)
 	}
 }

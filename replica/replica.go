@@ -11,10 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/dashboard"
 	"github.com/braid-bft/braid/httpapi"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
@@ -34,7 +37,9 @@ type Options struct {
 	// It runs on the replica's goroutine and must not block.
 	Sent func(m msg.Message)
 	// HTTPRoutes are mounted on the HTTP listener (http_addr) beside the
-	// metrics, status and block routes: the gateway's, a dashboard.
+	// metrics, status and block routes: the gateway's. The dashboard
+	// (package dashboard) is mounted at / unless one of them claims the
+	// page's path.
 	HTTPRoutes []httpapi.Route
 }
 
@@ -72,6 +77,18 @@ type Replica struct {
 	httpServer    *httpapi.Server // set and closed by Run
 }
 
+// withDashboard adds the dashboard's routes to routes, unless one of them
+// claims the page's path ("/{$}", method or not) itself.
+func withDashboard(routes []httpapi.Route) []httpapi.Route {
+	for _, r := range routes {
+		p := r.Pattern[strings.LastIndex(r.Pattern, " ")+1:]
+		if p == "/{$}" || p == dashboard.AssetPrefix {
+			return routes
+		}
+	}
+	return append(slices.Clip(routes), dashboard.Routes()...)
+}
+
 // event is work for the loop from a transport goroutine; depth counts it
 // while it waits (the ingress queue metrics).
 type event struct {
@@ -99,7 +116,7 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 		cfg: cfg, id: msg.ReplicaID(id), log: opts.Logger.With("replica", id),
 		frames: make(chan event, 4096), done: newCompletions(), inspect: make(chan chan string),
 		status: make(chan chan shell.Status), quit: make(chan struct{}), clientID: map[string]msg.ClientID{},
-		ingress: make([]atomic.Int64, cfg.N), metrics: httpapi.NewMetrics(), httpRoutes: opts.HTTPRoutes,
+		ingress: make([]atomic.Int64, cfg.N), metrics: httpapi.NewMetrics(), httpRoutes: withDashboard(opts.HTTPRoutes),
 	}
 	r.latency = latency{pending: map[msg.ClientID]arrival{}, hist: r.metrics.ClientLatencySeconds}
 	scfg, keyring, err := shell.FromConfig(cfg, id)
