@@ -161,6 +161,9 @@ func printInit(w io.Writer, cfg *config.Config, cfgPath string, clients int) {
 	for _, r := range cfg.Replicas {
 		fmt.Fprintf(w, "  %-3d %-22s %-22s %s\n", r.ID, r.Addr, r.ClientAddr, r.HTTPAddr)
 	}
+	if a := cfg.Replicas[0].HTTPAddr; a != "" {
+		fmt.Fprintf(w, "\n  dashboard      http://%s/ (every replica serves its own at its http_addr)\n", a)
+	}
 	if warns := cfg.Warnings(); len(warns) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(warns, "\n"))
 	}
