@@ -255,6 +255,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got, w := eval(`document.querySelector('#block-requests tbody tr').cells[2].textContent`), strconv.FormatUint(want.Requests[0].Number, 10); got != w {
 		t.Errorf("first request's number %q, want %q", got, w)
 	}
+	if got := eval(`document.querySelector('#block-requests tbody tr').cells[7].lastChild.textContent`); !strings.Contains(got, "<img src=x") {
+		t.Errorf("first request's bytes as text %q, want the key's <img …> as text", got)
+	}
 	if eval(`String(document.querySelectorAll('img').length)`) != "0" {
 		t.Errorf("an operation's bytes became markup")
 	}

@@ -14,7 +14,7 @@
   const HISTORY_MAX = 600;       // samples kept, whatever the poll rate
   const PAGE = 20;               // blocks per page of the explorer
   const BLOCKS_REFRESH_MS = 2000;
-  const HEX_PREVIEW = 16;        // bytes of an operation shown in hex
+  const HEX_PREVIEW = 24;        // bytes of an operation shown (hex, text)
 
   const $ = (id) => document.getElementById(id);
 
@@ -79,6 +79,7 @@
       return body;
     } catch (e) {
       if (e.name === 'AbortError') throw new Error('no answer within ' + FETCH_TIMEOUT_MS / 1000 + ' s');
+      if (e instanceof TypeError) throw new Error('cannot connect (' + e.message + ')'); // fetch's network failure
       throw e;
     } finally {
       clearTimeout(timer);
@@ -377,12 +378,17 @@
   }
 
   function hexPreview(b64) {
-    if (typeof b64 !== 'string') return { size: 0, hex: '' };
+    if (typeof b64 !== 'string') return { size: 0, hex: '', text: '' };
     let bin;
-    try { bin = atob(b64); } catch (e) { return { size: NaN, hex: '(not base64)' }; }
-    let hex = '';
-    for (let i = 0; i < Math.min(bin.length, HEX_PREVIEW); i++) hex += bin.charCodeAt(i).toString(16).padStart(2, '0') + ' ';
-    return { size: bin.length, hex: hex.trim() + (bin.length > HEX_PREVIEW ? ' …' : '') };
+    try { bin = atob(b64); } catch (e) { return { size: NaN, hex: '(not base64)', text: '' }; }
+    let hex = '', text = '';
+    for (let i = 0; i < Math.min(bin.length, HEX_PREVIEW); i++) {
+      const c = bin.charCodeAt(i);
+      hex += c.toString(16).padStart(2, '0') + ' ';
+      text += c >= 0x20 && c < 0x7f ? bin[i] : '·';
+    }
+    const more = bin.length > HEX_PREVIEW ? ' …' : '';
+    return { size: bin.length, hex: hex.trim() + more, text: text + more };
   }
 
   let detailSeq = 0;
@@ -420,7 +426,7 @@
     const rows = reqs.map((r, i) => {
       const op = hexPreview(r.op);
       return el('tr', null, td(i + 1), td(r.client), td(r.number), td(r.instance), td(r.outcome, 'text'),
-        td(r.summary, 'text'), td(isNaN(op.size) ? '?' : fmtInt(op.size)), td(op.hex, 'hash'));
+        td(r.summary, 'text'), td(isNaN(op.size) ? '?' : fmtInt(op.size)), el('td', { className: 'bytes' }, el('div', null, op.hex), el('div', { className: 'muted' }, op.text)));
     });
     $('block-requests').tBodies[0].replaceChildren(...rows);
     const c = b.certificate;
