@@ -173,6 +173,15 @@ func decodeOp(b []byte) (op, error) {
 	return o, nil
 }
 
+// CallerBound reports whether op's effect depends on who submits it: open
+// makes the caller the owner, and only the owner may transfer. A gateway
+// that submits on behalf of many users through a pool of client keys sends
+// these through one fixed key, so that what one request opened a later one
+// can move (package gateway).
+func CallerBound(op []byte) bool {
+	return len(op) > 0 && (op[0] == opOpen || op[0] == opTransfer)
+}
+
 // ReadOnly reports whether op is a well-formed balance query.
 func (bk *Bank) ReadOnly(b []byte) bool {
 	o, err := decodeOp(b)

@@ -522,3 +522,17 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 		t.Fatal("transfer into a full account was not rejected")
 	}
 }
+
+func TestCallerBound(t *testing.T) {
+	for _, tc := range []struct {
+		op   []byte
+		want bool
+	}{
+		{Open("a"), true}, {Transfer("a", "b", 1, 1), true},
+		{Deposit("a", 1), false}, {Balance("a"), false}, {nil, false},
+	} {
+		if got := CallerBound(tc.op); got != tc.want {
+			t.Errorf("CallerBound(%x) = %v, want %v", tc.op, got, tc.want)
+		}
+	}
+}

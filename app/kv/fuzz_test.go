@@ -26,6 +26,8 @@ func FuzzExecute(f *testing.F) {
 	f.Add(CAS([]byte("n"), nil, true, []byte("new")), byte(0))
 	f.Add(Scan([]byte("a"), []byte("z"), 3), byte(1))
 	f.Add([]byte{opScan, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, byte(2))
+	f.Add(Incr([]byte("k"), 1), byte(0))
+	f.Add(Incr([]byte("a"), -1<<63), byte(3))
 	f.Add([]byte{}, byte(5))
 	f.Fuzz(func(t *testing.T, op []byte, sel byte) {
 		scope := Shared
