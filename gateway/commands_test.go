@@ -1,0 +1,354 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/kv"
+	"github.com/braid-bft/braid/app/mux"
+	"github.com/braid-bft/braid/client"
+)
+
+// localExec runs operations on an in-process application, as one replica
+// would, under a caller that depends on the op like the Pool's choice of
+// key (caller-bound bank ops as the owner, the rest as another key), so
+// tests see the same ownership rules.
+type localExec struct {
+	mu    sync.Mutex
+	app   *mux.App
+	err   error // if set, every Execute fails with it
+	calls int
+	block chan struct{} // if set, Execute waits for it (or ctx)
+}
+
+func newLocalExec() *localExec { return &localExec{app: mux.New(kv.Shared)} }
+
+func (l *localExec) Execute(ctx context.Context, op []byte) ([]byte, error) {
+	if l.block != nil {
+		select {
+		case <-l.block:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting: %w", ctx.Err())
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.app.Execute(app.CallerID(7), op), nil
+}
+
+// startServer serves RESP over exec on a loopback port until the test
+// ends, and checks that Serve returns.
+func startServer(t testing.TB, exec Executor, opts Options) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	srv := NewServer(exec, opts)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	return ln.Addr().String()
+}
+
+func b(s string) []byte { return []byte(s) }
+
+// TestCommands runs every command against a local application and checks
+// the exact replies.
+func TestCommands(t *testing.T) {
+	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	for _, step := range []struct {
+		args []string
+		want any
+	}{
+		{[]string{"PING"}, status("PONG")},
+		{[]string{"ping", "hi"}, b("hi")},
+		{[]string{"PING", "a", "b"}, respErr("ERR wrong number of arguments for 'ping' command")},
+		{[]string{"ECHO", "x\r\ny"}, b("x\r\ny")},
+		{[]string{"GET", "k"}, nil},
+		{[]string{"SET", "k", "v"}, status("OK")},
+		{[]string{"get", "k"}, b("v")},
+		{[]string{"SET", "k", "v2", "NX"}, nil},
+		{[]string{"SET", "k2", "w", "nx"}, status("OK")},
+		{[]string{"SET", "k", "v", "EX", "10"}, respErr("ERR SET option 'EX' is not supported by the Braid gateway (only SET key value [NX])")},
+		{[]string{"SET", "k", "v", "BOGUS"}, respErr("ERR syntax error")},
+		{[]string{"SET", "k"}, respErr("ERR wrong number of arguments for 'set' command")},
+		{[]string{"EXISTS", "k", "nope", "k"}, int64(2)},
+		{[]string{"MSET", "a", "1", "b", "2", "a", "3"}, status("OK")},
+		{[]string{"MSET", "a", "1", "b"}, respErr("ERR wrong number of arguments for 'mset' command")},
+		{[]string{"MGET", "a", "b", "nope"}, []any{b("3"), b("2"), nil}},
+		{[]string{"INCR", "n"}, int64(1)},
+		{[]string{"INCR", "n"}, int64(2)},
+		{[]string{"DECR", "n"}, int64(1)},
+		{[]string{"INCRBY", "n", "10"}, int64(11)},
+		{[]string{"DECRBY", "n", "20"}, int64(-9)},
+		{[]string{"INCRBY", "n", "x"}, respErr("ERR value is not an integer or out of range")},
+		{[]string{"DECRBY", "n", "-9223372036854775808"}, respErr("ERR decrement would overflow")},
+		{[]string{"INCR", "k"}, respErr("ERR value is not an integer or out of range")},
+		{[]string{"SET", "big", "9223372036854775807"}, status("OK")},
+		{[]string{"INCR", "big"}, respErr("ERR increment or decrement would overflow")},
+		{[]string{"GET", "n"}, b("-9")},
+		{[]string{"DEL", "a", "b", "nope"}, int64(2)},
+		{[]string{"DEL", "a"}, int64(0)},
+		{[]string{"SELECT", "0"}, status("OK")},
+		{[]string{"SELECT", "1"}, respErr("ERR DB index is out of range (the Braid gateway has database 0 only)")},
+		{[]string{"CONFIG", "GET", "save"}, []any{}},
+		{[]string{"CONFIG", "SET", "save", ""}, respErr("ERR CONFIG SET is not supported by the Braid gateway (CONFIG GET answers an empty list)")},
+		{[]string{"COMMAND", "DOCS"}, []any{}},
+		{[]string{"COMMAND"}, []any{}},
+		{[]string{"COMMAND", "COUNT"}, int64(len(commandTable))},
+		{[]string{"CLIENT", "SETNAME", "x"}, status("OK")},
+		{[]string{"CLIENT", "KILL"}, respErr("ERR CLIENT KILL is not supported by the Braid gateway")},
+		{[]string{"FLUSHALL"}, respErr("ERR unknown command 'FLUSHALL'")},
+		{[]string{"hget\x01'"}, respErr(`ERR unknown command 'hget\x01\x27'`)},
+		{[]string{"GET", strings.Repeat("k", kv.MaxKeyLen+1)}, respErr("ERR key longer than 1024 bytes")},
+		{[]string{"SET", "k", strings.Repeat("v", 65520)}, respErr("ERR too large: the operation would be 65530 bytes, at most 65507 fit in a request")},
+	} {
+		if got := rc.do(step.args...); !reflect.DeepEqual(got, step.want) {
+			t.Errorf("%.60q: got %#v, want %#v", step.args, got, step.want)
+		}
+	}
+	if got := rc.do("QUIT"); got != status("OK") {
+		t.Errorf("QUIT: %#v", got)
+	}
+	if _, err := readReply(rc.br); err == nil {
+		t.Error("connection still open after QUIT")
+	}
+}
+
+func TestLargeValueFits(t *testing.T) {
+	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	v := strings.Repeat("v", 65000)
+	// What fits goes through; the test above pins the exact limit's message.
+	if got := rc.do("SET", "k", v[:60000]); got != status("OK") {
+		t.Fatalf("SET of 60000 bytes: %#v", got)
+	}
+	if got := rc.do("GET", "k"); !reflect.DeepEqual(got, b(v[:60000])) {
+		t.Fatal("GET of 60000 bytes differs")
+	}
+}
+
+func TestScan(t *testing.T) {
+	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	want := map[string]bool{}
+	for i := range 25 {
+		k := fmt.Sprintf("user:%02d", i)
+		want[k] = true
+		rc.do("SET", k, "x")
+	}
+	rc.do("SET", "other", "x")
+	rc.do("SET", "usex", "x")
+	got := map[string]bool{}
+	cursor, calls := "0", 0
+	for {
+		calls++
+		r := rc.do("SCAN", cursor, "MATCH", "user:*", "COUNT", "10").([]any)
+		for _, k := range r[1].([]any) {
+			if got[string(k.([]byte))] {
+				t.Fatalf("key %s returned twice", k)
+			}
+			got[string(k.([]byte))] = true
+		}
+		cursor = string(r[0].([]byte))
+		if cursor == "0" {
+			break
+		}
+		if calls > 10 {
+			t.Fatal("scan does not end")
+		}
+	}
+	if !reflect.DeepEqual(got, want) || calls != 3 {
+		t.Fatalf("scan found %d keys in %d calls, want the 25 user:* keys in 3", len(got), calls)
+	}
+	// Without MATCH every key, in key order.
+	r := rc.do("SCAN", "0", "COUNT", "1000").([]any)
+	if keys := r[1].([]any); len(keys) != 27 || string(keys[0].([]byte)) != "other" || string(r[0].([]byte)) != "0" {
+		t.Fatalf("full scan: cursor %q, %d keys", r[0], len(keys))
+	}
+	// A middle-of-key pattern filters the page: fewer keys than COUNT,
+	// non-zero cursor, as in Redis.
+	r = rc.do("SCAN", "0", "MATCH", "*0", "COUNT", "5").([]any)
+	if string(r[0].([]byte)) == "0" || len(r[1].([]any)) != 1 {
+		t.Fatalf("filtered page: %#v", r)
+	}
+	for _, tc := range []struct {
+		args []string
+		want any
+	}{
+		{[]string{"SCAN", "12345678"}, respErr("ERR invalid cursor")},
+		{[]string{"SCAN", "x"}, respErr("ERR invalid cursor")},
+		{[]string{"SCAN", "0", "COUNT", "0"}, respErr("ERR value is not an integer or out of range")},
+		{[]string{"SCAN", "0", "MATCH"}, respErr("ERR syntax error")},
+		{[]string{"SCAN", "0", "FOO", "1"}, respErr("ERR syntax error")},
+		{[]string{"SCAN", "0", "TYPE", "hash"}, []any{b("0"), []any{}}},
+	} {
+		if got := rc.do(tc.args...); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: got %#v, want %#v", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestCursorTableIsBounded(t *testing.T) {
+	ct := newCursorTable()
+	first := ct.put(b("a"))
+	for range maxCursors {
+		ct.put(b("b"))
+	}
+	if _, ok := ct.get(first); ok {
+		t.Fatal("oldest cursor kept past the bound")
+	}
+	if len(ct.keys) != maxCursors {
+		t.Fatalf("%d cursors kept, want %d", len(ct.keys), maxCursors)
+	}
+	if k, ok := ct.get(first + maxCursors); !ok || string(k) != "b" {
+		t.Fatal("newest cursor lost")
+	}
+}
+
+func TestSuccessor(t *testing.T) {
+	if got := successor(b("ab")); string(got) != "ab\x00" {
+		t.Fatalf("successor(ab) = %q", got)
+	}
+	long := []byte(strings.Repeat("a", kv.MaxKeyLen))
+	if got := successor(long); string(got) != strings.Repeat("a", kv.MaxKeyLen-1)+"b" {
+		t.Fatalf("successor of a longest key = %q, want a…ab", got)
+	}
+	if got := successor([]byte(strings.Repeat("\xff", kv.MaxKeyLen))); got != nil {
+		t.Fatalf("successor of the greatest key = %q, want none", got)
+	}
+}
+
+func TestInlineAndPipelined(t *testing.T) {
+	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	if _, err := rc.c.Write([]byte("PING\r\nSET a 1\r\nGET a\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []any{status("PONG"), status("OK"), b("1")} {
+		if got := rc.reply(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %#v, want %#v", got, want)
+		}
+	}
+	// Many pipelined commands, one write: replies come back in order.
+	var sb strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&sb, "*2\r\n$4\r\nECHO\r\n$%d\r\n%d\r\n", len(fmt.Sprint(i)), i)
+	}
+	if _, err := rc.c.Write([]byte(sb.String())); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if got := rc.reply(); string(got.([]byte)) != fmt.Sprint(i) {
+			t.Fatalf("reply %d: %q", i, got)
+		}
+	}
+}
+
+func TestProtocolErrorClosesConnection(t *testing.T) {
+	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	if _, err := rc.c.Write([]byte("*1\r\n+PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.reply(); got != respErr("ERR Protocol error: expected '$', got '+'") {
+		t.Fatalf("got %#v", got)
+	}
+	if _, err := readReply(rc.br); err == nil {
+		t.Fatal("connection still open after a protocol error")
+	}
+}
+
+func TestClusterErrors(t *testing.T) {
+	ex := newLocalExec()
+	rc := dialRESP(t, startServer(t, ex, Options{Timeout: 50 * time.Millisecond}))
+	for _, tc := range []struct {
+		err  error
+		want respErr
+	}{
+		{fmt.Errorf("x: %w", client.ErrNoReplicas), "ERR no replica reachable: is the cluster running?"},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), "ERR the cluster did not answer within 50ms"},
+		{fmt.Errorf("%w: %w", ErrBusy, context.DeadlineExceeded), "ERR gateway busy: every cluster client was in use for 50ms"},
+		{client.ErrClosed, "ERR gateway shutting down"},
+	} {
+		ex.mu.Lock()
+		ex.err = tc.err
+		ex.mu.Unlock()
+		if got := rc.do("GET", "k"); got != tc.want {
+			t.Errorf("%v: got %#v, want %#v", tc.err, got, tc.want)
+		}
+	}
+	// A cluster that never answers: the command times out, the connection stays.
+	ex.mu.Lock()
+	ex.err, ex.block = nil, make(chan struct{})
+	ex.mu.Unlock()
+	if got := rc.do("SET", "k", "v"); got != respErr("ERR the cluster did not answer within 50ms") {
+		t.Errorf("blocked cluster: %#v", got)
+	}
+	if got := rc.do("PING"); got != status("PONG") {
+		t.Errorf("PING after a timeout: %#v", got)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	addr := startServer(t, newLocalExec(), Options{MaxConns: 2})
+	a, bb := dialRESP(t, addr), dialRESP(t, addr)
+	a.do("PING")
+	bb.do("PING") // both registered before the third arrives
+	c := dialRESP(t, addr)
+	if got := c.reply(); got != respErr("ERR max number of clients reached") {
+		t.Fatalf("third connection: %#v", got)
+	}
+}
+
+// TestShutdownClosesConnections: cancelling Serve ends idle connections
+// and commands waiting on the cluster, and Serve returns (startServer's
+// cleanup checks that, and the race detector that nothing leaks).
+func TestShutdownClosesConnections(t *testing.T) {
+	ex := newLocalExec()
+	ex.block = make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewServer(ex, Options{Timeout: time.Hour}).Serve(ctx, ln) }()
+	idle, busy := dialRESP(t, ln.Addr().String()), dialRESP(t, ln.Addr().String())
+	idle.do("PING")
+	busy.send("GET", "k") // waits on the blocked cluster
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	for _, rc := range []*respClient{idle, busy} {
+		_ = rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if v, err := readReply(rc.br); err == nil && v != respErr("ERR gateway shutting down") {
+			t.Fatalf("connection still served after shutdown: %#v", v)
+		}
+	}
+}
