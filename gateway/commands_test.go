@@ -78,59 +78,59 @@ func b(s string) []byte { return []byte(s) }
 // TestCommands runs every command against a local application and checks
 // the exact replies.
 func TestCommands(t *testing.T) {
-	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	rc := DialRESP(t, startServer(t, newLocalExec(), Options{}))
 	for _, step := range []struct {
 		args []string
 		want any
 	}{
-		{[]string{"PING"}, status("PONG")},
+		{[]string{"PING"}, Status("PONG")},
 		{[]string{"ping", "hi"}, b("hi")},
-		{[]string{"PING", "a", "b"}, respErr("ERR wrong number of arguments for 'ping' command")},
+		{[]string{"PING", "a", "b"}, RESPError("ERR wrong number of arguments for 'ping' command")},
 		{[]string{"ECHO", "x\r\ny"}, b("x\r\ny")},
 		{[]string{"GET", "k"}, nil},
-		{[]string{"SET", "k", "v"}, status("OK")},
+		{[]string{"SET", "k", "v"}, Status("OK")},
 		{[]string{"get", "k"}, b("v")},
 		{[]string{"SET", "k", "v2", "NX"}, nil},
-		{[]string{"SET", "k2", "w", "nx"}, status("OK")},
-		{[]string{"SET", "k", "v", "EX", "10"}, respErr("ERR SET option 'EX' is not supported by the Braid gateway (only SET key value [NX])")},
-		{[]string{"SET", "k", "v", "BOGUS"}, respErr("ERR syntax error")},
-		{[]string{"SET", "k"}, respErr("ERR wrong number of arguments for 'set' command")},
+		{[]string{"SET", "k2", "w", "nx"}, Status("OK")},
+		{[]string{"SET", "k", "v", "EX", "10"}, RESPError("ERR SET option 'EX' is not supported by the Braid gateway (only SET key value [NX])")},
+		{[]string{"SET", "k", "v", "BOGUS"}, RESPError("ERR syntax error")},
+		{[]string{"SET", "k"}, RESPError("ERR wrong number of arguments for 'set' command")},
 		{[]string{"EXISTS", "k", "nope", "k"}, int64(2)},
-		{[]string{"MSET", "a", "1", "b", "2", "a", "3"}, status("OK")},
-		{[]string{"MSET", "a", "1", "b"}, respErr("ERR wrong number of arguments for 'mset' command")},
+		{[]string{"MSET", "a", "1", "b", "2", "a", "3"}, Status("OK")},
+		{[]string{"MSET", "a", "1", "b"}, RESPError("ERR wrong number of arguments for 'mset' command")},
 		{[]string{"MGET", "a", "b", "nope"}, []any{b("3"), b("2"), nil}},
 		{[]string{"INCR", "n"}, int64(1)},
 		{[]string{"INCR", "n"}, int64(2)},
 		{[]string{"DECR", "n"}, int64(1)},
 		{[]string{"INCRBY", "n", "10"}, int64(11)},
 		{[]string{"DECRBY", "n", "20"}, int64(-9)},
-		{[]string{"INCRBY", "n", "x"}, respErr("ERR value is not an integer or out of range")},
-		{[]string{"DECRBY", "n", "-9223372036854775808"}, respErr("ERR decrement would overflow")},
-		{[]string{"INCR", "k"}, respErr("ERR value is not an integer or out of range")},
-		{[]string{"SET", "big", "9223372036854775807"}, status("OK")},
-		{[]string{"INCR", "big"}, respErr("ERR increment or decrement would overflow")},
+		{[]string{"INCRBY", "n", "x"}, RESPError("ERR value is not an integer or out of range")},
+		{[]string{"DECRBY", "n", "-9223372036854775808"}, RESPError("ERR decrement would overflow")},
+		{[]string{"INCR", "k"}, RESPError("ERR value is not an integer or out of range")},
+		{[]string{"SET", "big", "9223372036854775807"}, Status("OK")},
+		{[]string{"INCR", "big"}, RESPError("ERR increment or decrement would overflow")},
 		{[]string{"GET", "n"}, b("-9")},
 		{[]string{"DEL", "a", "b", "nope"}, int64(2)},
 		{[]string{"DEL", "a"}, int64(0)},
-		{[]string{"SELECT", "0"}, status("OK")},
-		{[]string{"SELECT", "1"}, respErr("ERR DB index is out of range (the Braid gateway has database 0 only)")},
+		{[]string{"SELECT", "0"}, Status("OK")},
+		{[]string{"SELECT", "1"}, RESPError("ERR DB index is out of range (the Braid gateway has database 0 only)")},
 		{[]string{"CONFIG", "GET", "save"}, []any{}},
-		{[]string{"CONFIG", "SET", "save", ""}, respErr("ERR CONFIG SET is not supported by the Braid gateway (CONFIG GET answers an empty list)")},
+		{[]string{"CONFIG", "SET", "save", ""}, RESPError("ERR CONFIG SET is not supported by the Braid gateway (CONFIG GET answers an empty list)")},
 		{[]string{"COMMAND", "DOCS"}, []any{}},
 		{[]string{"COMMAND"}, []any{}},
 		{[]string{"COMMAND", "COUNT"}, int64(len(commandTable))},
-		{[]string{"CLIENT", "SETNAME", "x"}, status("OK")},
-		{[]string{"CLIENT", "KILL"}, respErr("ERR CLIENT KILL is not supported by the Braid gateway")},
-		{[]string{"FLUSHALL"}, respErr("ERR unknown command 'FLUSHALL'")},
-		{[]string{"hget\x01'"}, respErr(`ERR unknown command 'hget\x01\x27'`)},
-		{[]string{"GET", strings.Repeat("k", kv.MaxKeyLen+1)}, respErr("ERR key longer than 1024 bytes")},
-		{[]string{"SET", "k", strings.Repeat("v", 65520)}, respErr("ERR too large: the operation would be 65530 bytes, at most 65507 fit in a request")},
+		{[]string{"CLIENT", "SETNAME", "x"}, Status("OK")},
+		{[]string{"CLIENT", "KILL"}, RESPError("ERR CLIENT KILL is not supported by the Braid gateway")},
+		{[]string{"FLUSHALL"}, RESPError("ERR unknown command 'FLUSHALL'")},
+		{[]string{"hget\x01'"}, RESPError(`ERR unknown command 'hget\x01\x27'`)},
+		{[]string{"GET", strings.Repeat("k", kv.MaxKeyLen+1)}, RESPError("ERR key longer than 1024 bytes")},
+		{[]string{"SET", "k", strings.Repeat("v", 65520)}, RESPError("ERR too large: the operation would be 65530 bytes, at most 65507 fit in a request")},
 	} {
-		if got := rc.do(step.args...); !reflect.DeepEqual(got, step.want) {
+		if got := rc.Do(step.args...); !reflect.DeepEqual(got, step.want) {
 			t.Errorf("%.60q: got %#v, want %#v", step.args, got, step.want)
 		}
 	}
-	if got := rc.do("QUIT"); got != status("OK") {
+	if got := rc.Do("QUIT"); got != Status("OK") {
 		t.Errorf("QUIT: %#v", got)
 	}
 	if _, err := readReply(rc.br); err == nil {
@@ -139,32 +139,32 @@ func TestCommands(t *testing.T) {
 }
 
 func TestLargeValueFits(t *testing.T) {
-	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	rc := DialRESP(t, startServer(t, newLocalExec(), Options{}))
 	v := strings.Repeat("v", 65000)
 	// What fits goes through; the test above pins the exact limit's message.
-	if got := rc.do("SET", "k", v[:60000]); got != status("OK") {
+	if got := rc.Do("SET", "k", v[:60000]); got != Status("OK") {
 		t.Fatalf("SET of 60000 bytes: %#v", got)
 	}
-	if got := rc.do("GET", "k"); !reflect.DeepEqual(got, b(v[:60000])) {
+	if got := rc.Do("GET", "k"); !reflect.DeepEqual(got, b(v[:60000])) {
 		t.Fatal("GET of 60000 bytes differs")
 	}
 }
 
 func TestScan(t *testing.T) {
-	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	rc := DialRESP(t, startServer(t, newLocalExec(), Options{}))
 	want := map[string]bool{}
 	for i := range 25 {
 		k := fmt.Sprintf("user:%02d", i)
 		want[k] = true
-		rc.do("SET", k, "x")
+		rc.Do("SET", k, "x")
 	}
-	rc.do("SET", "other", "x")
-	rc.do("SET", "usex", "x")
+	rc.Do("SET", "other", "x")
+	rc.Do("SET", "usex", "x")
 	got := map[string]bool{}
 	cursor, calls := "0", 0
 	for {
 		calls++
-		r := rc.do("SCAN", cursor, "MATCH", "user:*", "COUNT", "10").([]any)
+		r := rc.Do("SCAN", cursor, "MATCH", "user:*", "COUNT", "10").([]any)
 		for _, k := range r[1].([]any) {
 			if got[string(k.([]byte))] {
 				t.Fatalf("key %s returned twice", k)
@@ -183,13 +183,13 @@ func TestScan(t *testing.T) {
 		t.Fatalf("scan found %d keys in %d calls, want the 25 user:* keys in 3", len(got), calls)
 	}
 	// Without MATCH every key, in key order.
-	r := rc.do("SCAN", "0", "COUNT", "1000").([]any)
+	r := rc.Do("SCAN", "0", "COUNT", "1000").([]any)
 	if keys := r[1].([]any); len(keys) != 27 || string(keys[0].([]byte)) != "other" || string(r[0].([]byte)) != "0" {
 		t.Fatalf("full scan: cursor %q, %d keys", r[0], len(keys))
 	}
 	// A middle-of-key pattern filters the page: fewer keys than COUNT,
 	// non-zero cursor, as in Redis.
-	r = rc.do("SCAN", "0", "MATCH", "*0", "COUNT", "5").([]any)
+	r = rc.Do("SCAN", "0", "MATCH", "*0", "COUNT", "5").([]any)
 	if string(r[0].([]byte)) == "0" || len(r[1].([]any)) != 1 {
 		t.Fatalf("filtered page: %#v", r)
 	}
@@ -197,14 +197,14 @@ func TestScan(t *testing.T) {
 		args []string
 		want any
 	}{
-		{[]string{"SCAN", "12345678"}, respErr("ERR invalid cursor")},
-		{[]string{"SCAN", "x"}, respErr("ERR invalid cursor")},
-		{[]string{"SCAN", "0", "COUNT", "0"}, respErr("ERR value is not an integer or out of range")},
-		{[]string{"SCAN", "0", "MATCH"}, respErr("ERR syntax error")},
-		{[]string{"SCAN", "0", "FOO", "1"}, respErr("ERR syntax error")},
+		{[]string{"SCAN", "12345678"}, RESPError("ERR invalid cursor")},
+		{[]string{"SCAN", "x"}, RESPError("ERR invalid cursor")},
+		{[]string{"SCAN", "0", "COUNT", "0"}, RESPError("ERR value is not an integer or out of range")},
+		{[]string{"SCAN", "0", "MATCH"}, RESPError("ERR syntax error")},
+		{[]string{"SCAN", "0", "FOO", "1"}, RESPError("ERR syntax error")},
 		{[]string{"SCAN", "0", "TYPE", "hash"}, []any{b("0"), []any{}}},
 	} {
-		if got := rc.do(tc.args...); !reflect.DeepEqual(got, tc.want) {
+		if got := rc.Do(tc.args...); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q: got %#v, want %#v", tc.args, got, tc.want)
 		}
 	}
@@ -241,11 +241,11 @@ func TestSuccessor(t *testing.T) {
 }
 
 func TestInlineAndPipelined(t *testing.T) {
-	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	rc := DialRESP(t, startServer(t, newLocalExec(), Options{}))
 	if _, err := rc.c.Write([]byte("PING\r\nSET a 1\r\nGET a\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []any{status("PONG"), status("OK"), b("1")} {
+	for _, want := range []any{Status("PONG"), Status("OK"), b("1")} {
 		if got := rc.reply(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %#v, want %#v", got, want)
 		}
@@ -266,11 +266,11 @@ func TestInlineAndPipelined(t *testing.T) {
 }
 
 func TestProtocolErrorClosesConnection(t *testing.T) {
-	rc := dialRESP(t, startServer(t, newLocalExec(), Options{}))
+	rc := DialRESP(t, startServer(t, newLocalExec(), Options{}))
 	if _, err := rc.c.Write([]byte("*1\r\n+PING\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if got := rc.reply(); got != respErr("ERR Protocol error: expected '$', got '+'") {
+	if got := rc.reply(); got != RESPError("ERR Protocol error: expected '$', got '+'") {
 		t.Fatalf("got %#v", got)
 	}
 	if _, err := readReply(rc.br); err == nil {
@@ -280,10 +280,10 @@ func TestProtocolErrorClosesConnection(t *testing.T) {
 
 func TestClusterErrors(t *testing.T) {
 	ex := newLocalExec()
-	rc := dialRESP(t, startServer(t, ex, Options{Timeout: 50 * time.Millisecond}))
+	rc := DialRESP(t, startServer(t, ex, Options{Timeout: 50 * time.Millisecond}))
 	for _, tc := range []struct {
 		err  error
-		want respErr
+		want RESPError
 	}{
 		{fmt.Errorf("x: %w", client.ErrNoReplicas), "ERR no replica reachable: is the cluster running?"},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), "ERR the cluster did not answer within 50ms"},
@@ -293,7 +293,7 @@ func TestClusterErrors(t *testing.T) {
 		ex.mu.Lock()
 		ex.err = tc.err
 		ex.mu.Unlock()
-		if got := rc.do("GET", "k"); got != tc.want {
+		if got := rc.Do("GET", "k"); got != tc.want {
 			t.Errorf("%v: got %#v, want %#v", tc.err, got, tc.want)
 		}
 	}
@@ -301,21 +301,21 @@ func TestClusterErrors(t *testing.T) {
 	ex.mu.Lock()
 	ex.err, ex.block = nil, make(chan struct{})
 	ex.mu.Unlock()
-	if got := rc.do("SET", "k", "v"); got != respErr("ERR the cluster did not answer within 50ms") {
+	if got := rc.Do("SET", "k", "v"); got != RESPError("ERR the cluster did not answer within 50ms") {
 		t.Errorf("blocked cluster: %#v", got)
 	}
-	if got := rc.do("PING"); got != status("PONG") {
+	if got := rc.Do("PING"); got != Status("PONG") {
 		t.Errorf("PING after a timeout: %#v", got)
 	}
 }
 
 func TestMaxConns(t *testing.T) {
 	addr := startServer(t, newLocalExec(), Options{MaxConns: 2})
-	a, bb := dialRESP(t, addr), dialRESP(t, addr)
-	a.do("PING")
-	bb.do("PING") // both registered before the third arrives
-	c := dialRESP(t, addr)
-	if got := c.reply(); got != respErr("ERR max number of clients reached") {
+	a, bb := DialRESP(t, addr), DialRESP(t, addr)
+	a.Do("PING")
+	bb.Do("PING") // both registered before the third arrives
+	c := DialRESP(t, addr)
+	if got := c.reply(); got != RESPError("ERR max number of clients reached") {
 		t.Fatalf("third connection: %#v", got)
 	}
 }
@@ -333,8 +333,8 @@ func TestShutdownClosesConnections(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- NewServer(ex, Options{Timeout: time.Hour}).Serve(ctx, ln) }()
-	idle, busy := dialRESP(t, ln.Addr().String()), dialRESP(t, ln.Addr().String())
-	idle.do("PING")
+	idle, busy := DialRESP(t, ln.Addr().String()), DialRESP(t, ln.Addr().String())
+	idle.Do("PING")
 	busy.send("GET", "k") // waits on the blocked cluster
 	cancel()
 	select {
@@ -345,9 +345,9 @@ func TestShutdownClosesConnections(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return")
 	}
-	for _, rc := range []*respClient{idle, busy} {
+	for _, rc := range []*RESPClient{idle, busy} {
 		_ = rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if v, err := readReply(rc.br); err == nil && v != respErr("ERR gateway shutting down") {
+		if v, err := readReply(rc.br); err == nil && v != RESPError("ERR gateway shutting down") {
 			t.Fatalf("connection still served after shutdown: %#v", v)
 		}
 	}

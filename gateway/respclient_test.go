@@ -10,32 +10,33 @@ import (
 	"time"
 )
 
-// respClient is the tests' own minimal RESP2 client: it sends commands as
+// RESPClient (exported for the end-to-end test in package gateway_test)
+// is the tests' own minimal RESP2 client: it sends commands as
 // arrays of bulk strings and parses one reply at a time.
-type respClient struct {
+type RESPClient struct {
 	t  testing.TB
 	c  net.Conn
 	br *bufio.Reader
 }
 
-// respErr is an error reply.
-type respErr string
+// RESPError is an error reply.
+type RESPError string
 
-// status is a simple-string reply.
-type status string
+// Status is a simple-string reply.
+type Status string
 
-func dialRESP(t testing.TB, addr string) *respClient {
+func DialRESP(t testing.TB, addr string) *RESPClient {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &respClient{t: t, c: c, br: bufio.NewReader(c)}
+	return &RESPClient{t: t, c: c, br: bufio.NewReader(c)}
 }
 
 // send writes one command without reading its reply.
-func (rc *respClient) send(args ...string) {
+func (rc *RESPClient) send(args ...string) {
 	rc.t.Helper()
 	b := []byte("*" + strconv.Itoa(len(args)) + "\r\n")
 	for _, a := range args {
@@ -46,15 +47,15 @@ func (rc *respClient) send(args ...string) {
 	}
 }
 
-// do sends a command and returns its reply: status, respErr, int64,
+// do sends a command and returns its reply: status, RESPError, int64,
 // []byte, nil (null bulk) or []any.
-func (rc *respClient) do(args ...string) any {
+func (rc *RESPClient) Do(args ...string) any {
 	rc.t.Helper()
 	rc.send(args...)
 	return rc.reply()
 }
 
-func (rc *respClient) reply() any {
+func (rc *RESPClient) reply() any {
 	rc.t.Helper()
 	_ = rc.c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	v, err := readReply(rc.br)
@@ -75,9 +76,9 @@ func readReply(br *bufio.Reader) (any, error) {
 	body := line[1 : len(line)-2]
 	switch line[0] {
 	case '+':
-		return status(body), nil
+		return Status(body), nil
 	case '-':
-		return respErr(body), nil
+		return RESPError(body), nil
 	case ':':
 		return strconv.ParseInt(body, 10, 64)
 	case '$':
