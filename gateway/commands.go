@@ -319,14 +319,24 @@ func cmdIncrBy(sign int64, withArg bool) handler {
 	}
 }
 
+// maxMGetBytes bounds the values one MGET collects before it replies (the
+// reply is all or nothing, so they are held): without it 8192 keys of
+// 64 KiB would hold half a GiB for one connection.
+const maxMGetBytes = 16 << 20
+
 // cmdMGet reads each key in turn; a cluster failure fails the command.
 func cmdMGet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 	vals := make([][]byte, 0, len(args)-1)
 	found := make([]bool, 0, len(args)-1)
+	total := 0
 	for _, k := range args[1:] {
 		v, ok, err := s.get(ctx, k)
 		if err != nil {
 			w.Error(s.clusterError(err))
+			return false
+		}
+		if total += len(v); total > maxMGetBytes {
+			w.Error(fmt.Sprintf("ERR MGET reply larger than %d MiB: ask for fewer keys", maxMGetBytes>>20))
 			return false
 		}
 		vals, found = append(vals, v), append(found, ok)

@@ -84,16 +84,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		close(stopped)
 	}()
 	var err error
+	backoff := time.Duration(0)
 	for {
 		var c net.Conn
 		c, err = ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				break
 			}
-			break
+			// Out of file descriptors and the like: wait and retry rather
+			// than stop serving everyone.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			continue
 		}
+		backoff = 0
 		if !s.track(ctx, c) {
 			continue
 		}
