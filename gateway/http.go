@@ -184,7 +184,7 @@ func (h *HTTP) kvKey(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]any{"deleted": true})
 		}
 	default:
-		methodNotAllowed(w, r, "GET", "HEAD", "PUT", "DELETE", "POST")
+		methodNotAllowed(w, r, "GET", "HEAD", "PUT", "DELETE")
 	}
 }
 
