@@ -98,6 +98,11 @@ type E = gateway.RESPError
 // four-replica cluster.
 func TestGatewayEndToEnd(t *testing.T) {
 	pool := startCluster(t, 8)
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if n, err := pool.Warm(wctx); n != pool.Size() {
+		t.Fatalf("Warm: %d of %d clients answered: %v", n, pool.Size(), err)
+	}
 	addr := serveRESP(t, pool)
 	rc := gateway.DialRESP(t, addr)
 

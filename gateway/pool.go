@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/braid-bft/braid/app/bank"
+	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/client"
 	"github.com/braid-bft/braid/config"
@@ -105,6 +107,39 @@ func (p *Pool) Execute(ctx context.Context, op []byte) ([]byte, error) {
 	}
 	defer func() { q <- c }()
 	return c.Submit(ctx, op)
+}
+
+// Warm sends one read (a kv get) through every client at once and
+// returns how many were answered before ctx ended. Replicas answer a
+// client only on a connection it has sent a request on, so a client's
+// first request, sent to its primary alone, is answered by f+1 replicas
+// only after one retransmission timeout; warming at start pays that once
+// for all clients in parallel instead of once per client in the first
+// commands users send. Commands may run meanwhile: a client's requests
+// are serialised by the SDK.
+func (p *Pool) Warm(ctx context.Context) (int, error) {
+	var (
+		mu    sync.Mutex
+		ok    int
+		first error
+		wg    sync.WaitGroup
+	)
+	for _, c := range p.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Submit(ctx, kv.Get(nil))
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok++
+			} else if first == nil {
+				first = err
+			}
+		}()
+	}
+	wg.Wait()
+	return ok, first
 }
 
 // Close closes every client; Execute calls in flight fail with

@@ -110,6 +110,19 @@ func runGateway(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "note: at most %d requests in flight at once; braid init --clients N admits more keys\n", pool.Size())
 	}
 
+	// Warm every client in the background (see gateway.Pool.Warm), so the
+	// first commands do not each wait a retransmission timeout.
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		n, err := pool.Warm(wctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("not every client key is connected yet", "ready", n, "of", pool.Size(), "err", err)
+			return
+		}
+		log.Info("client keys connected", "ready", n, "of", pool.Size(), "in", time.Since(start).Round(time.Millisecond))
+	}()
 	errc := make(chan error, 2)
 	running := 1
 	go func() { errc <- gateway.NewServer(pool, opts).Serve(ctx, ln) }()
