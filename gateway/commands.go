@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/kv"
@@ -233,47 +234,54 @@ func cmdSet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 	return false
 }
 
-// cmdDel deletes each key in turn and counts those that existed. Several
-// keys are several requests: each delete is atomic, the set is not.
+// cmdDel deletes the keys and counts those that existed. Several keys are
+// several requests, run side by side (fanOut): each delete is atomic, the
+// set is not.
 func cmdDel(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
-	n := int64(0)
-	for _, k := range args[1:] {
+	keys := args[1:]
+	for _, k := range keys {
 		if err := checkKey(k); err != nil {
 			w.Error("ERR " + err.Error())
 			return false
 		}
-		res, err := s.submit(ctx, kv.Delete(k))
+	}
+	var n atomic.Int64
+	err := fanOut(ctx, len(keys), func(ctx context.Context, i int) error {
+		res, err := s.submit(ctx, kv.Delete(keys[i]))
 		var deleted bool
 		if err == nil {
 			deleted, err = kv.DecodeDelete(res)
 		}
-		if err != nil {
-			w.Error(s.clusterError(err))
-			return false
-		}
 		if deleted {
-			n++
+			n.Add(1)
 		}
+		return err
+	})
+	if err != nil {
+		w.Error(s.clusterError(err))
+		return false
 	}
-	w.Int(n)
+	w.Int(n.Load())
 	return false
 }
 
 // cmdExists counts the keys given that exist (a key named twice counts
 // twice, as in Redis).
 func cmdExists(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
-	n := int64(0)
-	for _, k := range args[1:] {
-		_, found, err := s.get(ctx, k)
-		if err != nil {
-			w.Error(s.clusterError(err))
-			return false
-		}
+	keys := args[1:]
+	var n atomic.Int64
+	err := fanOut(ctx, len(keys), func(ctx context.Context, i int) error {
+		_, found, err := s.get(ctx, keys[i])
 		if found {
-			n++
+			n.Add(1)
 		}
+		return err
+	})
+	if err != nil {
+		w.Error(s.clusterError(err))
+		return false
 	}
-	w.Int(n)
+	w.Int(n.Load())
 	return false
 }
 
@@ -324,22 +332,27 @@ func cmdIncrBy(sign int64, withArg bool) handler {
 // 64 KiB would hold half a GiB for one connection.
 const maxMGetBytes = 16 << 20
 
-// cmdMGet reads each key in turn; a cluster failure fails the command.
+// cmdMGet reads the keys side by side; a cluster failure fails the
+// command.
 func cmdMGet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
-	vals := make([][]byte, 0, len(args)-1)
-	found := make([]bool, 0, len(args)-1)
-	total := 0
-	for _, k := range args[1:] {
-		v, ok, err := s.get(ctx, k)
+	keys := args[1:]
+	vals := make([][]byte, len(keys))
+	found := make([]bool, len(keys))
+	var total atomic.Int64
+	err := fanOut(ctx, len(keys), func(ctx context.Context, i int) error {
+		v, ok, err := s.get(ctx, keys[i])
 		if err != nil {
-			w.Error(s.clusterError(err))
-			return false
+			return err
 		}
-		if total += len(v); total > maxMGetBytes {
-			w.Error(fmt.Sprintf("ERR MGET reply larger than %d MiB: ask for fewer keys", maxMGetBytes>>20))
-			return false
+		if total.Add(int64(len(v))) > maxMGetBytes {
+			return errMGetTooLarge
 		}
-		vals, found = append(vals, v), append(found, ok)
+		vals[i], found[i] = v, ok
+		return nil
+	})
+	if err != nil {
+		w.Error(s.clusterError(err))
+		return false
 	}
 	w.Array(len(vals))
 	for i, v := range vals {
@@ -352,33 +365,94 @@ func cmdMGet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 	return false
 }
 
-// cmdMSet writes the pairs in order, one put each: not atomic across keys
-// (a failure part-way leaves the earlier puts done and says so), and a key
-// given twice ends with its last value.
+var errMGetTooLarge = fmt.Errorf("%w: MGET reply larger than %d MiB: ask for fewer keys", errTooLarge, maxMGetBytes>>20)
+
+// cmdMSet writes the pairs side by side, one put each: not atomic across
+// keys (a failure part-way may leave some of them set, and says so). A key
+// given twice ends with its last value, as in Redis: only its last pair is
+// sent.
 func cmdMSet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 	pairs := args[1:]
 	if len(pairs)%2 != 0 {
 		w.Error("ERR wrong number of arguments for 'mset' command")
 		return false
 	}
+	last := make(map[string]int, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
 		if err := checkKey(pairs[i]); err != nil {
 			w.Error("ERR " + err.Error())
 			return false
 		}
+		last[string(pairs[i])] = i
 	}
+	var puts []int // indices of the key of each pair to send, in order
 	for i := 0; i < len(pairs); i += 2 {
-		res, err := s.submit(ctx, kv.Put(pairs[i], pairs[i+1]))
+		if last[string(pairs[i])] == i {
+			puts = append(puts, i)
+		}
+	}
+	err := fanOut(ctx, len(puts), func(ctx context.Context, j int) error {
+		res, err := s.submit(ctx, kv.Put(pairs[puts[j]], pairs[puts[j]+1]))
 		if err == nil {
 			err = kv.DecodePut(res)
 		}
-		if err != nil {
-			w.Error(fmt.Sprintf("%s (MSET is not atomic: the first %d of %d keys were set)", s.clusterError(err), i/2, len(pairs)/2))
-			return false
-		}
+		return err
+	})
+	if err != nil {
+		w.Error(s.clusterError(err) + " (MSET is not atomic: some of its keys may have been set)")
+		return false
 	}
 	w.Simple("OK")
 	return false
+}
+
+// maxFanOut bounds the requests one multi-key command has in flight, so
+// that one MGET of many keys cannot take every client of the pool from
+// the other connections.
+const maxFanOut = 8
+
+// fanOut runs fn for 0..n−1 with up to maxFanOut at once and returns the
+// first error to happen (the others are then cancelled).
+func fanOut(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	if n == 1 {
+		return fn(ctx, 0)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, maxFanOut)
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		// The caller's context ended before every request started.
+		return context.Cause(ctx)
+	}
+	return first
 }
 
 // Default and largest SCAN COUNT: one kv scan page.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -396,4 +397,53 @@ func FuzzDispatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMGetBounded(t *testing.T) {
+	rc := DialRESP(t, startServer(t, newLocalExec(), Options{}))
+	v := strings.Repeat("v", 60000)
+	args := []string{"MGET"}
+	for i := range maxMGetBytes/len(v) + 1 {
+		k := fmt.Sprint("big", i)
+		if got := rc.Do("SET", k, v); got != Status("OK") {
+			t.Fatalf("SET: %#v", got)
+		}
+		args = append(args, k)
+	}
+	if got := rc.Do(args...); got != RESPError("ERR too large: MGET reply larger than 16 MiB: ask for fewer keys") {
+		t.Fatalf("MGET of %d values of %d bytes: %.100v", len(args)-1, len(v), got)
+	}
+	if got := rc.Do("MGET", "big0", "nope", "big1"); !reflect.DeepEqual(got, []any{b(v), nil, b(v)}) {
+		t.Fatal("MGET of three keys differs")
+	}
+}
+
+func TestFanOut(t *testing.T) {
+	var mu sync.Mutex
+	ran, running, most := 0, 0, 0
+	boom := errors.New("boom")
+	err := fanOut(context.Background(), 100, func(ctx context.Context, i int) error {
+		mu.Lock()
+		ran++
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		defer func() { mu.Lock(); running--; mu.Unlock() }()
+		switch {
+		case i == 20:
+			return boom
+		case i > 20: // in flight until the failure cancels it
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || ran > 21+maxFanOut || most > maxFanOut {
+		t.Fatalf("err %v after %d of 100 (at most %d at once): want boom, the rest not started, ≤ %d at once", err, ran, most, maxFanOut)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := fanOut(ctx, 3, func(context.Context, int) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: %v", err)
+	}
 }
