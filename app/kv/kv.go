@@ -36,15 +36,26 @@
 //	cas     OK (empty) | Conflict
 //	scan    OK more(1) count(u32) count×(key value)
 //	          more = 1 if the scan stopped at limit or MaxScanBytes while
-//	          further keys in range may remain; resume from the last key
-//	          returned plus a zero byte.
+//	          further keys in range may remain; resume from ResumeKey of
+//	          the last key returned (that key plus a zero byte, or for a
+//	          key of MaxKeyLen bytes, which nothing extends, the least key
+//	          above it of at most MaxKeyLen bytes; none: the scan is done)
 //	incr    OK value(i64) | Rejected (ReasonNotInteger, ReasonOverflow)
 //	          the value is an integer only in canonical decimal: an
 //	          optional '-', then digits without leading zeros ("0" alone
 //	          is zero, "-0" is not an integer), within int64 — the rule
 //	          Redis's INCR applies, so the gateway can offer INCR/DECR as
 //	          one atomic op instead of a get-then-CAS loop that contending
-//	          writers would make retry
+//	          writers would make retry (ParseInt is the rule)
+//
+// # Versions
+//
+// incr (0x06) is newer than the other ops, and ops carry no version: a
+// replica built before it answers an incr with BadOp while an up-to-date
+// one executes it, so the replicas' results (and, for a success, their
+// states) diverge. Every replica of a cluster must run a binary that has
+// incr before any client sends one (braid gateway's INCR, DECR, INCRBY,
+// DECRBY): upgrade all replicas first, then allow INCR traffic.
 //
 // Any op may also return BadOp (malformed or oversized) or, in PerClient
 // scope, Rejected (invalid caller). Failed ops never change state.
@@ -363,7 +374,7 @@ func (s *Store) Execute(caller app.Caller, b []byte) []byte {
 		var cur int64
 		if v, ok := s.tree.Get(k); ok {
 			var valid bool
-			if cur, valid = parseInt(v); !valid {
+			if cur, valid = ParseInt(v); !valid {
 				return app.Fail(app.StatusRejected, ReasonNotInteger)
 			}
 		}
@@ -378,10 +389,12 @@ func (s *Store) Execute(caller app.Caller, b []byte) []byte {
 	return app.Failf(app.StatusBadOp, "kv: unknown opcode %#x", o.code)
 }
 
-// parseInt reads v as an int64 in canonical decimal (see the package doc):
-// every value has at most one reading, so replicas cannot disagree on
-// what counts as an integer.
-func parseInt(v []byte) (int64, bool) {
+// ParseInt reads v as an int64 in canonical decimal (see the package doc):
+// an optional '-', then digits without leading zeros, "0" alone for zero;
+// "+5", "007", "-0", " 1" and out-of-range values are not integers. Every
+// value has at most one reading, so replicas cannot disagree on what
+// counts as an integer. It is also Redis's rule for integer arguments.
+func ParseInt(v []byte) (int64, bool) {
 	digits := v
 	if len(digits) > 0 && digits[0] == '-' {
 		digits = digits[1:]
@@ -395,7 +408,37 @@ func parseInt(v []byte) (int64, bool) {
 		}
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
-	return n, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// ResumeKey is where a scan resumes after last, the last key of a page
+// with more = 1: the least key above last, that is last plus a zero byte,
+// or for a key of MaxKeyLen bytes (which no key extends) the least key of
+// at most MaxKeyLen bytes that is greater than every extension of last,
+// i.e. PrefixEnd(last). It returns nil if no key is above last: the scan
+// is complete.
+func ResumeKey(last []byte) []byte {
+	if len(last) < MaxKeyLen {
+		return append(append(make([]byte, 0, len(last)+1), last...), 0)
+	}
+	return PrefixEnd(last)
+}
+
+// PrefixEnd is the least key above every key that starts with prefix, or
+// nil if there is none (prefix empty or all 0xff): the exclusive end of a
+// scan over the keys with that prefix.
+func PrefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }
 
 // ikey builds the internal key. It always returns a fresh slice, so the

@@ -770,3 +770,50 @@ func TestIncr(t *testing.T) {
 	}
 	checkDigest(t, p)
 }
+
+func TestParseInt(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"-1", -1, true}, {"42", 42, true},
+		{"9223372036854775807", 1<<63 - 1, true}, {"-9223372036854775808", -1 << 63, true},
+		{"+5", 0, false}, {"007", 0, false}, {"-0", 0, false}, {"-07", 0, false}, {"", 0, false},
+		{"-", 0, false}, {" 1", 0, false}, {"1 ", 0, false}, {"9223372036854775808", 0, false},
+	} {
+		if got, ok := ParseInt([]byte(tc.in)); ok != tc.ok || got != tc.want {
+			t.Errorf("ParseInt(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestResumeKeyAndPrefixEnd(t *testing.T) {
+	if got := ResumeKey([]byte("ab")); string(got) != "ab\x00" {
+		t.Fatalf("ResumeKey(ab) = %q", got)
+	}
+	long := bytes.Repeat([]byte("a"), MaxKeyLen)
+	if got := ResumeKey(long); string(got) != strings.Repeat("a", MaxKeyLen-1)+"b" {
+		t.Fatalf("ResumeKey of a longest key = %q, want a…ab", got)
+	}
+	if got := ResumeKey(bytes.Repeat([]byte{0xff}, MaxKeyLen)); got != nil {
+		t.Fatalf("ResumeKey of the greatest key = %q, want none", got)
+	}
+	for _, tc := range []struct{ prefix, end string }{
+		{"a", "b"}, {"a\xff", "b"}, {"ab", "ac"}, {"\xff\xff", ""}, {"", ""},
+	} {
+		if got := PrefixEnd([]byte(tc.prefix)); string(got) != tc.end {
+			t.Errorf("PrefixEnd(%q) = %q, want %q", tc.prefix, got, tc.end)
+		}
+	}
+	// A scan resumed at ResumeKey of a longest key skips nothing: the next
+	// key above it is found.
+	s := New(Config{})
+	next := append(bytes.Repeat([]byte("a"), MaxKeyLen-1), 'b')
+	s.Execute(alice, Put(long, nil))
+	s.Execute(alice, Put(next, nil))
+	page, _, err := DecodeScanPage(s.Execute(alice, Scan(ResumeKey(long), nil, 10)))
+	if err != nil || len(page) != 1 || !bytes.Equal(page[0].Key, next) {
+		t.Fatalf("scan from ResumeKey(long) = %d entries, %v; want the next key", len(page), err)
+	}
+}
