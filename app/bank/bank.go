@@ -129,6 +129,16 @@ type op struct {
 	n        uint64 // transfer threshold
 }
 
+// ValidName reports whether the bank accepts name as an account name (1…
+// MaxNameLen bytes of valid UTF-8), so that clients can refuse a bad name
+// before any I/O with the same rule the replicas apply.
+func ValidName(name string) error {
+	if name == "" || len(name) > MaxNameLen || !utf8.ValidString(name) {
+		return fmt.Errorf("account name %q: need 1…%d bytes of UTF-8", name, MaxNameLen)
+	}
+	return nil
+}
+
 func validName(name []byte) error {
 	if len(name) == 0 {
 		return fmt.Errorf("empty account name")

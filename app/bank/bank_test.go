@@ -536,3 +536,14 @@ func TestCallerBound(t *testing.T) {
 		}
 	}
 }
+
+// TestValidName: ValidName accepts exactly the names open accepts.
+func TestValidName(t *testing.T) {
+	for _, name := range []string{"a", "alice", strings.Repeat("x", MaxNameLen), "é", "", strings.Repeat("x", MaxNameLen+1), "\xff", "a\xc3"} {
+		res := New().Execute(app.CallerID(1), Open(name))
+		accepted := app.Status(res[0]) != app.StatusBadOp
+		if err := ValidName(name); (err == nil) != accepted {
+			t.Errorf("ValidName(%q) = %v, but open accepted it: %v", name, err, accepted)
+		}
+	}
+}

@@ -53,8 +53,9 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--clients %d: cannot be negative", *clients)
 	case *host == "":
 		return errors.New("--host cannot be empty")
-	case *scope != string(config.KVShared) && *scope != string(config.KVPerClient):
-		return fmt.Errorf("--kv-scope %q: want %q or %q", *scope, config.KVShared, config.KVPerClient)
+	}
+	if err := config.KVScope(*scope).Check(); err != nil {
+		return fmt.Errorf("--kv-scope %w", err)
 	}
 
 	cfg := config.Default(*n, *m)
