@@ -3,7 +3,8 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -11,15 +12,20 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/kv"
-	"github.com/braid-bft/braid/client"
-	"github.com/braid-bft/braid/msg"
 )
 
 // A command handler runs one command and writes its reply. quit ends the
 // connection after the reply.
-type handler func(ctx context.Context, s *Server, w *Writer, args [][]byte) (quit bool)
+type handler func(ctx context.Context, s *session, w *Writer, args [][]byte) (quit bool)
+
+// A session is one connection's state: its server and its SCAN cursors.
+type session struct {
+	*Server
+	cursors *cursorTable
+}
+
+func (s *Server) newSession() *session { return &session{Server: s, cursors: newCursorTable()} }
 
 // A cmdSpec is a command's arity — n > 0: exactly n words with the name,
 // n < 0: at least −n — and its handler.
@@ -56,8 +62,9 @@ func init() {
 	}
 }
 
-// dispatch runs one command.
-func (s *Server) dispatch(ctx context.Context, w *Writer, args [][]byte) (quit bool) {
+// dispatch runs one command, under one deadline (Options.Timeout) for all
+// of its cluster requests.
+func (s *session) dispatch(ctx context.Context, w *Writer, args [][]byte) (quit bool) {
 	name := strings.ToUpper(string(args[0]))
 	spec, ok := commandTable[name]
 	if !ok {
@@ -68,6 +75,8 @@ func (s *Server) dispatch(ctx context.Context, w *Writer, args [][]byte) (quit b
 		w.Error(fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(name)))
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	return spec.run(ctx, s, w, args)
 }
 
@@ -90,42 +99,11 @@ func quoteForError(b []byte) string {
 	return sb.String()
 }
 
-// submit runs op on the cluster with the server's per-command timeout and
-// checks it fits in a request.
-func (s *Server) submit(ctx context.Context, op []byte) ([]byte, error) {
-	if len(op) > msg.MaxOpSize-msg.InstanceChangeOverhead {
-		return nil, fmt.Errorf("%w: the operation would be %d bytes, at most %d fit in a request", errTooLarge, len(op), msg.MaxOpSize-msg.InstanceChangeOverhead)
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	return s.exec.Execute(ctx, op)
-}
-
-var (
-	errTooLarge = errors.New("too large")
-	errKeyLen   = fmt.Errorf("key longer than %d bytes", kv.MaxKeyLen)
-)
-
-// clusterError is the one-line -ERR text for a failed submission: the
-// pool was busy, the cluster did not answer in time, no replica could be
-// reached, the gateway is shutting down, or the application refused.
+// clusterError is the one-line -ERR text for a failed command (see
+// requester.failure).
 func (s *Server) clusterError(err error) string {
-	var re *app.ResultError
-	switch {
-	case errors.Is(err, ErrBusy):
-		return fmt.Sprintf("ERR gateway busy: every cluster client was in use for %v", s.timeout)
-	case errors.Is(err, client.ErrNoReplicas):
-		return "ERR no replica reachable: is the cluster running?"
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("ERR the cluster did not answer within %v", s.timeout)
-	case errors.Is(err, client.ErrClosed), errors.Is(err, context.Canceled):
-		return "ERR gateway shutting down"
-	case errors.Is(err, errTooLarge):
-		return "ERR " + err.Error()
-	case errors.As(err, &re):
-		return "ERR " + re.Reason
-	}
-	return "ERR " + err.Error()
+	_, m := s.failure(err)
+	return "ERR " + m
 }
 
 func checkKey(k []byte) error {
@@ -135,7 +113,7 @@ func checkKey(k []byte) error {
 	return nil
 }
 
-func cmdPing(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
+func cmdPing(_ context.Context, _ *session, w *Writer, args [][]byte) bool {
 	switch len(args) {
 	case 1:
 		w.Simple("PONG")
@@ -147,17 +125,17 @@ func cmdPing(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
 	return false
 }
 
-func cmdEcho(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
+func cmdEcho(_ context.Context, _ *session, w *Writer, args [][]byte) bool {
 	w.Bulk(args[1])
 	return false
 }
 
-func cmdQuit(_ context.Context, _ *Server, w *Writer, _ [][]byte) bool {
+func cmdQuit(_ context.Context, _ *session, w *Writer, _ [][]byte) bool {
 	w.Simple("OK")
 	return true
 }
 
-func cmdGet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
+func cmdGet(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 	v, found, err := s.get(ctx, args[1])
 	switch {
 	case err != nil:
@@ -170,7 +148,7 @@ func cmdGet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 	return false
 }
 
-func (s *Server) get(ctx context.Context, key []byte) ([]byte, bool, error) {
+func (s *session) get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	if err := checkKey(key); err != nil {
 		return nil, false, err
 	}
@@ -187,7 +165,7 @@ func (s *Server) get(ctx context.Context, key []byte) ([]byte, bool, error) {
 // GET and KEEPTTL would need a read and a write to be atomic together,
 // which the kv application does not offer: all are refused rather than
 // half-implemented.
-func cmdSet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
+func cmdSet(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 	nx := false
 	for _, o := range args[3:] {
 		switch opt := strings.ToUpper(string(o)); opt {
@@ -237,7 +215,7 @@ func cmdSet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 // cmdDel deletes the keys and counts those that existed. Several keys are
 // several requests, run side by side (fanOut): each delete is atomic, the
 // set is not.
-func cmdDel(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
+func cmdDel(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 	keys := args[1:]
 	for _, k := range keys {
 		if err := checkKey(k); err != nil {
@@ -267,7 +245,7 @@ func cmdDel(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 
 // cmdExists counts the keys given that exist (a key named twice counts
 // twice, as in Redis).
-func cmdExists(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
+func cmdExists(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 	keys := args[1:]
 	var n atomic.Int64
 	err := fanOut(ctx, len(keys), func(ctx context.Context, i int) error {
@@ -289,11 +267,11 @@ func cmdExists(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 // times the argument). Each is one kv incr op: atomic on the replicas, with
 // no read-modify-write race between gateway users.
 func cmdIncrBy(sign int64, withArg bool) handler {
-	return func(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
+	return func(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 		delta := sign
 		if withArg {
-			d, err := strconv.ParseInt(string(args[2]), 10, 64)
-			if err != nil {
+			d, ok := kv.ParseInt(args[2])
+			if !ok {
 				w.Error("ERR value is not an integer or out of range")
 				return false
 			}
@@ -315,12 +293,9 @@ func cmdIncrBy(sign int64, withArg bool) handler {
 		if err == nil {
 			v, err = kv.DecodeIncr(res)
 		}
-		switch {
-		case errors.Is(err, kv.ErrNotInteger), errors.Is(err, kv.ErrOverflow):
-			w.Error("ERR " + errors.Unwrap(err).Error())
-		case err != nil:
+		if err != nil {
 			w.Error(s.clusterError(err))
-		default:
+		} else {
 			w.Int(v)
 		}
 		return false
@@ -334,11 +309,16 @@ const maxMGetBytes = 16 << 20
 
 // cmdMGet reads the keys side by side; a cluster failure fails the
 // command.
-func cmdMGet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
+func cmdMGet(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 	keys := args[1:]
 	vals := make([][]byte, len(keys))
 	found := make([]bool, len(keys))
-	var total atomic.Int64
+	var (
+		total atomic.Int64
+		mu    sync.Mutex
+		mem   = account{b: s.mem, free: connAllowance}
+	)
+	defer mem.reset()
 	err := fanOut(ctx, len(keys), func(ctx context.Context, i int) error {
 		v, ok, err := s.get(ctx, keys[i])
 		if err != nil {
@@ -346,6 +326,12 @@ func cmdMGet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 		}
 		if total.Add(int64(len(v))) > maxMGetBytes {
 			return errMGetTooLarge
+		}
+		mu.Lock()
+		err = mem.charge(len(v))
+		mu.Unlock()
+		if err != nil {
+			return err
 		}
 		vals[i], found[i] = v, ok
 		return nil
@@ -371,7 +357,7 @@ var errMGetTooLarge = fmt.Errorf("%w: MGET reply larger than %d MiB: ask for few
 // keys (a failure part-way may leave some of them set, and says so). A key
 // given twice ends with its last value, as in Redis: only its last pair is
 // sent.
-func cmdMSet(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
+func cmdMSet(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 	pairs := args[1:]
 	if len(pairs)%2 != 0 {
 		w.Error("ERR wrong number of arguments for 'mset' command")
@@ -455,6 +441,11 @@ func fanOut(ctx context.Context, n int, fn func(ctx context.Context, i int) erro
 	return first
 }
 
+// maxPatternLen bounds a SCAN MATCH pattern. The matcher takes time
+// linear in the pattern times the key, and no key is longer than
+// kv.MaxKeyLen; the bound keeps a page's matching cheap.
+const maxPatternLen = 4 << 10
+
 // Default and largest SCAN COUNT: one kv scan page.
 const (
 	defaultScanCount = 10
@@ -467,7 +458,7 @@ const (
 // return fewer than COUNT keys, or none, with a non-zero cursor; cursor 0
 // in the reply means the scan is complete. Keys written during a scan are
 // seen if they sort after the cursor.
-func cmdScan(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
+func cmdScan(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 	var start []byte
 	if c := string(args[1]); c != "0" {
 		id, err := strconv.ParseUint(c, 10, 64)
@@ -489,14 +480,18 @@ func cmdScan(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 		}
 		switch strings.ToUpper(string(args[i])) {
 		case "MATCH":
+			if len(args[i+1]) > maxPatternLen {
+				w.Error(fmt.Sprintf("ERR MATCH pattern longer than %d bytes", maxPatternLen))
+				return false
+			}
 			pattern = args[i+1]
 		case "COUNT":
-			n, err := strconv.Atoi(string(args[i+1]))
-			if err != nil || n < 1 {
+			n, ok := kv.ParseInt(args[i+1])
+			if !ok || n < 1 {
 				w.Error("ERR value is not an integer or out of range")
 				return false
 			}
-			count = min(n, maxScanCount)
+			count = int(min(n, maxScanCount))
 		case "TYPE":
 			if !strings.EqualFold(string(args[i+1]), "string") {
 				// Every Braid key holds a string: no key has another type.
@@ -522,7 +517,7 @@ func cmdScan(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 		if bytes.Compare(start, prefix) < 0 {
 			start = prefix
 		}
-		end = prefixEnd(prefix)
+		end = kv.PrefixEnd(prefix)
 	}
 	res, err := s.submit(ctx, kv.Scan(start, end, count))
 	var page []kv.KV
@@ -536,7 +531,7 @@ func cmdScan(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 	}
 	next := "0"
 	if more && len(page) > 0 {
-		if resume := successor(page[len(page)-1].Key); resume != nil {
+		if resume := kv.ResumeKey(page[len(page)-1].Key); resume != nil {
 			next = strconv.FormatUint(s.cursors.put(resume), 10)
 		}
 	}
@@ -555,18 +550,8 @@ func cmdScan(ctx context.Context, s *Server, w *Writer, args [][]byte) bool {
 	return false
 }
 
-// successor is the least key above k, or nil if none: k plus a zero byte,
-// or for a key of the greatest length (which nothing extends) the least key
-// that differs from it upwards.
-func successor(k []byte) []byte {
-	if len(k) < kv.MaxKeyLen {
-		return append(append(make([]byte, 0, len(k)+1), k...), 0)
-	}
-	return prefixEnd(k)
-}
-
 // cmdSelect accepts database 0, the only one.
-func cmdSelect(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
+func cmdSelect(_ context.Context, _ *session, w *Writer, args [][]byte) bool {
 	if string(args[1]) == "0" {
 		w.Simple("OK")
 	} else {
@@ -578,7 +563,7 @@ func cmdSelect(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
 // cmdCommand answers the introspection redis-cli sends at connect
 // (COMMAND DOCS, for its hints) with an empty list, which clients take as
 // "no documentation"; COMMAND COUNT gives the number of commands.
-func cmdCommand(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
+func cmdCommand(_ context.Context, _ *session, w *Writer, args [][]byte) bool {
 	if len(args) == 2 && strings.EqualFold(string(args[1]), "COUNT") {
 		w.Int(int64(len(commandTable)))
 		return false
@@ -591,7 +576,7 @@ func cmdCommand(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
 // exposed): redis-benchmark asks for "save" and "appendonly" at start and
 // carries on with an empty answer, where an error would abort it. CONFIG
 // SET and the rest are refused.
-func cmdConfig(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
+func cmdConfig(_ context.Context, _ *session, w *Writer, args [][]byte) bool {
 	if strings.EqualFold(string(args[1]), "GET") && len(args) >= 3 {
 		w.Array(0)
 		return false
@@ -602,7 +587,7 @@ func cmdConfig(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
 
 // cmdClient accepts the connection-naming calls client libraries make at
 // connect (SETNAME, SETINFO) and answers nothing else.
-func cmdClient(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
+func cmdClient(_ context.Context, _ *session, w *Writer, args [][]byte) bool {
 	switch strings.ToUpper(string(args[1])) {
 	case "SETNAME", "SETINFO":
 		w.Simple("OK")
@@ -614,32 +599,42 @@ func cmdClient(_ context.Context, _ *Server, w *Writer, args [][]byte) bool {
 	return false
 }
 
-// cursorTable maps SCAN cursors to the key the scan resumes from. Cursors
-// are small decimal numbers because clients parse them as unsigned 64-bit
-// integers (redis-cli --scan does), which a stateless encoding of a key of
-// up to 1 KiB cannot be. The table keeps the last maxCursors cursors (a
-// bounded memory of at most maxCursors keys); an older cursor, or one from
-// before a gateway restart, is refused with "invalid cursor" and the scan
-// must start again.
+// cursorTable maps one connection's SCAN cursors to the key each scan
+// resumes from. Cursors are decimal numbers because clients parse them as
+// unsigned 64-bit integers (redis-cli --scan does), which a stateless
+// encoding of a key of up to 1 KiB cannot be. Each connection keeps its
+// last maxCursors cursors, so no client can evict another's; a cursor from
+// another connection, an evicted one, or one from before a gateway restart
+// is refused with "invalid cursor" (numbering starts at a random 62-bit
+// value in each process, so an old cursor does not silently resume another
+// scan) and the scan must start again.
 type cursorTable struct {
-	mu    sync.Mutex
-	next  uint64
 	keys  map[uint64][]byte
 	order []uint64 // ring of the ids in keys, oldest at head
 	head  int
 }
 
-const maxCursors = 4096
+const maxCursors = 64
 
-func newCursorTable() *cursorTable {
-	return &cursorTable{next: 1, keys: make(map[uint64][]byte)}
+// cursorSeq numbers cursors across the process's connections.
+var cursorSeq atomic.Uint64
+
+func init() {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	cursorSeq.Store(binary.BigEndian.Uint64(b[:])>>2 + 1)
 }
 
+func newCursorTable() *cursorTable {
+	return &cursorTable{keys: make(map[uint64][]byte)}
+}
+
+// put stores key under a new cursor. A connection runs one command at a
+// time, so its table needs no lock.
 func (t *cursorTable) put(key []byte) uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	id := t.next
-	t.next++
+	id := cursorSeq.Add(1)
 	if len(t.order) < maxCursors {
 		t.order = append(t.order, id)
 	} else {
@@ -652,8 +647,6 @@ func (t *cursorTable) put(key []byte) uint64 {
 }
 
 func (t *cursorTable) get(id uint64) ([]byte, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	k, ok := t.keys[id]
 	return k, ok
 }

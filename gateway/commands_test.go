@@ -15,15 +15,18 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/app"
+	"github.com/braid-bft/braid/app/bank"
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/app/mux"
 	"github.com/braid-bft/braid/client"
 )
 
 // localExec runs operations on an in-process application, as one replica
-// would, under a caller that depends on the op like the Pool's choice of
-// key (caller-bound bank ops as the owner, the rest as another key), so
-// tests see the same ownership rules.
+// would, under a caller chosen like the Pool's choice of key: caller-bound
+// bank ops (bank.CallerBound) as the owner, localOwner, and every other op
+// as the next of the other keys in turn, so that tests see the same
+// ownership rules and a handler that bypassed the owner routing would
+// fail them.
 type localExec struct {
 	mu    sync.Mutex
 	app   *mux.App
@@ -31,6 +34,13 @@ type localExec struct {
 	calls int
 	block chan struct{} // if set, Execute waits for it (or ctx)
 }
+
+// localOwner is localExec's owner id; other ops rotate over localOthers
+// ids after it.
+const (
+	localOwner  = 7
+	localOthers = 3
+)
 
 func newLocalExec() *localExec { return &localExec{app: mux.New(kv.Shared)} }
 
@@ -48,7 +58,11 @@ func (l *localExec) Execute(ctx context.Context, op []byte) ([]byte, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
-	return l.app.Execute(app.CallerID(7), op), nil
+	caller := app.CallerID(localOwner + 1 + uint64(l.calls%localOthers))
+	if bank.CallerBound(op) {
+		caller = app.CallerID(localOwner)
+	}
+	return l.app.Execute(caller, op), nil
 }
 
 // startServer serves RESP over exec on a loopback port until the test
@@ -231,19 +245,6 @@ func TestCursorTableIsBounded(t *testing.T) {
 	}
 }
 
-func TestSuccessor(t *testing.T) {
-	if got := successor(b("ab")); string(got) != "ab\x00" {
-		t.Fatalf("successor(ab) = %q", got)
-	}
-	long := []byte(strings.Repeat("a", kv.MaxKeyLen))
-	if got := successor(long); string(got) != strings.Repeat("a", kv.MaxKeyLen-1)+"b" {
-		t.Fatalf("successor of a longest key = %q, want a…ab", got)
-	}
-	if got := successor([]byte(strings.Repeat("\xff", kv.MaxKeyLen))); got != nil {
-		t.Fatalf("successor of the greatest key = %q, want none", got)
-	}
-}
-
 func TestInlineAndPipelined(t *testing.T) {
 	rc := DialRESP(t, startServer(t, newLocalExec(), Options{}))
 	if _, err := rc.c.Write([]byte("PING\r\nSET a 1\r\nGET a\r\n")); err != nil {
@@ -292,7 +293,7 @@ func TestClusterErrors(t *testing.T) {
 		{fmt.Errorf("x: %w", client.ErrNoReplicas), "ERR no replica reachable: is the cluster running?"},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), "ERR the cluster did not answer within 50ms"},
 		{fmt.Errorf("%w: %w", ErrBusy, context.DeadlineExceeded), "ERR gateway busy: every cluster client was in use for 50ms"},
-		{client.ErrClosed, "ERR gateway shutting down"},
+		{client.ErrClosed, "ERR gateway shutting down or request cancelled"},
 	} {
 		ex.mu.Lock()
 		ex.err = tc.err
@@ -351,7 +352,7 @@ func TestShutdownClosesConnections(t *testing.T) {
 	}
 	for _, rc := range []*RESPClient{idle, busy} {
 		_ = rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if v, err := readReply(rc.br); err == nil && v != RESPError("ERR gateway shutting down") {
+		if v, err := readReply(rc.br); err == nil && v != RESPError("ERR gateway shutting down or request cancelled") {
 			t.Fatalf("connection still served after shutdown: %#v", v)
 		}
 	}
@@ -372,7 +373,7 @@ func FuzzDispatch(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := NewServer(newLocalExec(), Options{})
+		s := NewServer(newLocalExec(), Options{}).newSession()
 		r := NewReader(bytes.NewReader(data))
 		for range 32 {
 			args, err := r.ReadCommand()

@@ -111,17 +111,3 @@ func literalPrefix(pattern []byte) []byte {
 	}
 	return out
 }
-
-// prefixEnd is the least key above every key that starts with prefix, or
-// nil if there is none (prefix empty or all 0xff): the exclusive end of
-// the prefix's range.
-func prefixEnd(prefix []byte) []byte {
-	end := append([]byte(nil), prefix...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}

@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"testing"
+
+	"github.com/braid-bft/braid/app/kv"
 )
 
 func TestGlobMatch(t *testing.T) {
@@ -27,19 +29,12 @@ func TestGlobMatch(t *testing.T) {
 	}
 }
 
-func TestLiteralPrefixAndEnd(t *testing.T) {
+func TestLiteralPrefix(t *testing.T) {
 	for _, tc := range []struct{ pattern, prefix string }{
 		{"user:*", "user:"}, {"*", ""}, {"abc", "abc"}, {`a\*b*`, "a*b"}, {"a?c", "a"}, {"ab[c]", "ab"},
 	} {
 		if got := literalPrefix([]byte(tc.pattern)); string(got) != tc.prefix {
 			t.Errorf("literalPrefix(%q) = %q, want %q", tc.pattern, got, tc.prefix)
-		}
-	}
-	for _, tc := range []struct{ prefix, end string }{
-		{"a", "b"}, {"a\xff", "b"}, {"ab", "ac"}, {"\xff\xff", ""}, {"", ""},
-	} {
-		if got := prefixEnd([]byte(tc.prefix)); string(got) != tc.end {
-			t.Errorf("prefixEnd(%q) = %q, want %q", tc.prefix, got, tc.end)
 		}
 	}
 }
@@ -82,7 +77,7 @@ func FuzzGlobMatch(f *testing.F) {
 			if !bytes.HasPrefix(s, pre) {
 				t.Fatalf("%q matches %q without its prefix %q", p, s, pre)
 			}
-			if end := prefixEnd(pre); end != nil && bytes.Compare(s, end) >= 0 {
+			if end := kv.PrefixEnd(pre); end != nil && bytes.Compare(s, end) >= 0 {
 				t.Fatalf("%q matches %q at or past the prefix end %q", p, s, end)
 			}
 		}

@@ -10,14 +10,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
-	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/bank"
 	"github.com/braid-bft/braid/app/kv"
-	"github.com/braid-bft/braid/client"
-	"github.com/braid-bft/braid/msg"
 )
 
 // MaxBodyBytes bounds an HTTP request body: room for a CAS with two
@@ -30,18 +26,17 @@ const MaxBodyBytes = 256 << 10
 // other paths) or mounts its routes on another mux (Register), as a
 // replica's HTTP listener may.
 type HTTP struct {
-	exec    Executor
-	timeout time.Duration
-	mux     *http.ServeMux
+	requester
+	mux *http.ServeMux
 }
 
-// NewHTTP returns the API over exec; opts.Timeout bounds each cluster
-// request (MaxConns and Logger are not used).
+// NewHTTP returns the API over exec; opts.Timeout bounds each call (the
+// other Options are the RESP server's, or the http.Server's to set).
 func NewHTTP(exec Executor, opts Options) *HTTP {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	h := &HTTP{exec: exec, timeout: opts.Timeout, mux: http.NewServeMux()}
+	h := &HTTP{requester: requester{exec: exec, timeout: opts.Timeout}, mux: http.NewServeMux()}
 	h.Register(h.mux)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s (see docs/gateway.md)", r.Method, r.URL.Path))
@@ -53,12 +48,22 @@ func NewHTTP(exec Executor, opts Options) *HTTP {
 // Methods are checked by the handlers, not the patterns, so that a wrong
 // method gets a JSON 405 with an Allow header like every other error.
 func (h *HTTP) Register(mux *http.ServeMux) {
-	mux.HandleFunc("/v1/kv", h.kvScan)
-	mux.HandleFunc("/v1/kv/{key...}", h.kvKey)
-	mux.HandleFunc("/v1/bank/accounts", h.bankOpen)
-	mux.HandleFunc("/v1/bank/accounts/{name}", h.bankBalance)
-	mux.HandleFunc("/v1/bank/accounts/{name}/deposit", h.bankDeposit)
-	mux.HandleFunc("/v1/bank/transfers", h.bankTransfer)
+	mux.HandleFunc("/v1/kv", h.withTimeout(h.kvRoot))
+	mux.HandleFunc("/v1/kv/{key...}", h.withTimeout(h.kvKey))
+	mux.HandleFunc("/v1/bank/accounts", h.withTimeout(h.bankOpen))
+	mux.HandleFunc("/v1/bank/accounts/{name}", h.withTimeout(h.bankBalance))
+	mux.HandleFunc("/v1/bank/accounts/{name}/deposit", h.withTimeout(h.bankDeposit))
+	mux.HandleFunc("/v1/bank/transfers", h.withTimeout(h.bankTransfer))
+}
+
+// withTimeout gives each call one deadline, Options.Timeout, for its
+// cluster request; the request's context also ends if the client goes.
+func (h *HTTP) withTimeout(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+		defer cancel()
+		f(w, r.WithContext(ctx))
+	}
 }
 
 // ServeHTTP serves the API's routes and a JSON 404 for any other path.
@@ -111,6 +116,35 @@ type casBody struct {
 	ValueBase64    *string `json:"value_base64"`
 }
 
+// kvRoot is /v1/kv: a scan, or with ?key= (or ?key_base64=) the
+// operations on one key, for keys the path cannot carry.
+func (h *HTTP) kvRoot(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !q.Has("key") && !q.Has("key_base64") {
+		h.kvScan(w, r)
+		return
+	}
+	var text, b64 *string
+	if q.Has("key") {
+		v := q.Get("key")
+		text = &v
+	}
+	if q.Has("key_base64") {
+		v := q.Get("key_base64")
+		b64 = &v
+	}
+	key, err := valueField{text, b64}.bytes("key", true)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if r.Method == http.MethodPost {
+		h.kvCAS(w, r, key)
+		return
+	}
+	h.kvOne(w, r, key)
+}
+
 func (h *HTTP) kvKey(w http.ResponseWriter, r *http.Request) {
 	key := []byte(r.PathValue("key"))
 	if r.Method == http.MethodPost {
@@ -125,6 +159,11 @@ func (h *HTTP) kvKey(w http.ResponseWriter, r *http.Request) {
 		h.kvCAS(w, r, []byte(k))
 		return
 	}
+	h.kvOne(w, r, key)
+}
+
+// kvOne is GET, HEAD, PUT and DELETE of one key.
+func (h *HTTP) kvOne(w http.ResponseWriter, r *http.Request, key []byte) {
 	if len(key) > kv.MaxKeyLen {
 		writeError(w, http.StatusBadRequest, errKeyLen.Error())
 		return
@@ -226,7 +265,7 @@ func (h *HTTP) kvCAS(w http.ResponseWriter, r *http.Request, key []byte) {
 
 func (h *HTTP) kvScan(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		methodNotAllowed(w, r, "GET", "HEAD")
+		methodNotAllowed(w, r, "GET", "HEAD") // with ?key=: also PUT, DELETE, POST
 		return
 	}
 	q := r.URL.Query()
@@ -263,7 +302,7 @@ func (h *HTTP) kvScan(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string]any{"entries": entries, "more": false}
 	if more && len(page) > 0 {
-		if next := successor(page[len(page)-1].Key); next != nil {
+		if next := kv.ResumeKey(page[len(page)-1].Key); next != nil {
 			out["more"] = true
 			encodeBytes(out, "next", next)
 		}
@@ -287,8 +326,8 @@ type transferBody struct {
 }
 
 func checkAccount(field, name string) error {
-	if name == "" || len(name) > bank.MaxNameLen || !utf8.ValidString(name) {
-		return fmt.Errorf("%s %q: need 1…%d bytes of UTF-8", field, name, bank.MaxNameLen)
+	if err := bank.ValidName(name); err != nil {
+		return fmt.Errorf("%s: %w", field, err)
 	}
 	return nil
 }
@@ -400,48 +439,16 @@ func (h *HTTP) bankTransfer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"executed": executed})
 }
 
-func (h *HTTP) submit(ctx context.Context, op []byte) ([]byte, error) {
-	if len(op) > msg.MaxOpSize-msg.InstanceChangeOverhead {
-		return nil, fmt.Errorf("%w: the operation would be %d bytes, at most %d fit in a request", errTooLarge, len(op), msg.MaxOpSize-msg.InstanceChangeOverhead)
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	return h.exec.Execute(ctx, op)
-}
-
 // clusterError writes the error of a failed cluster request with its
-// status: 503 when the gateway could not get the request to the cluster
-// (every client busy, no replica reachable, shutting down), 504 when the
-// cluster did not answer in time, 413 for an operation too large for a
-// request, and for a refusal by the application its meaning (404 missing,
-// 409 refused or conflicting with the state, 400 malformed).
+// status (see requester.failure): 503 when the gateway could not get the
+// request to the cluster (every client busy, no replica reachable,
+// shutting down), 504 when the cluster did not answer in time, 413 for an
+// operation too large for a request, and for a refusal by the application
+// its meaning (404 missing, 409 refused or conflicting with the state, 400
+// malformed).
 func (h *HTTP) clusterError(w http.ResponseWriter, err error) {
-	var re *app.ResultError
-	switch {
-	case errors.Is(err, ErrBusy):
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("gateway busy: every cluster client was in use for %v", h.timeout))
-	case errors.Is(err, client.ErrNoReplicas):
-		writeError(w, http.StatusServiceUnavailable, "no replica reachable: is the cluster running?")
-	case errors.Is(err, client.ErrClosed), errors.Is(err, context.Canceled):
-		writeError(w, http.StatusServiceUnavailable, "gateway shutting down or request cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("the cluster did not answer within %v", h.timeout))
-	case errors.Is(err, errTooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
-	case errors.As(err, &re):
-		status := http.StatusInternalServerError
-		switch re.Status {
-		case app.StatusNotFound:
-			status = http.StatusNotFound
-		case app.StatusRejected, app.StatusConflict:
-			status = http.StatusConflict
-		case app.StatusBadOp:
-			status = http.StatusBadRequest
-		}
-		writeError(w, status, re.Reason)
-	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
+	status, message := h.failure(err)
+	writeError(w, status, message)
 }
 
 // readBody decodes a JSON request body of at most MaxBodyBytes into v,

@@ -87,6 +87,15 @@ func NewPool(cfg *config.Config, keys []Key, opts client.Options) (*Pool, error)
 // Size is the number of clients: how many requests can be in flight.
 func (p *Pool) Size() int { return len(p.clients) }
 
+// IDs are the pool's client ids, ascending.
+func (p *Pool) IDs() []msg.ClientID {
+	ids := make([]msg.ClientID, len(p.clients))
+	for i, c := range p.clients {
+		ids[i] = c.ID()
+	}
+	return ids
+}
+
 // OwnerID is the id of the key that owns the gateway's bank accounts.
 func (p *Pool) OwnerID() msg.ClientID { return p.clients[0].ID() }
 

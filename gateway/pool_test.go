@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -87,8 +88,8 @@ func TestPoolBusyAndOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if p.Size() != 2 || p.OwnerID() != 9 {
-		t.Fatalf("size %d, owner %d; want 2 and the lowest id 9", p.Size(), p.OwnerID())
+	if p.Size() != 2 || p.OwnerID() != 9 || !slices.Equal(p.IDs(), []msg.ClientID{9, 10}) {
+		t.Fatalf("size %d, owner %d, ids %v; want 2, the lowest id 9, 9 and 10", p.Size(), p.OwnerID(), p.IDs())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

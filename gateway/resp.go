@@ -45,6 +45,10 @@ func protoErr(format string, args ...any) error {
 // line of space-separated words, what a person types into telnet).
 type Reader struct {
 	br *bufio.Reader
+	// mem charges each command's arguments as they are allocated; a
+	// server gives it a share of its budget, NewReader none (no limit
+	// beyond those above).
+	mem account
 }
 
 // NewReader returns a Reader over r.
@@ -59,7 +63,11 @@ func (r *Reader) Buffered() bool { return r.br.Buffered() > 0 }
 // ReadCommand returns the next command's arguments (never empty). It
 // returns io.EOF at a clean end of stream, *ProtocolError for a malformed
 // one, and io.ErrUnexpectedEOF if the stream ends inside a command.
+//
+// The arguments of the previous command are charged to the reader's memory
+// account until the next ReadCommand (or Release).
 func (r *Reader) ReadCommand() ([][]byte, error) {
+	r.mem.reset()
 	for {
 		b, err := r.br.Peek(1)
 		if err != nil {
@@ -77,6 +85,10 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 		// An empty array or a blank line: nothing to run, read on.
 	}
 }
+
+// Release gives back the memory charged for the last command: its
+// arguments must no longer be used.
+func (r *Reader) Release() { r.mem.reset() }
 
 // line returns the next line without its CRLF (or LF: inline commands
 // typed by hand may end in a bare newline). The slice is only valid until
@@ -149,9 +161,9 @@ func (r *Reader) readArray() ([][]byte, error) {
 			return nil, protoErr("command larger than %d bytes", MaxCommandBytes)
 		}
 		total += size
-		buf := make([]byte, size+2)
-		if _, err := io.ReadFull(r.br, buf); err != nil {
-			return nil, eofInside(err)
+		buf, err := r.readBulk(size + 2)
+		if err != nil {
+			return nil, err
 		}
 		if buf[size] != '\r' || buf[size+1] != '\n' {
 			return nil, protoErr("bulk string not terminated by CRLF")
@@ -159,6 +171,42 @@ func (r *Reader) readArray() ([][]byte, error) {
 		args = append(args, buf[:size:size])
 	}
 	return args, nil
+}
+
+// firstChunk bounds the first allocation for a bulk string: a header
+// alone ("$1048576\r\n", a dozen bytes) cannot make the gateway allocate
+// a MiB; the buffer grows (doubling) only as the data arrives.
+const firstChunk = 64 << 10
+
+// sliceHeader is what each argument costs beyond its bytes, charged to the
+// memory account with them so that many empty arguments count too.
+const sliceHeader = 24
+
+// readBulk reads n bytes, allocating them as they arrive and charging
+// each allocation to the memory account.
+func (r *Reader) readBulk(n int) ([]byte, error) {
+	c := min(n, firstChunk)
+	if err := r.mem.charge(c + sliceHeader); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, c)
+	for {
+		m, err := io.ReadFull(r.br, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, eofInside(err)
+		}
+		if len(buf) == n {
+			return buf, nil
+		}
+		grown := min(n, 2*cap(buf))
+		if err := r.mem.charge(grown - cap(buf)); err != nil {
+			return nil, err
+		}
+		nb := make([]byte, len(buf), grown)
+		copy(nb, buf)
+		buf = nb
+	}
 }
 
 func eofInside(err error) error {

@@ -6,29 +6,75 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
 
 // Defaults for zero Options fields.
 const (
-	DefaultTimeout  = 10 * time.Second
-	DefaultMaxConns = 1024
+	DefaultTimeout          = 10 * time.Second
+	DefaultMaxConns         = 1024
+	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultWriteTimeout     = 30 * time.Second
+	DefaultMaxInflightBytes = 256 << 20
 )
 
-// Options tunes a Server. The zero value is usable.
+// connAllowance is what each connection's commands may hold without
+// drawing on the shared budget (Options.MaxInflightBytes): every ordinary
+// command (a SET of a 64 KiB value, an MGET of a few values) fits in it.
+const connAllowance = 96 << 10
+
+// Options tunes a Server (and, for Timeout and IdleTimeout, the HTTP API).
+// The zero value is usable.
 type Options struct {
-	// Timeout bounds one cluster request, waiting for a free client
-	// included (default 10s). A command that needs several requests
-	// (MGET, MSET, DEL and EXISTS of several keys) gives each its own.
+	// Timeout bounds one command: all of its cluster requests together
+	// (MGET, MSET, DEL and EXISTS of several keys share it), waiting for
+	// free clients included (default 10s). For HTTP, one call.
 	Timeout time.Duration
 	// MaxConns bounds the open connections (default 1024); beyond it a
 	// new connection is told "-ERR max number of clients reached" and
-	// closed. With each connection's memory bounded (see MaxCommandBytes)
-	// this bounds the gateway's.
+	// closed.
 	MaxConns int
+	// IdleTimeout closes a connection that sends no command for this long
+	// (default 5 min): the read deadline set before each command is read.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write of replies to a connection (default
+	// 30s): a peer that stops reading is closed, not waited for forever.
+	WriteTimeout time.Duration
+	// MaxInflightBytes bounds what large commands and MGET replies of all
+	// connections hold at once beyond each connection's own allowance of
+	// 96 KiB (default 256 MiB). A command that would exceed it is refused
+	// ("-ERR gateway memory budget exhausted …"); one whose arguments
+	// would, also closes its connection, as the rest of it is not read.
+	// The gateway's memory for connections is then at most about
+	// MaxConns × (96 KiB allowance + 20 KiB buffers + 64 SCAN cursors of
+	// up to 1 KiB) + MaxInflightBytes.
+	MaxInflightBytes int64
 	// Logger receives connection errors; nil discards them.
 	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.MaxInflightBytes <= 0 {
+		o.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
 }
 
 // Server serves the Redis protocol (RESP2) over an Executor: every command
@@ -38,11 +84,10 @@ type Options struct {
 // in order; concurrency comes from many connections, bounded by the
 // Executor's capacity (a Pool's size).
 type Server struct {
-	exec     Executor
-	timeout  time.Duration
-	maxConns int
-	log      *slog.Logger
-	cursors  *cursorTable
+	requester
+	opts Options
+	log  *slog.Logger
+	mem  *budget
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -51,24 +96,17 @@ type Server struct {
 
 // NewServer returns a server that runs commands through exec.
 func NewServer(exec Executor, opts Options) *Server {
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.MaxConns <= 0 {
-		opts.MaxConns = DefaultMaxConns
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Server{exec: exec, timeout: opts.Timeout, maxConns: opts.MaxConns, log: log,
-		cursors: newCursorTable(), conns: make(map[net.Conn]struct{})}
+	opts = opts.withDefaults()
+	return &Server{requester: requester{exec: exec, timeout: opts.Timeout}, opts: opts, log: opts.Logger,
+		mem: &budget{max: opts.MaxInflightBytes}, conns: make(map[net.Conn]struct{})}
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln and every
 // connection (commands in flight are cancelled) and returns once every
-// connection's goroutine has ended. It returns nil after ctx ends, else
-// the listener's error.
+// connection's goroutine has ended. It returns nil after ctx ends. A
+// listener closed otherwise ends Serve with the listener's error; other
+// accept errors (out of file descriptors and the like) are logged and
+// retried with a backoff, rather than stop serving everyone.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -92,8 +130,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				break
 			}
-			// Out of file descriptors and the like: wait and retry rather
-			// than stop serving everyone.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
 			select {
@@ -103,7 +139,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		if !s.track(ctx, c) {
+		switch s.track(ctx, c) {
+		case refuseFull:
+			// Written outside s.mu and off the accept loop: a peer that
+			// does not read delays neither other connections nor shutdown.
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = io.WriteString(c, "-ERR max number of clients reached\r\n")
+				c.Close()
+			}()
+			continue
+		case refuseStopping:
+			c.Close()
 			continue
 		}
 		s.wg.Add(1)
@@ -113,31 +162,37 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.serveConn(ctx, c)
 		}()
 	}
+	stopping := ctx.Err() != nil // before cancel, which makes it always true
 	cancel()
 	<-stopped
 	s.wg.Wait()
-	if ctx.Err() != nil && errors.Is(err, net.ErrClosed) {
+	if stopping {
 		return nil
 	}
 	return err
 }
 
-// track registers c, or refuses it when the server is full or stopping.
-func (s *Server) track(ctx context.Context, c net.Conn) bool {
+type admission int
+
+const (
+	admitted admission = iota
+	refuseFull
+	refuseStopping
+)
+
+// track registers c, or says why it is refused; the caller writes the
+// refusal and closes c, outside s.mu.
+func (s *Server) track(ctx context.Context, c net.Conn) admission {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ctx.Err() != nil {
-		c.Close()
-		return false
-	}
-	if len(s.conns) >= s.maxConns {
-		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = io.WriteString(c, "-ERR max number of clients reached\r\n")
-		c.Close()
-		return false
+	switch {
+	case ctx.Err() != nil:
+		return refuseStopping
+	case len(s.conns) >= s.opts.MaxConns:
+		return refuseFull
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return admitted
 }
 
 func (s *Server) untrack(c net.Conn) {
@@ -147,23 +202,49 @@ func (s *Server) untrack(c net.Conn) {
 	c.Close()
 }
 
+// deadlineWriter sets a write deadline before each write, so that every
+// flush of replies gets its own WriteTimeout.
+type deadlineWriter struct {
+	c net.Conn
+	d time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	if err := w.c.SetWriteDeadline(time.Now().Add(w.d)); err != nil {
+		return 0, err
+	}
+	return w.c.Write(p)
+}
+
 // serveConn reads and runs commands in order. Replies are flushed when no
 // further command is already buffered, so a pipelined burst is answered
 // with few writes.
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
-	r, w := NewReader(c), NewWriter(c)
+	r, w := NewReader(c), NewWriter(deadlineWriter{c, s.opts.WriteTimeout})
+	r.mem = account{b: s.mem, free: connAllowance}
+	defer r.Release()
+	sess := s.newSession()
 	for {
+		_ = c.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
 		args, err := r.ReadCommand()
 		if err != nil {
 			var pe *ProtocolError
-			if errors.As(err, &pe) {
+			switch {
+			case errors.As(err, &pe):
 				w.Error("ERR " + pe.Error())
 				_ = w.Flush()
 				s.log.Info("protocol error, closing connection", "remote", c.RemoteAddr().String(), "err", pe.Msg)
+			case errors.Is(err, errMemory):
+				w.Error("ERR " + errMemory.Error())
+				_ = w.Flush()
+				s.log.Warn("memory budget exhausted, closing connection", "remote", c.RemoteAddr().String())
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.log.Info("idle connection closed", "remote", c.RemoteAddr().String(), "after", s.opts.IdleTimeout)
 			}
 			return
 		}
-		quit := s.dispatch(ctx, w, args)
+		quit := sess.dispatch(ctx, w, args)
+		r.Release()
 		if quit || !r.Buffered() {
 			if err := w.Flush(); err != nil || quit {
 				return

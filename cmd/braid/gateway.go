@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,15 +51,16 @@ func runGateway(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", gateway.DefaultTimeout, "give up on one cluster request (waiting for a free client included) after this long")
 	retransmit := fs.Duration("retransmit", client.DefaultTimeout, "re-send a request to every replica after this long without a result")
 	broadcast := fs.Bool("broadcast", false, "send every request to all replicas at once instead of to the instance's primary first")
-	maxConns := fs.Int("max-conns", gateway.DefaultMaxConns, "most open Redis connections")
+	maxConns := fs.Int("max-conns", gateway.DefaultMaxConns, "most open connections, for RESP and (separately) for HTTP")
+	idle := fs.Duration("idle-timeout", gateway.DefaultIdleTimeout, "close a connection that sends nothing for this long")
 	if stop, err := parseFlagsOnly(fs, args, "braid gateway"); stop {
 		return err
 	}
 	switch {
 	case *cfgPath == "":
 		return errors.New("--config is required: the cluster configuration file (DIR/cluster.json from braid init)")
-	case *timeout <= 0 || *retransmit <= 0:
-		return errors.New("--timeout and --retransmit must be positive")
+	case *timeout <= 0 || *retransmit <= 0 || *idle <= 0:
+		return errors.New("--timeout, --retransmit and --idle-timeout must be positive")
 	case *maxConns < 1:
 		return fmt.Errorf("--max-conns %d: must be at least 1", *maxConns)
 	}
@@ -86,7 +86,7 @@ func runGateway(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := gateway.Options{Timeout: *timeout, MaxConns: *maxConns, Logger: log}
+	opts := gateway.Options{Timeout: *timeout, MaxConns: *maxConns, IdleTimeout: *idle, Logger: log}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
@@ -98,14 +98,26 @@ func runGateway(args []string, stdout, stderr io.Writer) error {
 			ln.Close()
 			return fmt.Errorf("--http: %w", err)
 		}
-		hs = &http.Server{Handler: gateway.NewHTTP(pool, opts), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		// At most --max-conns connections, each with a read deadline (a
+		// body is at most 256 KiB), a write deadline past the call's
+		// --timeout, and --idle-timeout between requests.
+		hln = gateway.LimitListener(hln, *maxConns)
+		hs = &http.Server{
+			Handler:           gateway.NewHTTP(pool, opts),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      *timeout + 30*time.Second,
+			IdleTimeout:       *idle,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
 	}
 	fmt.Fprintf(stdout, "braid gateway: RESP on %s", ln.Addr())
 	if hs != nil {
 		fmt.Fprintf(stdout, ", HTTP on %s", hln.Addr())
 	}
+	ids := pool.IDs()
 	fmt.Fprintf(stdout, "; %d client keys (ids %d…%d; bank accounts owned by id %d), n=%d m=%d\n",
-		pool.Size(), poolKeys[0].ID, poolKeys[len(poolKeys)-1].ID, pool.OwnerID(), cfg.N, cfg.M)
+		pool.Size(), ids[0], ids[len(ids)-1], pool.OwnerID(), cfg.N, cfg.M)
 	if pool.Size() < 8 {
 		fmt.Fprintf(stdout, "note: at most %d requests in flight at once; braid init --clients N admits more keys\n", pool.Size())
 	}
@@ -197,6 +209,5 @@ func gatewayKeys(cfg *config.Config, glob string) ([]gateway.Key, error) {
 		seen[id] = f
 		out = append(out, gateway.Key{ID: id, Private: key})
 	}
-	slices.SortFunc(out, func(a, b gateway.Key) int { return cmp.Compare(a.ID, b.ID) })
-	return out, nil
+	return out, nil // NewPool sorts them by id
 }
