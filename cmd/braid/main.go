@@ -31,6 +31,7 @@ var commands = []command{
 	{"local", "[flags]", "run a persistent local cluster of replica processes (braid local --n 4)", runLocal},
 	{"kv", "CMD", "put, get, delete or scan keys as a client (braid kv --help)", runKV},
 	{"bank", "CMD", "open accounts, deposit, transfer, check balances as a client (braid bank --help)", runBank},
+	{"gateway", "[flags]", "serve the Redis protocol and the kv/bank HTTP API for a cluster (braid gateway --help)", runGateway},
 	{"demo", "", "4 replica processes, a live workload, a primary killed and restarted, ledgers verified", runDemo},
 	{"bench", "[flags]", "benchmark a local cluster of replica processes: req/s, latency, CPU per request (braid bench --help)", runBench},
 }
