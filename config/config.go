@@ -72,6 +72,16 @@ const (
 	KVPerClient KVScope = "per-client"
 )
 
+// Check reports whether s is a known scope, with an error naming the
+// choices if not: the one rule Validate and braid init apply.
+func (s KVScope) Check() error {
+	switch s {
+	case KVShared, KVPerClient:
+		return nil
+	}
+	return fmt.Errorf("%q: want %q or %q", string(s), KVShared, KVPerClient)
+}
+
 // Duration is a duration written as a Go duration string ("10ms", "1.5s").
 // It is kept as written, so a file round-trips exactly; Validate checks that
 // it parses, and Value returns the parsed value.

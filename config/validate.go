@@ -167,10 +167,8 @@ func (c *Config) validateShell(p *problems) {
 	if strings.TrimSpace(c.DataDir) == "" {
 		p.add("data_dir", "missing: want a directory template such as %q", DefaultDataDir)
 	}
-	switch c.KVScope {
-	case KVShared, KVPerClient:
-	default:
-		p.add("kv_scope", "%q: want %q or %q", c.KVScope, KVShared, KVPerClient)
+	if err := c.KVScope.Check(); err != nil {
+		p.add("kv_scope", "%v", err)
 	}
 }
 

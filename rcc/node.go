@@ -307,6 +307,14 @@ func (nd *Node) Primaries() []msg.ReplicaID { return append([]msg.ReplicaID(nil)
 // Failed returns the replicas Figure 4 currently considers failed, earliest first.
 func (nd *Node) Failed() []msg.ReplicaID { return append([]msg.ReplicaID(nil), nd.prim.failed...) }
 
+// InstanceFailures reports instance i's executed failure decisions and the
+// first round it contributes to again (0 if it never sat rounds out): how an
+// operator tells a primary that keeps failing, and an instance sitting out a
+// skip, from a healthy one. Read-only.
+func (nd *Node) InstanceFailures(i int) (failures, resume uint64) {
+	return nd.prim.failures[i], nd.prim.resume[i]
+}
+
 // InstanceFor is the instance that serves client c in the next round to
 // execute: id(c) mod m (Section 4.2), unless an instance change moved it.
 func (nd *Node) InstanceFor(c msg.ClientID) uint32 { return nd.clients.instanceOf(c, nd.executed+1) }

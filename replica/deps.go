@@ -3,8 +3,11 @@ package replica
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/httpapi"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/shell"
 	"github.com/braid-bft/braid/storage"
@@ -31,9 +34,14 @@ func (c clientConn) Send(frame []byte)    { _ = c.c.Send(frame) }
 
 // keyCrypto is Ed25519 under the cluster's keys; VerifyAll uses batch
 // verification (one job runs on one worker; bursts spread over several).
-type keyCrypto struct{ auth.Keyring }
+// sizes sees each batch's size.
+type keyCrypto struct {
+	auth.Keyring
+	sizes interface{ Observe(float64) }
+}
 
 func (k keyCrypto) VerifyAll(items []msg.Signature) []bool {
+	k.sizes.Observe(float64(len(items)))
 	batch := make([]auth.BatchItem, 0, len(items))
 	index := make([]int, 0, len(items))
 	out := make([]bool, len(items))
@@ -60,10 +68,16 @@ func (k keyCrypto) VerifyAll(items []msg.Signature) []bool {
 	return out
 }
 
-// disk is the store plus the committer that fsyncs it.
+// disk is the store plus the committer that fsyncs it. It counts the
+// batches staged, for the group-commit size metric.
 type disk struct {
 	storage.Interface
 	c *committer
+}
+
+func (d disk) Apply(b *storage.Batch) error {
+	d.c.staged.Add(1)
+	return d.Interface.Apply(b)
 }
 
 func (d disk) Commit(done func(error)) { d.c.request(done) }
@@ -110,13 +124,18 @@ func wake(ch chan<- struct{}) {
 	}
 }
 
-// workers is a bounded pool for the shell's off-loop jobs.
+// workers is a bounded pool for the shell's off-loop jobs. It counts its
+// busy workers and their time, for the utilisation metrics.
 type workers struct {
-	n    int
 	jobs chan job
 	done *completions
 	wg   sync.WaitGroup
 	once sync.Once
+
+	n         int
+	busy      atomic.Int64
+	busyNanos atomic.Int64
+	inline    atomic.Uint64
 }
 
 type job struct{ work, done func() }
@@ -135,7 +154,11 @@ func newWorkers(n int, done *completions) *workers {
 		go func() {
 			defer w.wg.Done()
 			for j := range w.jobs {
+				w.busy.Add(1)
+				start := time.Now()
 				j.work()
+				w.busyNanos.Add(int64(time.Since(start)))
+				w.busy.Add(-1)
 				w.done.post(j.done)
 			}
 		}()
@@ -146,11 +169,19 @@ func newWorkers(n int, done *completions) *workers {
 // Cores implements shell.Worker: the pool's goroutines.
 func (w *workers) Cores() int { return w.n }
 
+func (w *workers) stats() httpapi.Pool {
+	return httpapi.Pool{
+		Workers: w.n, Busy: int(w.busy.Load()), Queued: len(w.jobs),
+		BusySeconds: time.Duration(w.busyNanos.Load()).Seconds(), Inline: w.inline.Load(),
+	}
+}
+
 // Go implements shell.Worker.
 func (w *workers) Go(work func() shell.Cost, done func()) {
 	select {
 	case w.jobs <- job{func() { work() }, done}:
 	default:
+		w.inline.Add(1)
 		work()
 		w.done.post(done)
 	}
@@ -165,8 +196,10 @@ func (w *workers) close() {
 // asked for before it started — one journal fdatasync for everything every
 // instance staged meanwhile (group commit), while the loop keeps stepping.
 type committer struct {
-	store storage.Interface
-	done  *completions
+	store   storage.Interface
+	done    *completions
+	metrics *httpapi.Metrics
+	staged  atomic.Uint64 // batches applied since the last Sync began (see disk)
 
 	mu      sync.Mutex
 	waiting []func(error)
@@ -175,8 +208,8 @@ type committer struct {
 	exited  chan struct{}
 }
 
-func newCommitter(store storage.Interface, done *completions) *committer {
-	c := &committer{store: store, done: done, kick: make(chan struct{}, 1), exited: make(chan struct{})}
+func newCommitter(store storage.Interface, done *completions, metrics *httpapi.Metrics) *committer {
+	c := &committer{store: store, done: done, metrics: metrics, kick: make(chan struct{}, 1), exited: make(chan struct{})}
 	go c.loop()
 	return c
 }
@@ -197,8 +230,16 @@ func (c *committer) loop() {
 		c.mu.Unlock()
 		if len(batch) > 0 {
 			// Every write these waiters staged came before their request,
-			// so before this Sync takes the pending writes.
+			// so before this Sync takes the pending writes. (A batch the
+			// loop stages while the Sync starts may be counted here or in
+			// the next one: the size metric is approximate by one.)
+			staged := c.staged.Swap(0)
+			start := time.Now()
 			err := c.store.Sync()
+			c.metrics.FsyncSeconds.Observe(time.Since(start).Seconds())
+			if staged > 0 {
+				c.metrics.GroupCommitBatches.Observe(float64(staged))
+			}
 			for _, d := range batch {
 				c.done.post(func() { d(err) })
 			}
@@ -221,4 +262,36 @@ func (c *committer) close() {
 	c.mu.Unlock()
 	wake(c.kick)
 	<-c.exited
+}
+
+// latency measures client-facing latency: from a request's arrival (the
+// shell's Received) to the reply to it (Replied), per client's latest
+// request number. Both run on the loop, so the map needs no lock; it holds
+// at most one entry per admitted client (connections authenticate as one).
+type latency struct {
+	pending map[msg.ClientID]arrival
+	hist    interface{ Observe(float64) }
+}
+
+type arrival struct {
+	number uint64
+	at     time.Time
+}
+
+func (l *latency) received(req *msg.Request) {
+	// A retransmission keeps the first arrival: the client has waited
+	// since then.
+	if a, ok := l.pending[req.Client]; ok && a.number >= req.Number {
+		return
+	}
+	l.pending[req.Client] = arrival{req.Number, time.Now()}
+}
+
+func (l *latency) replied(rep *msg.Reply) {
+	a, ok := l.pending[rep.Client]
+	if !ok || a.number != rep.Number {
+		return
+	}
+	delete(l.pending, rep.Client)
+	l.hist.Observe(time.Since(a.at).Seconds())
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/braid-bft/braid/auth"
+	"github.com/braid-bft/braid/httpapi"
 	"github.com/braid-bft/braid/internal/testcluster"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/shell"
@@ -38,11 +39,40 @@ func TestVerifyAllMixesSigners(t *testing.T) {
 	unknown := good[0]
 	unknown.Replica = 9
 	items := []msg.Signature{good[0], forged, good[1], wrongContext, unknown}
-	got := keyCrypto{keyring}.VerifyAll(items)
+	got := keyCrypto{keyring, httpapi.NewMetrics().VerifyBatchSize}.VerifyAll(items)
 	want := []bool{true, false, true, false, false}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("item %d: verified %v, want %v (all: %v)", i, got[i], want[i], got)
 		}
+	}
+}
+
+type observed []float64
+
+func (o *observed) Observe(v float64) { *o = append(*o, v) }
+
+// Client-facing latency runs from a request's first arrival to the reply
+// to that number: a retransmission does not restart the clock, a reply to
+// another number is not counted, and an answered request leaves nothing
+// behind.
+func TestLatencyFromFirstArrivalToReply(t *testing.T) {
+	var hist observed
+	l := latency{pending: map[msg.ClientID]arrival{}, hist: &hist}
+	l.received(&msg.Request{Client: 1, Number: 5})
+	first := l.pending[1].at
+	l.received(&msg.Request{Client: 1, Number: 5}) // retransmission
+	l.received(&msg.Request{Client: 1, Number: 4}) // late duplicate of an older one
+	if a := l.pending[1]; a.number != 5 || a.at != first {
+		t.Fatalf("pending %+v after retransmissions", a)
+	}
+	l.replied(&msg.Reply{Client: 1, Number: 4})
+	l.replied(&msg.Reply{Client: 2, Number: 5})
+	if len(hist) != 0 {
+		t.Fatalf("replies to other requests observed: %v", hist)
+	}
+	l.replied(&msg.Reply{Client: 1, Number: 5})
+	if len(hist) != 1 || hist[0] < 0 || len(l.pending) != 0 {
+		t.Fatalf("observed %v, pending %v", hist, l.pending)
 	}
 }

@@ -11,10 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/dashboard"
+	"github.com/braid-bft/braid/httpapi"
+	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/shell"
 	"github.com/braid-bft/braid/storage"
@@ -31,6 +36,11 @@ type Options struct {
 	// (tests collect what a replica signed across a crash and restart).
 	// It runs on the replica's goroutine and must not block.
 	Sent func(m msg.Message)
+	// HTTPRoutes are mounted on the HTTP listener (http_addr) beside the
+	// metrics, status and block routes: the gateway's. The dashboard
+	// (package dashboard) is mounted at / unless one of them claims the
+	// page's path.
+	HTTPRoutes []httpapi.Route
 }
 
 // ErrFailStop is wrapped by the error Run returns when the replica stopped
@@ -46,15 +56,44 @@ type Replica struct {
 	store    storage.Interface
 	peers    *transport.Transport
 	front    *transport.Transport // client-facing listener
-	frames   chan func()          // from the transports' readers (bounded: backpressure)
+	frames   chan event           // from the transports' readers (bounded: backpressure)
 	done     *completions         // from the workers and the committer
 	workers  *workers
 	commit   *committer
 	clientID map[string]msg.ClientID // public key → admitted client id
 	progress atomic.Uint64           // the shell's round, readable from other goroutines
 	inspect  chan chan string
+	status   chan chan shell.Status
 	quit     chan struct{} // closed when Run stops reading events
 	closed   bool
+
+	// Observability: frames waiting in frames per peer (by id) and from
+	// clients; the histograms the runtime records; the HTTP listener.
+	ingress       []atomic.Int64
+	clientIngress atomic.Int64
+	metrics       *httpapi.Metrics
+	latency       latency
+	httpRoutes    []httpapi.Route
+	httpServer    *httpapi.Server // set and closed by Run
+}
+
+// withDashboard adds the dashboard's routes to routes, unless one of them
+// claims the page's path ("/{$}", method or not) itself.
+func withDashboard(routes []httpapi.Route) []httpapi.Route {
+	for _, r := range routes {
+		p := r.Pattern[strings.LastIndex(r.Pattern, " ")+1:]
+		if p == "/{$}" || p == dashboard.AssetPrefix {
+			return routes
+		}
+	}
+	return append(slices.Clip(routes), dashboard.Routes()...)
+}
+
+// event is work for the loop from a transport goroutine; depth counts it
+// while it waits (the ingress queue metrics).
+type event struct {
+	depth *atomic.Int64
+	run   func()
 }
 
 // New opens the replica's storage and restores its state; Run starts it.
@@ -75,9 +114,11 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 	}
 	r := &Replica{
 		cfg: cfg, id: msg.ReplicaID(id), log: opts.Logger.With("replica", id),
-		frames: make(chan func(), 4096), done: newCompletions(), inspect: make(chan chan string),
-		quit: make(chan struct{}), clientID: map[string]msg.ClientID{},
+		frames: make(chan event, 4096), done: newCompletions(), inspect: make(chan chan string),
+		status: make(chan chan shell.Status), quit: make(chan struct{}), clientID: map[string]msg.ClientID{},
+		ingress: make([]atomic.Int64, cfg.N), metrics: httpapi.NewMetrics(), httpRoutes: withDashboard(opts.HTTPRoutes),
 	}
+	r.latency = latency{pending: map[msg.ClientID]arrival{}, hist: r.metrics.ClientLatencySeconds}
 	scfg, keyring, err := shell.FromConfig(cfg, id)
 	if err != nil {
 		return nil, fmt.Errorf("replica %d: %w", id, err)
@@ -96,14 +137,16 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 		}
 	}
 	r.workers = newWorkers(0, r.done)
-	r.commit = newCommitter(r.store, r.done)
+	r.commit = newCommitter(r.store, r.done, r.metrics)
 	peers := map[int]transport.Peer{}
 	for _, rep := range cfg.Replicas {
 		peers[rep.ID] = transport.Peer{Addr: rep.Addr, PublicKey: ed25519.PublicKey(pubs[rep.ID])}
 	}
 	self, _ := cfg.Replica(id)
 	r.peers, err = transport.New(transport.Config{ID: id, Listen: self.Addr, Peers: peers, Key: ed25519.PrivateKey(key), Logger: r.log},
-		func(from int, frame []byte) { r.enqueue(func() { r.sh.OnPeer(msg.ReplicaID(from), frame) }) }, nil)
+		func(from int, frame []byte) {
+			r.enqueue(&r.ingress[from], func() { r.sh.OnPeer(msg.ReplicaID(from), frame) })
+		}, nil)
 	if err != nil {
 		r.stopHelpers()
 		r.store.Close()
@@ -118,8 +161,8 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 		return nil, fmt.Errorf("replica %d: client transport: %w", id, err)
 	}
 	r.sh, err = shell.New(scfg, shell.Deps{
-		Net: peerNet{r.peers}, Disk: disk{r.store, r.commit}, Crypto: keyCrypto{keyring}, Worker: r.workers,
-		Logger: r.log, Observer: shell.Observer{Sent: opts.Sent},
+		Net: peerNet{r.peers}, Disk: disk{r.store, r.commit}, Crypto: keyCrypto{keyring, r.metrics.VerifyBatchSize}, Worker: r.workers,
+		Logger: r.log, Observer: shell.Observer{Sent: opts.Sent, Received: r.latency.received, Replied: r.latency.replied},
 	})
 	if err != nil {
 		r.front.Close()
@@ -135,11 +178,18 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 // enqueue hands work from a transport goroutine to the loop. Once the loop
 // has stopped nothing drains the queue, so a full queue must not block the
 // transport's readers: Close waits for them.
-func (r *Replica) enqueue(f func()) {
+func (r *Replica) enqueue(depth *atomic.Int64, f func()) {
+	depth.Add(1)
 	select {
-	case r.frames <- f:
+	case r.frames <- event{depth, f}:
 	case <-r.quit:
+		depth.Add(-1)
 	}
+}
+
+func (e event) handle() {
+	e.depth.Add(-1)
+	e.run()
 }
 
 // onClientFrame admits a client frame only from a key the config lists,
@@ -150,7 +200,7 @@ func (r *Replica) onClientFrame(c *transport.ClientConn, frame []byte) {
 		return
 	}
 	conn := clientConn{c: c, id: id}
-	r.enqueue(func() { r.sh.OnClient(conn, frame) })
+	r.enqueue(&r.clientIngress, func() { r.sh.OnClient(conn, frame) })
 }
 
 // Describe returns a one-line summary of the replica's protocol state,
@@ -164,6 +214,36 @@ func (r *Replica) Describe(ctx context.Context) string {
 		return "(not running)"
 	}
 }
+
+// Snapshot is the replica's state for its metrics and HTTP status: the
+// shell's, taken by the loop goroutine (which owns it), and the counters
+// the other goroutines own, read with atomics or their own locks. It gives
+// up when ctx ends first (a loop stuck in a long pass) or once the replica
+// stopped.
+func (r *Replica) Snapshot(ctx context.Context) (*httpapi.Snapshot, error) {
+	q := make(chan shell.Status, 1)
+	select {
+	case r.status <- q:
+	case <-r.quit:
+		return nil, errors.New("the replica has stopped")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("the replica's loop is busy: %w", ctx.Err())
+	}
+	snap := &httpapi.Snapshot{
+		Shell: <-q, Peers: r.peers.Stats(), Clients: r.front.Stats(), Egress: r.peers.Queues(),
+		Ingress: make([]int64, len(r.ingress)), ClientIngress: r.clientIngress.Load(),
+		Pool: r.workers.stats(), Store: r.store.Stats(),
+	}
+	for i := range r.ingress {
+		snap.Ingress[i] = r.ingress[i].Load()
+	}
+	return snap, nil
+}
+
+// Ledger is the replica's store, for the HTTP block routes: every method
+// of storage.Interface is safe for concurrent use, so reads need not go
+// through the loop. They see blocks as soon as they are staged.
+func (r *Replica) Ledger() ledger.Source { return r.store }
 
 // Round is the last executed round (safe to call from any goroutine).
 func (r *Replica) Round() uint64 { return r.progress.Load() }
@@ -179,6 +259,15 @@ func (r *Replica) Run(ctx context.Context) error {
 	if err := r.front.Start(); err != nil {
 		return errors.Join(fmt.Errorf("replica %d: %w", r.id, err), r.close())
 	}
+	if self, _ := r.cfg.Replica(int(r.id)); self.HTTPAddr != "" {
+		h := httpapi.New(r, httpapi.Options{Metrics: r.metrics, Routes: r.httpRoutes, Logger: r.log})
+		srv, err := httpapi.Listen(self.HTTPAddr, h, r.log)
+		if err != nil {
+			return errors.Join(fmt.Errorf("replica %d: %w", r.id, err), r.close())
+		}
+		r.httpServer = srv
+		r.log.Info("http listening", "addr", srv.Addr())
+	}
 	r.log.Info("replica running", "peers", r.peers.Addr(), "clients", r.front.Addr(), "round", r.sh.Round(), "m", r.cfg.M, "policy", r.cfg.FailurePolicy)
 	tick := time.NewTicker(r.cfg.Tick.Value())
 	defer tick.Stop()
@@ -193,18 +282,20 @@ func (r *Replica) Run(ctx context.Context) error {
 			return r.close()
 		case <-tick.C:
 			r.sh.Tick()
-		case f := <-r.frames:
-			f()
+		case e := <-r.frames:
+			e.handle()
 		case <-r.done.ready:
 		case q := <-r.inspect:
 			q <- r.sh.Describe()
+		case q := <-r.status:
+			q <- r.sh.Status()
 		}
 		r.done.run()
 	pass:
 		for i := 0; i < shell.LoopPass; i++ {
 			select {
-			case f := <-r.frames:
-				f()
+			case e := <-r.frames:
+				e.handle()
 			default:
 				break pass
 			}
@@ -226,6 +317,17 @@ func (r *Replica) close() error {
 	}
 	r.closed = true
 	close(r.quit)
+	if r.httpServer != nil {
+		// First, so nothing reads the store once it is closed; requests
+		// waiting on the loop fail at once (quit is closed). A request
+		// that outlives the grace period is cut off: that is no failure of
+		// the replica's, so it is logged, not returned.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := r.httpServer.Close(ctx); err != nil {
+			r.log.Warn("http listener did not stop cleanly", "err", err)
+		}
+		cancel()
+	}
 	errs := []error{r.front.Close(), r.peers.Close()}
 	r.stopHelpers()
 	if r.sh.Failed() == nil { // after a failure the store may refuse every call

@@ -70,7 +70,7 @@ func TestStorageFailureStopsTheReplica(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	frame := msg.Marshal(pp)
-	r.frames <- func() { r.sh.OnPeer(0, frame) } // the prepare it causes must be persisted first
+	r.enqueue(&r.ingress[0], func() { r.sh.OnPeer(0, frame) }) // the prepare it causes must be persisted first
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrFailStop) || !errors.Is(err, errInjected) {
@@ -132,7 +132,7 @@ func TestStopUnderFullLoad(t *testing.T) {
 	// loop is blocked handing a frame to the full event queue.
 	for full := false; !full; {
 		select {
-		case r.frames <- func() {}:
+		case r.frames <- event{&r.clientIngress, func() {}}:
 		default:
 			full = true
 		}

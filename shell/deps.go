@@ -108,4 +108,9 @@ type Observer struct {
 	Transferred func(b *ledger.Block)
 	// Replied sees each reply as it is sent.
 	Replied func(rep *msg.Reply)
+	// Received sees each client request as it arrives on its client's
+	// connection, before admission checks its signature: production
+	// measures client-facing latency from it to Replied (the shell has no
+	// clock of its own).
+	Received func(req *msg.Request)
 }

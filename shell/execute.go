@@ -45,6 +45,10 @@ func (s *Shell) execute(round rcc.Round) {
 				"target", e.Instance, "why", e.Refusal)
 		}
 		replies = append(replies, s.finishRequest(req, e.View, o, res))
+		if int(e.Instance) >= len(s.executedBy) {
+			s.executedBy = append(s.executedBy, make([]uint64, int(e.Instance)+1-len(s.executedBy))...)
+		}
+		s.executedBy[e.Instance]++
 		reqs, orderings, results = append(reqs, req), append(orderings, o), append(results, res)
 	}
 	state := s.stateDigest(round.State)

@@ -118,6 +118,15 @@ func (s *Shell) OnPeer(from msg.ReplicaID, frame []byte) {
 	}
 }
 
+// peerFramesWaiting counts the peer frames in waiting jobs (Status).
+func (s *Shell) peerFramesWaiting() int {
+	k := 0
+	for _, j := range s.waiting {
+		k += len(j.peers)
+	}
+	return k
+}
+
 // dispatch submits waiting jobs in order, one per free core (all of them
 // once maxWaitingJobs wait).
 func (s *Shell) dispatch() {
@@ -257,6 +266,9 @@ func (s *Shell) OnClient(c ClientConn, frame []byte) {
 		return
 	}
 	req := cr.Request
+	if s.obs.Received != nil {
+		s.obs.Received(&req)
+	}
 	if req.Number <= s.table.last(req.Client) {
 		s.stats.ClientAnswered++
 		s.onRequest(c, req)

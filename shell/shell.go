@@ -108,6 +108,7 @@ type Shell struct {
 	waiting     []waitingJob // verifications waiting for a core, in order (ingress.go)
 	running     int          // verifications on the workers
 	cores       int          // the workers' parallelism (Worker.Cores)
+	executedBy  []uint64     // per instance: requests it ordered that this replica executed (Status)
 }
 
 // output is a frame waiting until every batch up to need is durable.

@@ -436,6 +436,28 @@ func (t *Transport) Stats() Stats {
 	}
 }
 
+// Queue is one peer's outbound queue at an instant: frames waiting, and
+// the bytes held for the peer (queued or being written; see sendQueue).
+type Queue struct {
+	Peer   int
+	Frames int
+	Bytes  int
+}
+
+// Queues reports every peer's outbound queue, in peer id order: a metric
+// read at scrape time, so it takes each queue's lock briefly and nothing
+// else.
+func (t *Transport) Queues() []Queue {
+	out := make([]Queue, 0, len(t.peerIDs))
+	for _, id := range t.peerIDs {
+		q := t.peers[id].q
+		q.mu.Lock()
+		out = append(out, Queue{Peer: id, Frames: len(q.frames), Bytes: q.bytes})
+		q.mu.Unlock()
+	}
+	return out
+}
+
 // track registers a raw socket so Close can close it. It returns false
 // (and the caller must close c) if the transport is already closed.
 func (t *Transport) track(c net.Conn) bool {

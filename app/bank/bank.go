@@ -129,6 +129,16 @@ type op struct {
 	n        uint64 // transfer threshold
 }
 
+// ValidName reports whether the bank accepts name as an account name (1…
+// MaxNameLen bytes of valid UTF-8), so that clients can refuse a bad name
+// before any I/O with the same rule the replicas apply.
+func ValidName(name string) error {
+	if name == "" || len(name) > MaxNameLen || !utf8.ValidString(name) {
+		return fmt.Errorf("account name %q: need 1…%d bytes of UTF-8", name, MaxNameLen)
+	}
+	return nil
+}
+
 func validName(name []byte) error {
 	if len(name) == 0 {
 		return fmt.Errorf("empty account name")
@@ -171,6 +181,15 @@ func decodeOp(b []byte) (op, error) {
 		}
 	}
 	return o, nil
+}
+
+// CallerBound reports whether op's effect depends on who submits it: open
+// makes the caller the owner, and only the owner may transfer. A gateway
+// that submits on behalf of many users through a pool of client keys sends
+// these through one fixed key, so that what one request opened a later one
+// can move (package gateway).
+func CallerBound(op []byte) bool {
+	return len(op) > 0 && (op[0] == opOpen || op[0] == opTransfer)
 }
 
 // ReadOnly reports whether op is a well-formed balance query.
@@ -481,4 +500,23 @@ func DecodeTransfer(res []byte) (executed bool, err error) {
 		return false, fmt.Errorf("bank: decode transfer: malformed payload of %d bytes", len(body))
 	}
 	return body[0] == 1, nil
+}
+
+// OpName names the kind of an encoded op ("open", "deposit", ...), or "" if
+// its first byte is no bank op (see kv.OpName).
+func OpName(op []byte) string {
+	if len(op) == 0 {
+		return ""
+	}
+	switch op[0] {
+	case opOpen:
+		return "open"
+	case opDeposit:
+		return "deposit"
+	case opBalance:
+		return "balance"
+	case opTransfer:
+		return "transfer"
+	}
+	return ""
 }

@@ -522,3 +522,28 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 		t.Fatal("transfer into a full account was not rejected")
 	}
 }
+
+func TestCallerBound(t *testing.T) {
+	for _, tc := range []struct {
+		op   []byte
+		want bool
+	}{
+		{Open("a"), true}, {Transfer("a", "b", 1, 1), true},
+		{Deposit("a", 1), false}, {Balance("a"), false}, {nil, false},
+	} {
+		if got := CallerBound(tc.op); got != tc.want {
+			t.Errorf("CallerBound(%x) = %v, want %v", tc.op, got, tc.want)
+		}
+	}
+}
+
+// TestValidName: ValidName accepts exactly the names open accepts.
+func TestValidName(t *testing.T) {
+	for _, name := range []string{"a", "alice", strings.Repeat("x", MaxNameLen), "é", "", strings.Repeat("x", MaxNameLen+1), "\xff", "a\xc3"} {
+		res := New().Execute(app.CallerID(1), Open(name))
+		accepted := app.Status(res[0]) != app.StatusBadOp
+		if err := ValidName(name); (err == nil) != accepted {
+			t.Errorf("ValidName(%q) = %v, but open accepted it: %v", name, err, accepted)
+		}
+	}
+}

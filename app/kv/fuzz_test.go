@@ -14,8 +14,18 @@ func seededStore(t testing.TB, scope Scope) *Store {
 		for _, k := range []string{"", "a", "k", "key", "z"} {
 			s.Execute(c, Put([]byte(k), []byte("v"+k)))
 		}
+		// Integers at and beyond incr's edges, so that fuzzing reaches its
+		// successes, overflows and non-canonical refusals.
+		for k, v := range seededInts {
+			s.Execute(c, Put([]byte(k), []byte(v)))
+		}
 	}
 	return s
+}
+
+var seededInts = map[string]string{
+	"i0": "0", "i-1": "-1", "imax": "9223372036854775807", "imin": "-9223372036854775808",
+	"i01": "01", "i-0": "-0", "i+1": "+1",
 }
 
 func FuzzExecute(f *testing.F) {
@@ -26,6 +36,17 @@ func FuzzExecute(f *testing.F) {
 	f.Add(CAS([]byte("n"), nil, true, []byte("new")), byte(0))
 	f.Add(Scan([]byte("a"), []byte("z"), 3), byte(1))
 	f.Add([]byte{opScan, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, byte(2))
+	f.Add(Incr([]byte("k"), 1), byte(0))
+	f.Add(Incr([]byte("a"), -1<<63), byte(3))
+	f.Add(Incr([]byte("i0"), 41), byte(0))
+	f.Add(Incr([]byte("i-1"), 1), byte(2))
+	f.Add(Incr([]byte("imax"), 1), byte(0))
+	f.Add(Incr([]byte("imax"), -1), byte(1))
+	f.Add(Incr([]byte("imin"), -1), byte(0))
+	f.Add(Incr([]byte("imin"), 1<<63-1), byte(3))
+	f.Add(Incr([]byte("i01"), 1), byte(0))
+	f.Add(Incr([]byte("i-0"), 1), byte(2))
+	f.Add(Incr([]byte("missing"), -1<<63), byte(0))
 	f.Add([]byte{}, byte(5))
 	f.Fuzz(func(t *testing.T, op []byte, sel byte) {
 		scope := Shared

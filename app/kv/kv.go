@@ -18,6 +18,9 @@
 //	scan    0x05 start end limit(u32)
 //	          keys in [start, end) ascending; empty end = no upper bound;
 //	          1 ≤ limit ≤ MaxScanLimit
+//	incr    0x06 key delta(i64, two's complement)
+//	          add delta to the key's value read as a decimal integer (a
+//	          missing key counts as 0) and store the sum in decimal
 //
 // Keys are at most MaxKeyLen bytes (empty keys are allowed), values at most
 // MaxValueLen. Use the constructors (Get, Put, ...) rather than building ops
@@ -33,8 +36,26 @@
 //	cas     OK (empty) | Conflict
 //	scan    OK more(1) count(u32) count×(key value)
 //	          more = 1 if the scan stopped at limit or MaxScanBytes while
-//	          further keys in range may remain; resume from the last key
-//	          returned plus a zero byte.
+//	          further keys in range may remain; resume from ResumeKey of
+//	          the last key returned (that key plus a zero byte, or for a
+//	          key of MaxKeyLen bytes, which nothing extends, the least key
+//	          above it of at most MaxKeyLen bytes; none: the scan is done)
+//	incr    OK value(i64) | Rejected (ReasonNotInteger, ReasonOverflow)
+//	          the value is an integer only in canonical decimal: an
+//	          optional '-', then digits without leading zeros ("0" alone
+//	          is zero, "-0" is not an integer), within int64 — the rule
+//	          Redis's INCR applies, so the gateway can offer INCR/DECR as
+//	          one atomic op instead of a get-then-CAS loop that contending
+//	          writers would make retry (ParseInt is the rule)
+//
+// # Versions
+//
+// incr (0x06) is newer than the other ops, and ops carry no version: a
+// replica built before it answers an incr with BadOp while an up-to-date
+// one executes it, so the replicas' results (and, for a success, their
+// states) diverge. Every replica of a cluster must run a binary that has
+// incr before any client sends one (braid gateway's INCR, DECR, INCRBY,
+// DECRBY): upgrade all replicas first, then allow INCR traffic.
 //
 // Any op may also return BadOp (malformed or oversized) or, in PerClient
 // scope, Rejected (invalid caller). Failed ops never change state.
@@ -56,7 +77,9 @@ package kv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/braid-bft/braid/app"
@@ -84,6 +107,22 @@ const (
 	opDelete byte = 0x03
 	opCAS    byte = 0x04
 	opScan   byte = 0x05
+	opIncr   byte = 0x06
+)
+
+// Reasons of an incr's Rejected result, which DecodeIncr maps to
+// ErrNotInteger and ErrOverflow.
+const (
+	ReasonNotInteger = "kv: incr: value is not an integer or out of range"
+	ReasonOverflow   = "kv: incr: increment or decrement would overflow"
+)
+
+var (
+	// ErrNotInteger is DecodeIncr's error when the stored value is not a
+	// canonical decimal int64.
+	ErrNotInteger = errors.New("value is not an integer or out of range")
+	// ErrOverflow is DecodeIncr's error when the sum leaves int64.
+	ErrOverflow = errors.New("increment or decrement would overflow")
 )
 
 const casExpectAbsent byte = 0x01
@@ -197,6 +236,15 @@ func Scan(start, end []byte, limit int) []byte {
 	return wire.AppendU32(b, l)
 }
 
+// Incr encodes an atomic add of delta to the decimal integer stored under
+// key (DECR is a negative delta).
+func Incr(key []byte, delta int64) []byte {
+	b := make([]byte, 0, 9+wire.BytesLen(key))
+	b = append(b, opIncr)
+	b = wire.AppendBytes(b, key)
+	return wire.AppendU64(b, uint64(delta))
+}
+
 // op is a decoded op. Byte slices alias the encoded op.
 type op struct {
 	code         byte
@@ -206,6 +254,7 @@ type op struct {
 	expectAbsent bool
 	end          []byte
 	limit        int
+	delta        int64
 }
 
 func (o *op) readOnly() bool { return o.code == opGet || o.code == opScan }
@@ -242,6 +291,9 @@ func decodeOp(b []byte) (op, error) {
 			return o, fmt.Errorf("scan limit %d outside 1..%d", limit, MaxScanLimit)
 		}
 		o.limit = int(limit)
+	case opIncr:
+		o.key = r.View(MaxKeyLen, "key")
+		o.delta = int64(r.U64())
 	default:
 		if r.Err() == nil {
 			return o, fmt.Errorf("unknown opcode %#x", o.code)
@@ -317,9 +369,76 @@ func (s *Store) Execute(caller app.Caller, b []byte) []byte {
 		return app.OK(nil)
 	case opScan:
 		return s.scan(prefix, o.key, o.end, o.limit)
+	case opIncr:
+		k := ikey(prefix, o.key)
+		var cur int64
+		if v, ok := s.tree.Get(k); ok {
+			var valid bool
+			if cur, valid = ParseInt(v); !valid {
+				return app.Fail(app.StatusRejected, ReasonNotInteger)
+			}
+		}
+		sum := cur + o.delta
+		if (o.delta > 0 && sum < cur) || (o.delta < 0 && sum > cur) {
+			return app.Fail(app.StatusRejected, ReasonOverflow)
+		}
+		s.set(k, strconv.AppendInt(nil, sum, 10))
+		return app.OK(wire.AppendU64(nil, uint64(sum)))
 	}
 	// Unreachable: decodeOp rejects unknown opcodes.
 	return app.Failf(app.StatusBadOp, "kv: unknown opcode %#x", o.code)
+}
+
+// ParseInt reads v as an int64 in canonical decimal (see the package doc):
+// an optional '-', then digits without leading zeros, "0" alone for zero;
+// "+5", "007", "-0", " 1" and out-of-range values are not integers. Every
+// value has at most one reading, so replicas cannot disagree on what
+// counts as an integer. It is also Redis's rule for integer arguments.
+func ParseInt(v []byte) (int64, bool) {
+	digits := v
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 19 || (digits[0] == '0' && len(v) > 1) {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// ResumeKey is where a scan resumes after last, the last key of a page
+// with more = 1: the least key above last, that is last plus a zero byte,
+// or for a key of MaxKeyLen bytes (which no key extends) the least key of
+// at most MaxKeyLen bytes that is greater than every extension of last,
+// i.e. PrefixEnd(last). It returns nil if no key is above last: the scan
+// is complete.
+func ResumeKey(last []byte) []byte {
+	if len(last) < MaxKeyLen {
+		return append(append(make([]byte, 0, len(last)+1), last...), 0)
+	}
+	return PrefixEnd(last)
+}
+
+// PrefixEnd is the least key above every key that starts with prefix, or
+// nil if there is none (prefix empty or all 0xff): the exclusive end of a
+// scan over the keys with that prefix.
+func PrefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }
 
 // ikey builds the internal key. It always returns a fresh slice, so the
@@ -599,6 +718,27 @@ func decodeConditional(res []byte, miss app.Status, what string) (bool, error) {
 	return false, fmt.Errorf("kv: %s: %w", what, &app.ResultError{Status: st, Reason: string(body)})
 }
 
+// DecodeIncr decodes an incr result into the stored sum. A value that is
+// not an integer, or a sum out of range, is an error wrapping ErrNotInteger
+// or ErrOverflow.
+func DecodeIncr(res []byte) (int64, error) {
+	st, body, err := app.DecodeResult(res)
+	if err != nil {
+		return 0, fmt.Errorf("kv: decode incr: %w", err)
+	}
+	switch {
+	case st == app.StatusOK && len(body) == 8:
+		return int64(wire.NewReader(body).U64()), nil
+	case st == app.StatusOK:
+		return 0, fmt.Errorf("kv: decode incr: %d-byte value, want 8", len(body))
+	case st == app.StatusRejected && string(body) == ReasonNotInteger:
+		return 0, fmt.Errorf("kv: incr: %w", ErrNotInteger)
+	case st == app.StatusRejected && string(body) == ReasonOverflow:
+		return 0, fmt.Errorf("kv: incr: %w", ErrOverflow)
+	}
+	return 0, fmt.Errorf("kv: incr: %w", &app.ResultError{Status: st, Reason: string(body)})
+}
+
 // DecodeScan decodes a scan result into its entries (aliasing res).
 func DecodeScan(res []byte) ([]KV, error) {
 	kvs, _, err := DecodeScanPage(res)
@@ -629,4 +769,26 @@ func DecodeScanPage(res []byte) (kvs []KV, more bool, err error) {
 		return nil, false, fmt.Errorf("kv: decode scan: %w", err)
 	}
 	return kvs, m == 1, nil
+}
+
+// OpName names the kind of an encoded op ("get", "put", ...), or "" if its
+// first byte is no kv op: for ledger listings, which show what a request
+// did without decoding (or trusting) its arguments.
+func OpName(op []byte) string {
+	if len(op) == 0 {
+		return ""
+	}
+	switch op[0] {
+	case opGet:
+		return "get"
+	case opPut:
+		return "put"
+	case opDelete:
+		return "delete"
+	case opCAS:
+		return "cas"
+	case opScan:
+		return "scan"
+	}
+	return ""
 }

@@ -324,6 +324,9 @@ func TestMalformedOps(t *testing.T) {
 		{"scan raw limit too big", func() []byte { b := Scan(nil, nil, 1); b[len(b)-4] = 0xff; return b }()},
 		{"scan truncated", Scan(nil, nil, 5)[:10]},
 		{"scan start too long", Scan(longKey, nil, 1)},
+		{"incr key too long", Incr(longKey, 1)},
+		{"incr truncated delta", Incr(key, 1)[:9]},
+		{"incr trailing", append(Incr(key, 1), 0)},
 	}
 	for _, scope := range []Scope{Shared, PerClient} {
 		s := New(Config{Scope: scope})
@@ -708,4 +711,109 @@ func TestNewRejectsInvalidScope(t *testing.T) {
 		}
 	}()
 	New(Config{Scope: 9})
+}
+
+func TestIncr(t *testing.T) {
+	s := New(Config{Scope: Shared})
+	incr := func(key string, delta int64) (int64, error) {
+		t.Helper()
+		before := s.Digest()
+		v, err := DecodeIncr(s.Execute(alice, Incr([]byte(key), delta)))
+		if err != nil && s.Digest() != before {
+			t.Fatalf("failed incr of %q changed the digest", key)
+		}
+		return v, err
+	}
+	if v, err := incr("n", 1); err != nil || v != 1 {
+		t.Fatalf("incr of a missing key = %d, %v; want 1", v, err)
+	}
+	if v, err := incr("n", -5); err != nil || v != -4 {
+		t.Fatalf("incr by -5 = %d, %v; want -4", v, err)
+	}
+	if got, _, _ := DecodeGet(s.Execute(alice, Get([]byte("n")))); string(got) != "-4" {
+		t.Fatalf("stored %q, want the decimal -4", got)
+	}
+	for _, v := range []string{"", "x", "1x", " 1", "+1", "01", "-0", "-", "1.5", "9223372036854775808", "-9223372036854775809", "99999999999999999999"} {
+		s.Execute(alice, Put([]byte("bad"), []byte(v)))
+		if _, err := incr("bad", 1); !errors.Is(err, ErrNotInteger) {
+			t.Errorf("incr of %q: %v, want ErrNotInteger", v, err)
+		}
+	}
+	for _, tc := range []struct {
+		v     string
+		delta int64
+		want  int64
+	}{{"0", 0, 0}, {"-9223372036854775808", 1, -9223372036854775807}, {"9223372036854775806", 1, 9223372036854775807}, {"10", -20, -10}} {
+		s.Execute(alice, Put([]byte("ok"), []byte(tc.v)))
+		if v, err := incr("ok", tc.delta); err != nil || v != tc.want {
+			t.Errorf("incr of %q by %d = %d, %v; want %d", tc.v, tc.delta, v, err, tc.want)
+		}
+	}
+	s.Execute(alice, Put([]byte("max"), []byte("9223372036854775807")))
+	if _, err := incr("max", 1); !errors.Is(err, ErrOverflow) {
+		t.Errorf("incr past MaxInt64: %v, want ErrOverflow", err)
+	}
+	s.Execute(alice, Put([]byte("min"), []byte("-9223372036854775808")))
+	if _, err := incr("min", -1); !errors.Is(err, ErrOverflow) {
+		t.Errorf("decr past MinInt64: %v, want ErrOverflow", err)
+	}
+	if s.ReadOnly(Incr([]byte("n"), 1)) {
+		t.Error("incr reported read-only")
+	}
+	checkDigest(t, s)
+
+	// Per-client scope: each caller counts in its own namespace.
+	p := New(Config{Scope: PerClient})
+	p.Execute(alice, Incr([]byte("c"), 2))
+	if v, err := DecodeIncr(p.Execute(bob, Incr([]byte("c"), 1))); err != nil || v != 1 {
+		t.Fatalf("bob's counter = %d, %v; want 1 (alice's is separate)", v, err)
+	}
+	checkDigest(t, p)
+}
+
+func TestParseInt(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"-1", -1, true}, {"42", 42, true},
+		{"9223372036854775807", 1<<63 - 1, true}, {"-9223372036854775808", -1 << 63, true},
+		{"+5", 0, false}, {"007", 0, false}, {"-0", 0, false}, {"-07", 0, false}, {"", 0, false},
+		{"-", 0, false}, {" 1", 0, false}, {"1 ", 0, false}, {"9223372036854775808", 0, false},
+	} {
+		if got, ok := ParseInt([]byte(tc.in)); ok != tc.ok || got != tc.want {
+			t.Errorf("ParseInt(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestResumeKeyAndPrefixEnd(t *testing.T) {
+	if got := ResumeKey([]byte("ab")); string(got) != "ab\x00" {
+		t.Fatalf("ResumeKey(ab) = %q", got)
+	}
+	long := bytes.Repeat([]byte("a"), MaxKeyLen)
+	if got := ResumeKey(long); string(got) != strings.Repeat("a", MaxKeyLen-1)+"b" {
+		t.Fatalf("ResumeKey of a longest key = %q, want a…ab", got)
+	}
+	if got := ResumeKey(bytes.Repeat([]byte{0xff}, MaxKeyLen)); got != nil {
+		t.Fatalf("ResumeKey of the greatest key = %q, want none", got)
+	}
+	for _, tc := range []struct{ prefix, end string }{
+		{"a", "b"}, {"a\xff", "b"}, {"ab", "ac"}, {"\xff\xff", ""}, {"", ""},
+	} {
+		if got := PrefixEnd([]byte(tc.prefix)); string(got) != tc.end {
+			t.Errorf("PrefixEnd(%q) = %q, want %q", tc.prefix, got, tc.end)
+		}
+	}
+	// A scan resumed at ResumeKey of a longest key skips nothing: the next
+	// key above it is found.
+	s := New(Config{})
+	next := append(bytes.Repeat([]byte("a"), MaxKeyLen-1), 'b')
+	s.Execute(alice, Put(long, nil))
+	s.Execute(alice, Put(next, nil))
+	page, _, err := DecodeScanPage(s.Execute(alice, Scan(ResumeKey(long), nil, 10)))
+	if err != nil || len(page) != 1 || !bytes.Equal(page[0].Key, next) {
+		t.Fatalf("scan from ResumeKey(long) = %d entries, %v; want the next key", len(page), err)
+	}
 }

@@ -133,3 +133,16 @@ func (a *App) Clone() *App {
 }
 
 func (a *App) kvConfig() kv.Config { return kv.Config{Scope: a.scope} }
+
+// OpName names an encoded op by application and kind ("kv put", "bank
+// transfer"), "" for bytes neither application knows. Like route, it
+// reads only the first byte.
+func OpName(op []byte) string {
+	if n := kv.OpName(op); n != "" {
+		return "kv " + n
+	}
+	if n := bank.OpName(op); n != "" {
+		return "bank " + n
+	}
+	return ""
+}

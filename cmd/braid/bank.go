@@ -62,7 +62,7 @@ func runBank(args []string, stdout, stderr io.Writer) error {
 	if done {
 		return err
 	}
-	if err := checkAccount(fs.Arg(0)); err != nil {
+	if err := bank.ValidName(fs.Arg(0)); err != nil {
 		return err
 	}
 	switch sub {
@@ -100,7 +100,7 @@ func runBank(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, bal)
 	case "transfer":
 		from, to := fs.Arg(0), fs.Arg(1)
-		if err := checkAccount(to); err != nil {
+		if err := bank.ValidName(to); err != nil {
 			return err
 		}
 		n, err := parseAmount("N", fs.Arg(2))
@@ -133,14 +133,6 @@ func runBank(args []string, stdout, stderr io.Writer) error {
 func bankSubcommand(name, args string) subcommand {
 	n := len(strings.Fields(args))
 	return subcommand{name: "braid bank " + name, usage: "braid bank " + name + " --config FILE [flags] " + args, args: args, min: n, max: n}
-}
-
-// checkAccount rejects names the bank would reject, before any I/O.
-func checkAccount(name string) error {
-	if name == "" || len(name) > bank.MaxNameLen {
-		return fmt.Errorf("account name %q: need 1…%d bytes", name, bank.MaxNameLen)
-	}
-	return nil
 }
 
 func parseAmount(what, s string) (uint64, error) {

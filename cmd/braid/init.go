@@ -15,13 +15,15 @@ import (
 // clusterFile is the configuration's name inside an init directory.
 const clusterFile = "cluster.json"
 
-const initUsage = `Usage: braid init --dir DIR [--n 4] [--m N] [--base-port 7000] [--clients 4] [--host 127.0.0.1] [--force]
+const initUsage = `Usage: braid init --dir DIR [--n 4] [--m N] [--base-port 7000] [--clients 4] [--kv-scope per-client] [--host 127.0.0.1] [--force]
 
 Writes DIR/cluster.json (the cluster configuration, see docs/config.md),
 DIR/keys/replica-I.key for every replica and DIR/keys/client-J.key for
 development clients, whose public keys the configuration admits. Replica i
 listens on host:base-port+i (replicas), base-port+n+i (clients) and
-base-port+2n+i (HTTP).
+base-port+2n+i (HTTP). braid gateway needs --kv-scope shared, and serves as
+many requests at once as it has client keys (it uses every client key but
+client-0's): e.g. --clients 65 for 64.
 
 `
 
@@ -35,6 +37,7 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	basePort := fs.Int("base-port", config.DefaultBasePort, "first port; the cluster uses 3n consecutive ports")
 	clients := fs.Int("clients", 4, "development client keys to generate and admit")
 	host := fs.String("host", config.DefaultHost, "host or IP address every replica listens on")
+	scope := fs.String("kv-scope", string(config.DefaultKVScope), `kv keyspace: "per-client" (each client key its own) or "shared" (one for all clients; braid gateway needs it)`)
 	force := fs.Bool("force", false, "overwrite an existing configuration and key files")
 	if stop, err := parseFlagsOnly(fs, args, "braid init"); stop {
 		return err
@@ -51,8 +54,12 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	case *host == "":
 		return errors.New("--host cannot be empty")
 	}
+	if err := config.KVScope(*scope).Check(); err != nil {
+		return fmt.Errorf("--kv-scope %w", err)
+	}
 
 	cfg := config.Default(*n, *m)
+	cfg.KVScope = config.KVScope(*scope)
 	if err := cfg.SetLocalAddresses(*host, *basePort); err != nil {
 		return fmt.Errorf("--base-port %d: %w", *basePort, err)
 	}
@@ -160,6 +167,9 @@ func printInit(w io.Writer, cfg *config.Config, cfgPath string, clients int) {
 	fmt.Fprintf(w, "  %-3s %-22s %-22s %s\n", "id", "addr", "client_addr", "http_addr")
 	for _, r := range cfg.Replicas {
 		fmt.Fprintf(w, "  %-3d %-22s %-22s %s\n", r.ID, r.Addr, r.ClientAddr, r.HTTPAddr)
+	}
+	if a := cfg.Replicas[0].HTTPAddr; a != "" {
+		fmt.Fprintf(w, "\n  dashboard      http://%s/ (every replica serves its own at its http_addr)\n", a)
 	}
 	if warns := cfg.Warnings(); len(warns) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(warns, "\n"))

@@ -176,6 +176,7 @@ func TestInitFlagErrors(t *testing.T) {
 		{[]string{"--dir", dir, "--clients", "-1"}, "--clients -1"},
 		{[]string{"--dir", dir, "--base-port", "65530"}, "--base-port 65530"},
 		{[]string{"--dir", dir, "--host", ""}, "--host"},
+		{[]string{"--dir", dir, "--kv-scope", "global"}, `--kv-scope "global"`},
 		{[]string{"--dir", dir, "extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
@@ -247,5 +248,24 @@ func TestKeygen(t *testing.T) {
 	}
 	if err := runKeygen(nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--out is required") {
 		t.Errorf("keygen without --out: %v", err)
+	}
+}
+
+func TestInitKVScope(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want config.KVScope
+	}{{nil, config.KVPerClient}, {[]string{"--kv-scope", "shared"}, config.KVShared}} {
+		dir := filepath.Join(t.TempDir(), "c")
+		if _, _, err := runCmd(runInit, append([]string{"--dir", dir, "--base-port", "7100"}, tc.args...)...); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(filepath.Join(dir, clusterFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.KVScope != tc.want {
+			t.Errorf("%q: kv_scope %q, want %q", tc.args, cfg.KVScope, tc.want)
+		}
 	}
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/httpapi"
 	"github.com/braid-bft/braid/internal/atomicfile"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/storage"
@@ -16,8 +19,17 @@ import (
 )
 
 const ledgerUsage = `Usage:
-  braid ledger verify --config FILE (--dir DATA | --id I | --export FILE)
+  braid ledger show --config FILE --id I [--height H | --from A --to B] [--json] [--offline]
+  braid ledger verify --config FILE (--dir DATA | --id I [--http] | --export FILE)
   braid ledger export (--dir DATA | --config FILE --id I) --out FILE [--force]
+
+show prints blocks of replica I's ledger: height, round, hashes, the requests
+in execution order (client, number, instance, operation) and the certificate's
+signers; the last block if no height is given. --json prints the document the
+HTTP API serves (GET /v1/blocks/{height}, or /v1/blocks?from=A&to=B for a
+range). It asks the running replica over its http_addr, and reads its data
+directory offline when it does not answer (or with --offline); stderr says
+which.
 
 verify checks a ledger offline with the cluster's public keys: the hash chain,
 every client signature and every checkpoint certificate. It prints
@@ -30,10 +42,13 @@ signed by a quorum.
 export writes a replica's blocks and certificates to one portable file that
 verify --export checks.
 
+verify --http checks replica I's ledger while it runs, fetching its blocks
+over its http_addr, up to the height it had when verify started.
+
 DATA is a replica's data directory, the one holding ` + storage.FileName + `;
 --id I stands for replica I's data directory as the configuration names it.
-A replica holds its store locked while it runs: stop it (or verify an
-export) first.
+A replica holds its store locked while it runs: verify it with --http, or
+stop it (or verify an export) first.
 `
 
 // runLedger implements `braid ledger`: offline ledger tools.
@@ -43,6 +58,8 @@ func runLedger(args []string, stdout, stderr io.Writer) error {
 		return exitCode(2)
 	}
 	switch args[0] {
+	case "show":
+		return runLedgerShow(args[1:], stdout, stderr)
 	case "verify":
 		return runLedgerVerify(args[1:], stdout, stderr)
 	case "export":
@@ -61,6 +78,8 @@ func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "cluster configuration with the replicas' and clients' public keys (required)")
 	dir, id := replicaFlags(fs, "verify")
 	export := fs.String("export", "", "ledger export file (braid ledger export) to verify instead of a data directory")
+	overHTTP := fs.Bool("http", false, "verify replica --id while it runs, over its http_addr")
+	timeout := fs.Duration("timeout", time.Minute, "with --http: how long the whole verification may take")
 	if stop, err := parseFlagsOnly(fs, args, "braid ledger"); stop {
 		return err
 	}
@@ -71,6 +90,8 @@ func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 		return errors.New("--export cannot be combined with --dir or --id")
 	case *export == "" && *dir == "" && *id < 0:
 		return errors.New("nothing to verify: give --dir DATA, --id I or --export FILE")
+	case *overHTTP && (*id < 0 || *dir != "" || *export != ""):
+		return errors.New("--http verifies a running replica: give --id I (not --dir or --export)")
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -83,7 +104,19 @@ func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 
 	var src ledger.Source
 	var what string
-	if *export != "" {
+	if *overHTTP {
+		addr, err := httpAddr(cfg, *id)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		defer cancel()
+		if src, err = httpapi.NewClient(addr, nil).Ledger(ctx); err != nil {
+			return fmt.Errorf("replica %d at %s: %w", *id, addr, err)
+		}
+		what = fmt.Sprintf("replica %d at %s", *id, addr)
+		fmt.Fprintf(stderr, "verifying replica %d's ledger over HTTP (%s)\n", *id, addr)
+	} else if *export != "" {
 		src, err = openExportFile(*export)
 		if err != nil {
 			return err
@@ -101,6 +134,8 @@ func runLedgerVerify(args []string, stdout, stderr io.Writer) error {
 	rep, err := ledger.Verify(src, ring, cfg.N, ledger.VerifyOptions{})
 	var be *ledger.BreakError
 	switch {
+	case errors.As(err, &be) && errors.Is(err, httpapi.ErrFetch):
+		return fmt.Errorf("%s: could not check height %d: %w", what, be.Height, be.Err)
 	case errors.As(err, &be):
 		fmt.Fprintf(stdout, "FAILED at height %d: %s\n", be.Height, be.Reason)
 		return exitCode(1)

@@ -145,9 +145,13 @@ func runLocal(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "braid local: %d replicas (m=%d, %s) running\n", cfg.N, cfg.M, cfg.FailurePolicy)
 	for _, r := range cfg.Replicas {
-		fmt.Fprintf(stdout, "  replica %d  peers %s  clients %s  data %s  log %s\n", r.ID, r.Addr, r.ClientAddr, cfg.ReplicaDataDir(r.ID), cl.logFile(r.ID))
+		http := ""
+		if r.HTTPAddr != "" {
+			http = "  http " + r.HTTPAddr
+		}
+		fmt.Fprintf(stdout, "  replica %d  peers %s  clients %s%s  data %s  log %s\n", r.ID, r.Addr, r.ClientAddr, http, cfg.ReplicaDataDir(r.ID), cl.logFile(r.ID))
 	}
-	fmt.Fprintf(stdout, "config: %s\ntry:    braid kv put --config %s greeting hello && braid kv get --config %s greeting\nCtrl-C stops the cluster (data is kept).\n", cfgPath, cfgPath, cfgPath)
+	fmt.Fprintf(stdout, "config: %s\ntry:    braid kv put --config %s greeting hello && braid kv get --config %s greeting\n        braid status --config %s\nCtrl-C stops the cluster (data is kept).\n", cfgPath, cfgPath, cfgPath, cfgPath)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()

@@ -68,6 +68,35 @@ func Config(t testing.TB, n int, listen bool) (*config.Config, auth.PrivateKey) 
 	return cfg, cpriv
 }
 
+// HTTP gives every replica of cfg an http_addr on a free loopback port,
+// for tests of the HTTP API and the tools that use it.
+func HTTP(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	taken := map[string]bool{}
+	for _, r := range cfg.Replicas {
+		taken[r.Addr], taken[r.ClientAddr] = true, true
+	}
+	// The other ports are free until the replicas bind them, so a fresh
+	// block may overlap them: draw again.
+	for try := 0; ; try++ {
+		addrs := make([]string, len(cfg.Replicas))
+		clash := false
+		for i, p := range freePorts(t, len(cfg.Replicas)) {
+			addrs[i] = fmt.Sprintf("127.0.0.1:%d", p)
+			clash = clash || taken[addrs[i]]
+		}
+		if !clash || try == 20 {
+			for i := range addrs {
+				cfg.Replicas[i].HTTPAddr = addrs[i]
+			}
+			break
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // freePorts returns k free loopback ports outside the ephemeral range, so
 // that no outgoing connection takes one before its replica binds it.
 func freePorts(t testing.TB, k int) []int {

@@ -1,0 +1,336 @@
+// Package httpapi is a replica's HTTP listener: Prometheus metrics at
+// /metrics, its view of every instance at /v1/status, and its ledger's
+// blocks at /v1/blocks — so a running cluster can be watched, inspected and
+// audited without stopping anything. docs/http.md documents every route.
+//
+// The package never touches the runtime's state itself. It asks a Source
+// for one Snapshot per request (the replica's loop builds it, see
+// shell.Status), with a deadline, so a stuck loop answers 503 instead of
+// hanging the scraper; blocks come from the store, which is safe for
+// concurrent reads. Other packages mount their routes on the same mux
+// (Options.Routes): the gateway's /v1/kv and /v1/bank, a dashboard at /.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/braid-bft/braid/ledger"
+	"github.com/braid-bft/braid/shell"
+	"github.com/braid-bft/braid/storage"
+	"github.com/braid-bft/braid/transport"
+)
+
+// The routes this package serves.
+const (
+	PathMetrics = "/metrics"
+	PathStatus  = "/v1/status"
+	PathBlocks  = "/v1/blocks"          // ?from=A&to=B
+	PathBlock   = "/v1/blocks/{height}" // one block
+)
+
+// Limits on what one request may ask for or send.
+const (
+	// MaxRange bounds the blocks of one range request; MaxRangeBytes the
+	// encoded bytes (past it the answer stops early and says where).
+	MaxRange      = 256
+	MaxRangeBytes = 16 << 20
+	// MaxBodyBytes bounds a request body on every route, mounted ones
+	// included (none of this package's routes takes one).
+	MaxBodyBytes = 1 << 20
+	// DefaultTimeout is how long a request waits for the replica's loop.
+	DefaultTimeout = 2 * time.Second
+)
+
+// Snapshot is what the runtime reports at one instant: the shell's state
+// and the counters the production goroutines own.
+type Snapshot struct {
+	Shell shell.Status
+	// Peers is replica traffic, Clients the client-facing listener's.
+	Peers, Clients transport.Stats
+	// Egress is each peer's outbound queue; Ingress the frames each peer
+	// (by id) has waiting for the loop, and ClientIngress the client
+	// frames waiting.
+	Egress        []transport.Queue
+	Ingress       []int64
+	ClientIngress int64
+	Pool          Pool
+	Store         storage.Stats
+}
+
+// Pool is the worker pool that verifies signatures (and runs the loop's
+// other off-loop jobs: snapshots, serving fetches).
+type Pool struct {
+	Workers     int
+	Busy        int     // workers running a job now
+	Queued      int     // jobs waiting for a worker
+	BusySeconds float64 // total time workers spent in jobs
+	Inline      uint64  // jobs the loop ran itself because the queue was full
+}
+
+// Source is the replica the API describes.
+type Source interface {
+	// Snapshot asks the runtime for its state. It returns an error once
+	// ctx ends without an answer, or when the replica is not running.
+	Snapshot(ctx context.Context) (*Snapshot, error)
+	// Ledger is the replica's store; it must be safe to read concurrently
+	// with the running replica.
+	Ledger() ledger.Source
+}
+
+// Route is a handler another package mounts on the API's mux. Pattern is
+// an http.ServeMux pattern ("/v1/kv/", "GET /{$}").
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Options configure New.
+type Options struct {
+	// Metrics holds the histograms the runtime records; nil serves none.
+	Metrics *Metrics
+	// Routes are mounted beside this package's own.
+	Routes []Route
+	// Timeout bounds the wait for a snapshot; 0 means DefaultTimeout.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+type api struct {
+	src     Source
+	metrics *Metrics
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// New returns the API's handler: this package's routes and opts.Routes on
+// one http.ServeMux, every request body bounded by MaxBodyBytes. Paths no
+// route claims answer a JSON 404.
+func New(src Source, opts Options) http.Handler {
+	a := &api{src: src, metrics: opts.Metrics, timeout: opts.Timeout, log: opts.Logger}
+	if a.timeout <= 0 {
+		a.timeout = DefaultTimeout
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	mux := http.NewServeMux()
+	mux.Handle(PathMetrics, get(a.serveMetrics))
+	mux.Handle(PathStatus, get(a.serveStatus))
+	mux.Handle(PathBlocks, get(a.serveBlocks))
+	mux.Handle(PathBlock, get(a.serveBlock))
+	root := false
+	for _, r := range opts.Routes {
+		mux.Handle(r.Pattern, r.Handler)
+		if p := r.Pattern[strings.LastIndex(r.Pattern, " ")+1:]; p == "/" {
+			root = true
+		}
+	}
+	if !root {
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s", r.URL.Path))
+		})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// get allows GET and HEAD only, answering anything else with a JSON 405
+// (ServeMux's method patterns answer in plain text).
+func get(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; use GET", r.Method, r.URL.Path))
+			return
+		}
+		h(w, r)
+	})
+}
+
+// snapshot asks the source, bounded by the timeout; a failure is written
+// as 503 and returns nil.
+func (a *api) snapshot(w http.ResponseWriter, r *http.Request) *Snapshot {
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+	snap, err := a.src.Snapshot(ctx)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("replica did not report its state: %v", err))
+		return nil
+	}
+	return snap
+}
+
+func (a *api) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if snap := a.snapshot(w, r); snap != nil {
+		st := NewStatus(snap)
+		if a.metrics != nil {
+			st.ClientLatency = readHistogram(a.metrics.ClientLatencySeconds)
+		}
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+func (a *api) serveBlock(w http.ResponseWriter, r *http.Request) {
+	h, err := parseHeight("height", r.PathValue("height"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	src := a.src.Ledger()
+	height, err := src.Height()
+	if err != nil {
+		a.storeError(w, "reading the ledger height", err)
+		return
+	}
+	if h == 0 || h > height {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no block at height %d: the ledger holds heights 1 to %d", h, height))
+		return
+	}
+	b, err := ReadBlock(src, h)
+	if err != nil {
+		a.storeError(w, fmt.Sprintf("reading block %d", h), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (a *api) serveBlocks(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "from" && k != "to" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q (want from and to)", k))
+			return
+		}
+	}
+	if len(q["from"]) != 1 || len(q["to"]) != 1 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("give from and to once each: %s?from=A&to=B (at most %d blocks)", PathBlocks, MaxRange))
+		return
+	}
+	from, err := parseHeight("from", q.Get("from"))
+	if err == nil && from == 0 {
+		err = errors.New("from: heights start at 1")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	to, err := parseHeight("to", q.Get("to"))
+	switch {
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case to < from:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("to %d is below from %d", to, from))
+		return
+	case to-from >= MaxRange:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("range %d to %d holds %d blocks; at most %d per request", from, to, to-from+1, MaxRange))
+		return
+	}
+	src := a.src.Ledger()
+	height, err := src.Height()
+	if err != nil {
+		a.storeError(w, "reading the ledger height", err)
+		return
+	}
+	if from > height {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no block at height %d: the ledger holds heights 1 to %d", from, height))
+		return
+	}
+	out, err := ReadRange(src, from, min(to, height), height, MaxRangeBytes)
+	if err != nil {
+		a.storeError(w, "reading blocks", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// storeError answers a failed ledger read: 500, since the request was
+// good and the replica could not serve it.
+func (a *api) storeError(w http.ResponseWriter, what string, err error) {
+	a.log.Warn("http: ledger read failed", "what", what, "err", err)
+	writeError(w, http.StatusInternalServerError, fmt.Sprintf("%s: %v", what, err))
+}
+
+// parseHeight reads a block height: decimal digits only, no sign, no
+// spaces, at most 20 of them.
+func parseHeight(name, s string) (uint64, error) {
+	if s == "" {
+		return 0, fmt.Errorf("%s: missing height", name)
+	}
+	if len(s) > 20 || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, fmt.Errorf("%s: %q is not a height (a decimal number)", name, truncate(s, 40))
+	}
+	h, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is out of range", name, s)
+	}
+	return h, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Server is the HTTP listener of one replica.
+type Server struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Listen binds addr and serves h on it until Close. Timeouts and header
+// bounds keep a slow or hostile client from holding connections or memory.
+func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http_addr %s: %w", addr, err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		},
+		ln:   ln,
+		done: make(chan error, 1),
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops accepting, lets requests under way finish until ctx ends,
+// then closes what is left.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, s.srv.Close())
+	}
+	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
