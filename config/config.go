@@ -126,7 +126,8 @@ const (
 // and the wire format bounds that at 1024 (msg.MaxQuorumMsgs).
 const MaxReplicas = 1024
 
-// IDPlaceholder is replaced by a replica's id in data_dir and key_file.
+// IDPlaceholder is replaced by a replica's id in data_dir, key_file and
+// http_client_keys.
 const IDPlaceholder = "{id}"
 
 // Config is the cluster configuration file. The JSON field names are the
@@ -238,6 +239,16 @@ type Replica struct {
 	// is replaced by the id; relative paths are relative to the
 	// configuration file's directory. Default "keys/replica-{id}.key".
 	KeyFile string `json:"key_file"`
+	// HTTPClientKeys is a glob of client private key files (each admitted
+	// in clients.keys) through which this replica's HTTP listener submits
+	// the kv and bank API's requests (docs/gateway.md's routes, mounted on
+	// http_addr). The listener is a client of the whole cluster like any
+	// other, so its answers carry f+1 matching replies, not this replica's
+	// word alone; it needs keys of its own because a key must never be used
+	// by two processes at once. "{id}" is replaced by the id; relative to the
+	// configuration file's directory. Optional: empty means the replica
+	// serves no kv or bank routes (braid replica --http-keys overrides).
+	HTTPClientKeys string `json:"http_client_keys,omitempty"`
 }
 
 // Clients is the client admission policy.
@@ -438,6 +449,17 @@ func (c *Config) ReplicaKeyFile(id int) string {
 		kf = DefaultKeyFile
 	}
 	return c.resolve(kf, id)
+}
+
+// ReplicaHTTPClientKeys returns the glob of replica id's HTTP client key
+// files (http_client_keys with "{id}" replaced, resolved against Dir), or
+// "" if it has none.
+func (c *Config) ReplicaHTTPClientKeys(id int) string {
+	r, ok := c.Replica(id)
+	if !ok || r.HTTPClientKeys == "" {
+		return ""
+	}
+	return c.resolve(r.HTTPClientKeys, id)
 }
 
 // ReplicaPublicKeys returns the replicas' public keys indexed by id. It

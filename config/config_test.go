@@ -178,6 +178,8 @@ func TestValidateNamesField(t *testing.T) {
 		{"public_key not hex", func(c *Config) { c.Replicas[1].PublicKey = strings.Repeat("zz", 32) }, "replicas[1].public_key", "not valid hex"},
 		{"public_key duplicate", func(c *Config) { c.Replicas[2].PublicKey = c.Replicas[0].PublicKey }, "replicas[2].public_key", "also the key of replicas[0]"},
 		{"key_file empty", func(c *Config) { c.Replicas[0].KeyFile = "" }, "replicas[0].key_file", "missing"},
+		{"http_client_keys bad glob", func(c *Config) { c.Replicas[1].HTTPClientKeys = "keys/http-[{id}.key" }, "replicas[1].http_client_keys", "not a valid glob"},
+		{"http_client_keys too long", func(c *Config) { c.Replicas[1].HTTPClientKeys = strings.Repeat("a", 4097) }, "replicas[1].http_client_keys", "at most 4096"},
 		{"admission unknown", func(c *Config) { c.Clients.Admission = "closed" }, "clients.admission", `"closed"`},
 		{"admission open", func(c *Config) { c.Clients.Admission = "open" }, "clients.admission", "list every client's key in clients.keys"},
 		{"client id duplicate", func(c *Config) {
@@ -283,6 +285,17 @@ func TestWarnings(t *testing.T) {
 			return c
 		}, []string{"sigma"}},
 		{"shared data_dir", func() *Config { c := validConfig(t, 4, 0, 1); c.DataDir = "/var/lib/braid"; return c }, []string{"data_dir"}},
+		{"http_client_keys", func() *Config { return exampleConfig(t) }, nil},
+		{"http_client_keys shared", func() *Config {
+			c := exampleConfig(t)
+			c.Replicas[2].HTTPClientKeys = "keys/http-*.key"
+			return c
+		}, []string{"replicas[2].http_client_keys"}},
+		{"http_client_keys without http_addr", func() *Config {
+			c := exampleConfig(t)
+			c.Replicas[0].HTTPAddr = ""
+			return c
+		}, []string{"replicas[0].http_client_keys"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -572,8 +585,42 @@ func TestFieldDocsComplete(t *testing.T) {
 	}
 }
 
-// exampleConfig is the example in docs/config.md.
-func exampleConfig(t testing.TB) *Config { return validConfig(t, 4, 0, 2) }
+// exampleConfig is the example in docs/config.md: what braid init --n 4
+// --clients 2 --http-clients 1 writes, one HTTP client key per replica
+// (ids 2…5) after the two development clients.
+func exampleConfig(t testing.TB) *Config {
+	c := validConfig(t, 4, 0, 2)
+	for i := range c.Replicas {
+		pub, _ := testKey(t, fmt.Sprintf("http-%d-0", i))
+		c.Clients.Keys = append(c.Clients.Keys, ClientKey{ID: uint64(2 + i), PublicKey: auth.MarshalPublicKey(pub)})
+		c.Replicas[i].HTTPClientKeys = "keys/http-{id}-*.key"
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// ReplicaHTTPClientKeys resolves the glob like key_file: {id} replaced,
+// relative to the file's directory; absent is "".
+func TestReplicaHTTPClientKeys(t *testing.T) {
+	c := exampleConfig(t)
+	c.SetDir("/etc/braid")
+	if got, want := c.ReplicaHTTPClientKeys(3), "/etc/braid/keys/http-3-*.key"; got != want {
+		t.Errorf("ReplicaHTTPClientKeys(3) = %q, want %q", got, want)
+	}
+	c.Replicas[1].HTTPClientKeys = "/abs/k-*.key"
+	if got := c.ReplicaHTTPClientKeys(1); got != "/abs/k-*.key" {
+		t.Errorf("absolute glob resolved to %q", got)
+	}
+	c.Replicas[1].HTTPClientKeys = ""
+	if got := c.ReplicaHTTPClientKeys(1); got != "" {
+		t.Errorf("absent glob = %q", got)
+	}
+	if got := c.ReplicaHTTPClientKeys(9); got != "" {
+		t.Errorf("no replica 9 = %q", got)
+	}
+}
 
 const (
 	beginExample = "<!-- BEGIN GENERATED EXAMPLE (go test ./config -run TestDocExample -update) -->\n"

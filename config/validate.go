@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -212,6 +213,13 @@ func (c *Config) validateReplicas(p *problems) {
 		if strings.TrimSpace(r.KeyFile) == "" {
 			p.add(field("key_file"), "missing: want the path of the replica's private key file")
 		}
+		if r.HTTPClientKeys != "" {
+			if len(r.HTTPClientKeys) > maxGlobLen {
+				p.add(field("http_client_keys"), "%d bytes long; at most %d", len(r.HTTPClientKeys), maxGlobLen)
+			} else if _, err := filepath.Match(r.HTTPClientKeys, ""); err != nil {
+				p.add(field("http_client_keys"), "%q is not a valid glob pattern (Go's filepath.Match syntax: *, ?, [a-z])", r.HTTPClientKeys)
+			}
+		}
 	}
 }
 
@@ -237,6 +245,10 @@ func (p *problems) checkPublicKey(field, hexKey string, i int, seen map[string]i
 	}
 	seen[string(pk)] = i
 }
+
+// maxGlobLen bounds http_client_keys, a path pattern: far beyond any
+// real path, short enough that matching it costs nothing.
+const maxGlobLen = 4096
 
 // checkHostPort returns "" if s is host:port with a non-empty host and a
 // port in 1…65535, else what is wrong with it.
@@ -301,6 +313,15 @@ func (c *Config) Warnings() []string {
 	}
 	if c.N > 1 && c.DataDir != "" && !strings.Contains(c.DataDir, IDPlaceholder) {
 		add("data_dir", "%q has no %q: replicas on one host would share a data directory", c.DataDir, IDPlaceholder)
+	}
+	for i, r := range c.Replicas {
+		field := fmt.Sprintf("replicas[%d].http_client_keys", i)
+		switch {
+		case r.HTTPClientKeys != "" && r.HTTPAddr == "":
+			add(field, "set without http_addr: the keys serve the HTTP listener, which this replica does not start")
+		case r.HTTPClientKeys != "" && c.N > 1 && !strings.Contains(r.HTTPClientKeys, IDPlaceholder):
+			add(field, "%q has no %q: replicas on one host would share client keys, and two processes must never submit with one key", r.HTTPClientKeys, IDPlaceholder)
+		}
 	}
 	if c.Clients.Admission == AdmissionList && len(c.Clients.Keys) == 0 {
 		add("clients.keys", "empty with admission %q: no client can submit requests", AdmissionList)

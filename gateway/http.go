@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -48,12 +49,35 @@ func NewHTTP(exec Executor, opts Options) *HTTP {
 // Methods are checked by the handlers, not the patterns, so that a wrong
 // method gets a JSON 405 with an Allow header like every other error.
 func (h *HTTP) Register(mux *http.ServeMux) {
-	mux.HandleFunc("/v1/kv", h.withTimeout(h.kvRoot))
-	mux.HandleFunc("/v1/kv/{key...}", h.withTimeout(h.kvKey))
-	mux.HandleFunc("/v1/bank/accounts", h.withTimeout(h.bankOpen))
-	mux.HandleFunc("/v1/bank/accounts/{name}", h.withTimeout(h.bankBalance))
-	mux.HandleFunc("/v1/bank/accounts/{name}/deposit", h.withTimeout(h.bankDeposit))
-	mux.HandleFunc("/v1/bank/transfers", h.withTimeout(h.bankTransfer))
+	mux.HandleFunc(kvPatterns[0], h.withTimeout(h.kvRoot))
+	mux.HandleFunc(kvPatterns[1], h.withTimeout(h.kvKey))
+	mux.HandleFunc(bankPatterns[0], h.withTimeout(h.bankOpen))
+	mux.HandleFunc(bankPatterns[1], h.withTimeout(h.bankBalance))
+	mux.HandleFunc(bankPatterns[2], h.withTimeout(h.bankDeposit))
+	mux.HandleFunc(bankPatterns[3], h.withTimeout(h.bankTransfer))
+}
+
+var (
+	kvPatterns   = []string{"/v1/kv", "/v1/kv/{key...}"}
+	bankPatterns = []string{"/v1/bank/accounts", "/v1/bank/accounts/{name}", "/v1/bank/accounts/{name}/deposit", "/v1/bank/transfers"}
+)
+
+// KVPatterns are the http.ServeMux patterns of the kv routes Register
+// adds, and BankPatterns those of the bank routes: for a mux that takes
+// routes as (pattern, handler) pairs, such as a replica's (each pattern
+// with the HTTP as its handler, whose own mux matches it again), and that
+// may serve one group and refuse the other (kv needs the shared keyspace,
+// bank does not).
+func KVPatterns() []string { return slices.Clone(kvPatterns) }
+
+// BankPatterns: see KVPatterns.
+func BankPatterns() []string { return slices.Clone(bankPatterns) }
+
+// ErrorHandler answers every request with status and the API's JSON error
+// {"error": message}: what a mux mounts on these patterns when it cannot
+// serve them, so that a client is told why rather than getting a 404.
+func ErrorHandler(status int, message string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, status, message) })
 }
 
 // withTimeout gives each call one deadline, Options.Timeout, for its

@@ -192,6 +192,14 @@ func gatewayKeys(cfg *config.Config, glob string) ([]gateway.Key, error) {
 		return nil, fmt.Errorf("no client keys for the gateway in %s (it uses every client-J.key but client-0.key, which the braid kv and bank commands use): "+
 			"create the cluster with braid init --clients N (N ≥ 2; e.g. 65 for 64 requests in flight), or name key files with --keys", filepath.Dir(glob))
 	}
+	return readPoolKeys(cfg, files)
+}
+
+// readPoolKeys reads a pool's private key files, each of which must be a
+// client the configuration admits, no two the same client. The one home
+// of these rules for the gateway (--keys) and a replica's HTTP API
+// (http_client_keys, --http-keys).
+func readPoolKeys(cfg *config.Config, files []string) ([]gateway.Key, error) {
 	var out []gateway.Key
 	seen := map[msg.ClientID]string{}
 	for _, f := range files {

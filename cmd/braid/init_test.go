@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/braid-bft/braid/auth"
 	"github.com/braid-bft/braid/config"
+	"github.com/braid-bft/braid/internal/testcluster"
 )
 
 func keyMode(t *testing.T, path string) os.FileMode {
@@ -34,7 +37,7 @@ func TestInitWritesLoadableCluster(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("n=%d,m=%d,clients=%d", tt.n, tt.m, tt.clients), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "cluster")
-			args := []string{"--n", fmt.Sprint(tt.n), "--dir", dir, "--clients", fmt.Sprint(tt.clients), "--base-port", "17000"}
+			args := []string{"--n", fmt.Sprint(tt.n), "--dir", dir, "--clients", fmt.Sprint(tt.clients), "--base-port", "17000", "--http-clients", "0"}
 			if tt.m > 0 {
 				args = append(args, "--m", fmt.Sprint(tt.m))
 			}
@@ -174,6 +177,18 @@ func TestInitFlagErrors(t *testing.T) {
 		{[]string{"--dir", dir, "--n", "0"}, "--n 0"},
 		{[]string{"--dir", dir, "--n", "4", "--m", "5"}, "--m 5"},
 		{[]string{"--dir", dir, "--clients", "-1"}, "--clients -1"},
+		{[]string{"--dir", dir, "--http-clients", "-1"}, "--http-clients -1"},
+		{[]string{"--dir", dir, "--http-clients", "257"}, "--http-clients 257"},
+		{[]string{"--dir", dir, "--hosts", "a,b,c"}, "3 hosts"},
+		{[]string{"--dir", dir, "--hosts", "a,b,c,d,e"}, "5 hosts"},
+		{[]string{"--dir", dir, "--hosts", "a,b,c,A"}, `"A" is named twice`},
+		{[]string{"--dir", dir, "--hosts", "a,b,,d"}, "empty host"},
+		{[]string{"--dir", dir, "--hosts", ""}, "empty host"},
+		{[]string{"--dir", dir, "--hosts", "a:7000,b,c,d"}, `"a:7000" is neither`},
+		{[]string{"--dir", dir, "--hosts", "a,b,c,-d"}, `"-d" is neither`},
+		{[]string{"--dir", dir, "--hosts", "a,b,c,d", "--n", "7"}, "--n 7 but --hosts names 4"},
+		{[]string{"--dir", dir, "--hosts", "a,b,c,d", "--host", "10.0.0.1"}, "--host and --hosts"},
+		{[]string{"--dir", dir, "--hosts", "a,b,c,d", "--base-port", "65534"}, "--base-port 65534"},
 		{[]string{"--dir", dir, "--base-port", "65530"}, "--base-port 65530"},
 		{[]string{"--dir", dir, "--host", ""}, "--host"},
 		{[]string{"--dir", dir, "--kv-scope", "global"}, `--kv-scope "global"`},
@@ -267,5 +282,186 @@ func TestInitKVScope(t *testing.T) {
 		if cfg.KVScope != tc.want {
 			t.Errorf("%q: kv_scope %q, want %q", tc.args, cfg.KVScope, tc.want)
 		}
+	}
+}
+
+// Every replica gets its own --http-clients keys, admitted with ids after
+// the development clients' and distinct across replicas, and its
+// http_client_keys glob finds exactly its own; --http-clients 0 gives none.
+func TestInitHTTPClients(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	if _, _, err := runCmd(runInit, "--dir", dir, "--clients", "3", "--http-clients", "2", "--base-port", "7200"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(filepath.Join(dir, clusterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Clients.Keys) != 3+4*2 {
+		t.Fatalf("%d admitted keys, want 3 clients + 4 replicas × 2", len(cfg.Clients.Keys))
+	}
+	owner := map[uint64]int{} // admitted id → replica whose HTTP key it is
+	for i := range cfg.N {
+		files, err := filepath.Glob(cfg.ReplicaHTTPClientKeys(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{filepath.Join(dir, "keys", fmt.Sprintf("http-%d-0.key", i)), filepath.Join(dir, "keys", fmt.Sprintf("http-%d-1.key", i))}
+		if !slices.Equal(files, want) {
+			t.Fatalf("replica %d's http_client_keys match %q, want %q", i, files, want)
+		}
+		keys, err := readPoolKeys(cfg, files)
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		for _, k := range keys {
+			if k.ID < 3 {
+				t.Errorf("replica %d's HTTP key has id %d, a development client's", i, k.ID)
+			}
+			if prev, dup := owner[uint64(k.ID)]; dup {
+				t.Errorf("id %d belongs to replicas %d and %d", k.ID, prev, i)
+			}
+			owner[uint64(k.ID)] = i
+		}
+	}
+	// braid gateway's default keys are the development clients' only.
+	gw, err := gatewayKeys(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range gw {
+		if _, ok := owner[uint64(k.ID)]; ok {
+			t.Errorf("the gateway's default keys include replica %d's HTTP key %d", owner[uint64(k.ID)], k.ID)
+		}
+	}
+
+	none := filepath.Join(t.TempDir(), "c")
+	if _, _, err := runCmd(runInit, "--dir", none, "--http-clients", "0"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = config.Load(filepath.Join(none, clusterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Clients.Keys) != 4 || cfg.ReplicaHTTPClientKeys(0) != "" {
+		t.Errorf("--http-clients 0: %d keys, glob %q", len(cfg.Clients.Keys), cfg.ReplicaHTTPClientKeys(0))
+	}
+	if files, _ := filepath.Glob(filepath.Join(none, "keys", "http-*")); len(files) != 0 {
+		t.Errorf("--http-clients 0 wrote %q", files)
+	}
+}
+
+// braid init --hosts: one directory per host with the same configuration,
+// that replica's key and its HTTP keys only — no file in it holds another
+// replica's private key —, a clients directory without any replica key,
+// every replica on its own host at the same three ports, and the
+// instructions to deploy it.
+func TestInitHosts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "prod")
+	hosts := []string{"alpha.example.org", "beta.example.org", "10.1.2.3", "2001:db8::7"}
+	stdout, _, err := runCmd(runInit, "--dir", dir, "--hosts", strings.Join(hosts, ","), "--base-port", "9100", "--kv-scope", "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{} // a replica's private key file contents → its name
+	for i := range hosts {
+		data, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("host-%d", i), "keys", fmt.Sprintf("replica-%d.key", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[strings.TrimSpace(string(data))] = fmt.Sprintf("replica-%d", i)
+	}
+	if len(secrets) != len(hosts) {
+		t.Fatal("replica keys are not distinct")
+	}
+	var first []byte
+	for i, h := range hosts {
+		hostDir := filepath.Join(dir, fmt.Sprintf("host-%d", i))
+		cfgPath := filepath.Join(hostDir, clusterFile)
+		data, err := os.ReadFile(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = data
+		} else if !bytes.Equal(data, first) {
+			t.Errorf("%s differs from host-0's configuration", cfgPath)
+		}
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.N != len(hosts) || cfg.F() != 1 {
+			t.Fatalf("n = %d, f = %d", cfg.N, cfg.F())
+		}
+		r, _ := cfg.Replica(i)
+		hp := func(port string) string { return net.JoinHostPort(h, port) }
+		if r.Addr != hp("9100") || r.ClientAddr != hp("9101") || r.HTTPAddr != hp("9102") {
+			t.Errorf("replica %d = %+v, want %s at ports 9100…9102", i, r, h)
+		}
+		if _, err := cfg.ReplicaKey(i); err != nil {
+			t.Errorf("host-%d: its own key: %v", i, err)
+		}
+		for j := range hosts {
+			if _, err := cfg.ReplicaKey(j); j != i && err == nil {
+				t.Errorf("host-%d holds replica %d's key", i, j)
+			}
+		}
+		// Its HTTP API starts from this directory alone.
+		api, err := newReplicaAPI(cfg, i, "", testcluster.Logger())
+		if err != nil {
+			t.Fatalf("host-%d: %v", i, err)
+		}
+		if api.pool == nil || api.pool.Size() != 4 {
+			t.Errorf("host-%d: HTTP pool %v, want 4 keys", i, api.pool)
+		}
+		api.close()
+		// No file anywhere in the directory holds another replica's key.
+		err = filepath.WalkDir(hostDir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			for secret, name := range secrets {
+				if name != fmt.Sprintf("replica-%d", i) && bytes.Contains(data, []byte(secret)) {
+					t.Errorf("%s holds %s's private key", p, name)
+				}
+			}
+			if strings.HasPrefix(filepath.Base(p), "client-") {
+				t.Errorf("%s: development client keys belong in clients/", p)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(stdout, fmt.Sprintf("cd host-%d && braid replica --config cluster.json --id %d", i, i)) || !strings.Contains(stdout, "scp -r "+hostDir) {
+			t.Errorf("output lacks host %d's instructions:\n%s", i, stdout)
+		}
+	}
+	clientDir := filepath.Join(dir, "clients")
+	if data, err := os.ReadFile(filepath.Join(clientDir, clusterFile)); err != nil || !bytes.Equal(data, first) {
+		t.Errorf("clients/cluster.json differs or is missing: %v", err)
+	}
+	entries, err := os.ReadDir(filepath.Join(clientDir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"client-0.key", "client-1.key", "client-2.key", "client-3.key"}; !slices.Equal(names, want) {
+		t.Errorf("clients/keys holds %q, want %q", names, want)
+	}
+	if mode := keyMode(t, filepath.Join(dir, "host-2", "keys")); mode != 0o700 {
+		t.Errorf("host-2/keys mode %v, want 0700", mode)
+	}
+	// A second run refuses to overwrite any of it.
+	if _, _, err := runCmd(runInit, "--dir", dir, "--hosts", strings.Join(hosts, ",")); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("second --hosts init: %v", err)
 	}
 }

@@ -16,12 +16,25 @@ import (
 	"github.com/braid-bft/braid/replica"
 )
 
+const replicaUsage = `Usage: braid replica --config FILE --id I [--http-keys GLOB] [flags]
+
+Runs replica I of the cluster FILE describes until SIGINT or SIGTERM. Its
+key is the replica's key_file, its state the data_dir. With an http_addr
+it serves metrics, /v1/status, /v1/blocks and the dashboard there, and
+the kv and bank HTTP API (docs/gateway.md) through the client keys of its
+http_client_keys (or --http-keys): every call a BFT request to the whole
+cluster, answered once f+1 replicas agree. Operations: docs/operations.md.
+
+Flags:
+`
+
 // runReplica is `braid replica --config FILE --id I`: one replica process,
 // stopped gracefully by SIGINT or SIGTERM.
 func runReplica(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("braid replica", "", stderr)
+	fs := newFlagSet("braid replica", replicaUsage, stderr)
 	cfgPath := fs.String("config", "", "cluster config file (from braid init)")
 	id := fs.Int("id", -1, "this replica's id, 0 ≤ id < n")
+	httpKeys := fs.String("http-keys", "", "glob of admitted client key files the kv/bank HTTP API on http_addr submits through (default: the replica's http_client_keys in the config)")
 	verbose := fs.Bool("v", false, "debug logging")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof); also $BRAID_CPUPROFILE_DIR/replica-<id>.pprof")
 	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace: where the loop waits); also $BRAID_TRACE_DIR/replica-<id>.trace")
@@ -51,12 +64,18 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopTrace()
-	r, err := replica.New(cfg, *id, replica.Options{Logger: logger})
+	api, err := newReplicaAPI(cfg, *id, *httpKeys, logger.With("replica", *id))
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	r, err := replica.New(cfg, *id, replica.Options{Logger: logger, HTTPRoutes: api.routes})
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	api.warm(ctx, logger.With("replica", *id))
 	return r.Run(ctx)
 }
 
