@@ -34,6 +34,11 @@ type checker struct {
 	// history is the linearizability workload's operations, in
 	// invocation order (Options.Linearizability).
 	history []linOp
+	// The bank workload (Options.Bank): what each bank request was, and
+	// the agreed ledger, each height's entries as the first correct
+	// replica executed them.
+	bankOps map[msg.RequestKey]bankOp
+	ledger  map[uint64][]ledgerEntry
 }
 
 type sentKey struct {

@@ -93,6 +93,11 @@ func (c *client) sendNext() {
 		c.linIn, c.op = c.nextLinOp()
 		c.linIdx = c.w.chk.invoked(c.id, c.linIn)
 	}
+	if c.w.opts.Bank {
+		o := c.nextBankOp()
+		c.op = o.encode()
+		c.w.chk.bankSent(msg.RequestKey{Client: c.id, Number: c.num}, o)
+	}
 	c.votes = map[string]map[msg.ReplicaID]bool{}
 	c.timeouts = 0
 	if c.refused >= 0 {

@@ -1,14 +1,18 @@
 package sim
 
 import (
+	"encoding/binary"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/braid-bft/braid/app"
 	"github.com/braid-bft/braid/app/kv"
+	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/quorum"
 )
 
@@ -211,6 +215,22 @@ func TestLinearizabilityCatchesBeyondFaultBound(t *testing.T) {
 		if caught == 0 {
 			t.Errorf("%s: f+1 twins in 3 seeds and porcupine found every history linearizable", protocol)
 		}
+		// The bank replay notices too: the two halves' ledgers mix.
+		res, err := Run(Options{Protocol: protocol, Scenario: "twin", N: 4, Seed: 1, Byzantine: quorum.Vouch(4), Bank: true, MaxVirtual: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, v := range res.Violations {
+			if strings.Contains(v, "bank:") {
+				t.Logf("%s seed 1, bank: %s", protocol, v)
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("%s seed 1: f+1 twins and the bank replay found nothing", protocol)
+		}
 	}
 }
 
@@ -226,5 +246,67 @@ func TestLinearizabilitySameSeedSameTrace(t *testing.T) {
 	b, _ := Run(o)
 	if a.TraceHash != b.TraceHash || a.Lin.Operations != b.Lin.Operations {
 		t.Errorf("seed 7 gave two different runs: %s vs %s", a.TraceHash, b.TraceHash)
+	}
+}
+
+// TestBankReplay checks the bank replay on hand-made ledgers: the
+// negative controls of the conservation and at-most-once check.
+func TestBankReplay(t *testing.T) {
+	ops := map[msg.RequestKey]bankOp{}
+	var entries []ledgerEntry
+	add := func(client msg.ClientID, number uint64, o bankOp, result []byte) {
+		key := msg.RequestKey{Client: client, Number: number}
+		ops[key] = o
+		entries = append(entries, ledgerEntry{key: key, result: result})
+	}
+	okEmpty, moved, skipped := app.OK(nil), app.OK([]byte{1}), app.OK([]byte{0})
+	balance := func(v uint64) []byte { return app.OK(binary.BigEndian.AppendUint64(nil, v)) }
+	add(0, 1, bankOp{kind: 'o', acct: "a"}, okEmpty)
+	add(1, 1, bankOp{kind: 'o', acct: "b"}, okEmpty)
+	add(0, 2, bankOp{kind: 'd', acct: "a", m: 100}, okEmpty)
+	add(0, 3, bankOp{kind: 't', acct: "a", to: "b", n: 10, m: 30}, moved)
+	add(1, 2, bankOp{kind: 't', acct: "b", to: "a", n: 30, m: 5}, skipped)
+	add(1, 3, bankOp{kind: 't', acct: "b", to: "c", n: 0, m: 5}, app.Fail(app.StatusNotFound, "no"))
+	add(1, 4, bankOp{kind: 'b', acct: "a"}, balance(70))
+	legal := slices.Clone(entries)
+	var st BankStats
+	if errs := replayBank(legal, ops, &st); len(errs) > 0 || st.Money != 100 || st.Transfers != 1 {
+		t.Errorf("legal ledger: %v, %+v", errs, st)
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []ledgerEntry
+		want    string
+	}{
+		{"a transfer twice", append(slices.Clone(legal[:4]), legal[3]), "in the ledger twice"},
+		{"a balance the transfers do not give", append(slices.Clone(legal[:6]), ledgerEntry{legal[6].key, balance(100)}), "balance(a) (client 1, request 4) returned balance 100, but replaying the ledger a holds 70"},
+		{"a transfer that should have been skipped", append(slices.Clone(legal[:4]), ledgerEntry{legal[4].key, moved}), "transfer(b → a, if > 30 move 5) (client 1, request 2) returned moved"},
+	} {
+		var st BankStats
+		errs := replayBank(tc.entries, ops, &st)
+		if len(errs) == 0 || !strings.Contains(strings.Join(errs, "\n"), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, errs, tc.want)
+		}
+	}
+}
+
+// TestBankUnderFaults: with PBFT and RCC under faults, the agreed ledger
+// replays as a money-conserving bank, every transfer once.
+func TestBankUnderFaults(t *testing.T) {
+	seed := baseSeed(t)
+	t.Logf("seed %d (BRAID_SIM_BASE)", seed)
+	for _, protocol := range []string{"pbft", "rcc"} {
+		for _, sc := range []string{"crash-primary", "equivocating-primary", "twin", "crash-restart"} {
+			res, err := Run(Options{Protocol: protocol, Scenario: sc, N: 4, Seed: seed, Bank: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range res.Violations {
+				t.Errorf("%s %s seed %d: replay: go run ./cmd/braid sim --bank --protocol %s --scenario %s --seed %d\n%s", protocol, sc, seed, protocol, sc, seed, v)
+			}
+			if b := res.Bank; b == nil || b.Incomplete > 0 || b.Operations != res.Submitted || b.Transfers == 0 || b.Money != 4*bankStartBalance {
+				t.Errorf("%s %s seed %d: bank %+v, %d submitted", protocol, sc, seed, b, res.Submitted)
+			}
+		}
 	}
 }

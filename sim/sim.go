@@ -79,6 +79,12 @@ type Options struct {
 	// LinTimeout bounds porcupine's search per key (wall time); default
 	// DefaultLinTimeout.
 	LinTimeout time.Duration
+	// Bank turns on the bank workload and check (bankcheck.go): the
+	// closed-loop clients open accounts, deposit and transfer among
+	// them; at the end the agreed ledger is replayed: every bank request
+	// in it at most once, every result what a money-conserving bank gives
+	// (Result.Bank). Not with Linearizability.
+	Bank bool
 }
 
 // Totals are the counts of a run that a sweep over seeds adds up (braid sim
@@ -97,6 +103,8 @@ type Totals struct {
 	// Lin is what the linearizability check covered (nil unless
 	// Options.Linearizability).
 	Lin *LinStats `json:"linearizability,omitempty"`
+	// Bank is what the bank check covered (nil unless Options.Bank).
+	Bank *BankStats `json:"bank,omitempty"`
 }
 
 // Add adds another run's counts to t.
@@ -113,6 +121,12 @@ func (t *Totals) Add(o Totals) {
 			t.Lin = &LinStats{}
 		}
 		t.Lin.add(*o.Lin)
+	}
+	if o.Bank != nil {
+		if t.Bank == nil {
+			t.Bank = &BankStats{}
+		}
+		t.Bank.add(*o.Bank)
 	}
 	t.ExecutedPerSec = 0
 	if t.VirtualSeconds > 0 {
@@ -213,6 +227,9 @@ func runWorld(o Options) (*world, Result, error) {
 	}
 	if o.N < 4 {
 		return nil, Result{}, fmt.Errorf("n=%d: need at least 4 replicas to tolerate a fault", o.N)
+	}
+	if o.Linearizability && o.Bank {
+		return nil, Result{}, fmt.Errorf("the linearizability and bank workloads are alternatives: choose one")
 	}
 	if o.Batch == 0 {
 		o.Batch = 16
@@ -535,6 +552,9 @@ func (w *world) result() Result {
 	}
 	if w.opts.Linearizability {
 		res.Lin = w.chk.checkLinearizability()
+	}
+	if w.opts.Bank {
+		res.Bank = w.chk.checkBank()
 	}
 	w.chk.finish()
 	res.Violations = w.chk.violations

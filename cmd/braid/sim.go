@@ -41,6 +41,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	bound := fs.Duration("liveness-bound", 0, "liveness mode: virtual time allowed after the faults end (default: the scenario's, 10s unless it states another)")
 	lin := fs.Bool("linearizability", false, "the clients run gets, puts and compare-and-sets on a few shared kv keys, and each key's history is checked for linearizability (porcupine)")
 	linTimeout := fs.Duration("lin-timeout", sim.DefaultLinTimeout, "with --linearizability: wall time the check may spend per key; a key not decided in time counts as a timeout, neither pass nor violation")
+	bankWork := fs.Bool("bank", false, "the clients open accounts, deposit and transfer among them, and the agreed ledger is replayed: every transfer at most once, every result a money-conserving bank's (not with --linearizability)")
 	if stop, err := parseFlags(fs, args); stop {
 		return err
 	}
@@ -66,7 +67,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 			s := *seed + uint64(i)
 			res, err := sim.Run(sim.Options{Protocol: *protocol, Scenario: name, N: *n, Seed: s,
 				M: *m, Clients: *clients, RequestsPerClient: *requests, Byzantine: *byz, Liveness: *liveness, LivenessBound: *bound,
-				Linearizability: *lin, LinTimeout: *linTimeout})
+				Linearizability: *lin, LinTimeout: *linTimeout, Bank: *bankWork})
 			if err != nil {
 				return err
 			}
@@ -108,6 +109,10 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		if l := sum.Lin; l != nil {
 			fmt.Fprintf(stdout, "  linearizability: %d operations (%d pending) over %d key histories: %d not linearizable, %d timed out, check %.2fs\n",
 				l.Operations, l.Pending, l.Keys, l.Illegal, l.Timeouts, l.CheckSeconds)
+		}
+		if b := sum.Bank; b != nil {
+			fmt.Fprintf(stdout, "  bank: %d operations replayed from the ledger, %d transfers moved money, %d runs not replayable (incomplete ledger), money at the end %d\n",
+				b.Operations, b.Transfers, b.Incomplete, b.Money)
 		}
 		fmt.Fprintf(stdout, "  trace hash (seed %d): %s\n", *seed+uint64(*seeds)-1, sum.TraceHash)
 	}
