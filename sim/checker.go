@@ -31,6 +31,14 @@ type checker struct {
 	// generations, so memory stays bounded): the copies of a broadcast
 	// arrive close together and need checking once.
 	recent, older map[sentKey]struct{}
+	// history is the linearizability workload's operations, in
+	// invocation order (Options.Linearizability).
+	history []linOp
+	// The bank workload (Options.Bank): what each bank request was, and
+	// the agreed ledger, each height's entries as the first correct
+	// replica executed them.
+	bankOps map[msg.RequestKey]bankOp
+	ledger  map[uint64][]ledgerEntry
 }
 
 type sentKey struct {
@@ -54,6 +62,12 @@ func (c *checker) violate(format string, args ...any) {
 		c.suppressed++
 		return
 	}
+	c.report(format, args...)
+}
+
+// report records a violation even past maxReported (for the few,
+// per-key, end-of-run findings that a flood of earlier ones must not hide).
+func (c *checker) report(format string, args ...any) {
 	c.violations = append(c.violations, fmt.Sprintf("t=%v: ", c.w.s.Now())+fmt.Sprintf(format, args...))
 }
 

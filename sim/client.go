@@ -40,6 +40,12 @@ type client struct {
 	instance uint32 // the instance the client believes serves it
 	changeTo int    // target of the outstanding instance change, or -1
 	refused  int    // target of the last instance change, if it was refused; else -1
+	// The linearizability workload: the outstanding operation's input and
+	// its index in the checker's history, and the value last seen per key
+	// (absent: not found, or never seen).
+	linIn  KVInput
+	linIdx int
+	seen   map[string]string
 }
 
 func newClient(w *world, id msg.ClientID, net int) *client {
@@ -82,6 +88,15 @@ func (c *client) sendNext() {
 	c.op = kv.Put(key, []byte(fmt.Sprintf("%d/%d", c.id, c.ops+1)))
 	if c.ops%2 == 1 {
 		c.op = kv.Get(key)
+	}
+	if c.w.opts.Linearizability {
+		c.linIn, c.op = c.nextLinOp()
+		c.linIdx = c.w.chk.invoked(c.id, c.linIn)
+	}
+	if c.w.opts.Bank {
+		o := c.nextBankOp()
+		c.op = o.encode()
+		c.w.chk.bankSent(msg.RequestKey{Client: c.id, Number: c.num}, o)
 	}
 	c.votes = map[string]map[msg.ReplicaID]bool{}
 	c.timeouts = 0
@@ -175,6 +190,11 @@ func (c *client) receive(from int, payload []byte) {
 		return
 	}
 	c.w.chk.accepted(msg.RequestKey{Client: c.id, Number: c.num}, rep.Result)
+	if c.w.opts.Linearizability {
+		out := decodeKV(c.linIn, rep.Result)
+		c.w.chk.returned(c.linIdx, out)
+		c.observe(c.linIn, out)
+	}
 	c.viewHint = rep.View
 	c.hint = rep.Primary
 	c.timeouts = 0

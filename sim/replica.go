@@ -236,6 +236,9 @@ func (r *replica) onExecuted(b *ledger.Block, results [][]byte) {
 		}
 		r.w.chk.executed(r, req.Key(), digestOf(results[i]), b.Height)
 	}
+	if r.w.opts.Bank {
+		r.w.chk.block(r, b, results)
+	}
 	r.executedRequests += uint64(len(b.Requests))
 	h := b.Hash()
 	r.w.chk.head(r, b.Height, h)

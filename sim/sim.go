@@ -69,6 +69,22 @@ type Options struct {
 	// the scenario supports several). Setting it above f is the negative
 	// control: the checker must then find violations.
 	Byzantine int
+	// Linearizability turns on the linearizability workload and check
+	// (linearizability.go): the closed-loop clients run gets, puts and
+	// compare-and-sets over a few shared kv keys, every operation's
+	// virtual invocation and response time is recorded, and at the end
+	// porcupine checks each key's history; a non-linearizable key is a
+	// violation, a check that times out is counted (Result.Lin).
+	Linearizability bool
+	// LinTimeout bounds porcupine's search per key (wall time); default
+	// DefaultLinTimeout.
+	LinTimeout time.Duration
+	// Bank turns on the bank workload and check (bankcheck.go): the
+	// closed-loop clients open accounts, deposit and transfer among
+	// them; at the end the agreed ledger is replayed: every bank request
+	// in it at most once, every result what a money-conserving bank gives
+	// (Result.Bank). Not with Linearizability.
+	Bank bool
 }
 
 // Totals are the counts of a run that a sweep over seeds adds up (braid sim
@@ -84,6 +100,11 @@ type Totals struct {
 	// TraceHash identifies the run's event trace; over a sweep it is the
 	// last run's, so that one seed can be compared across builds.
 	TraceHash string `json:"trace_hash"`
+	// Lin is what the linearizability check covered (nil unless
+	// Options.Linearizability).
+	Lin *LinStats `json:"linearizability,omitempty"`
+	// Bank is what the bank check covered (nil unless Options.Bank).
+	Bank *BankStats `json:"bank,omitempty"`
 }
 
 // Add adds another run's counts to t.
@@ -95,6 +116,18 @@ func (t *Totals) Add(o Totals) {
 	t.ViewChanges += o.ViewChanges
 	t.VirtualSeconds += o.VirtualSeconds
 	t.TraceHash = o.TraceHash
+	if o.Lin != nil {
+		if t.Lin == nil {
+			t.Lin = &LinStats{}
+		}
+		t.Lin.add(*o.Lin)
+	}
+	if o.Bank != nil {
+		if t.Bank == nil {
+			t.Bank = &BankStats{}
+		}
+		t.Bank.add(*o.Bank)
+	}
 	t.ExecutedPerSec = 0
 	if t.VirtualSeconds > 0 {
 		t.ExecutedPerSec = float64(t.ExecutedRequests) / t.VirtualSeconds
@@ -172,34 +205,43 @@ type world struct {
 
 // Run executes one simulation.
 func Run(o Options) (Result, error) {
+	_, res, err := runWorld(o)
+	return res, err
+}
+
+// runWorld is Run, also returning the world it ran (for tests).
+func runWorld(o Options) (*world, Result, error) {
 	if o.Protocol == "" {
 		o.Protocol = "pbft"
 	}
 	if o.Protocol != "pbft" && o.Protocol != "rcc" {
-		return Result{}, fmt.Errorf("protocol %q: want pbft or rcc", o.Protocol)
+		return nil, Result{}, fmt.Errorf("protocol %q: want pbft or rcc", o.Protocol)
 	}
 	if o.Protocol == "rcc" {
 		if o.M == 0 {
 			o.M = o.N
 		}
 		if o.M < 1 || o.M > o.N {
-			return Result{}, fmt.Errorf("m=%d: want 1 ≤ m ≤ n=%d", o.M, o.N)
+			return nil, Result{}, fmt.Errorf("m=%d: want 1 ≤ m ≤ n=%d", o.M, o.N)
 		}
 	}
 	if o.N < 4 {
-		return Result{}, fmt.Errorf("n=%d: need at least 4 replicas to tolerate a fault", o.N)
+		return nil, Result{}, fmt.Errorf("n=%d: need at least 4 replicas to tolerate a fault", o.N)
+	}
+	if o.Linearizability && o.Bank {
+		return nil, Result{}, fmt.Errorf("the linearizability and bank workloads are alternatives: choose one")
 	}
 	if o.Batch == 0 {
 		o.Batch = 16
 	}
 	if o.Batch < 1 || o.Batch > msg.MaxBatchSize {
-		return Result{}, fmt.Errorf("batch %d: want 1 ≤ batch ≤ %d", o.Batch, msg.MaxBatchSize)
+		return nil, Result{}, fmt.Errorf("batch %d: want 1 ≤ batch ≤ %d", o.Batch, msg.MaxBatchSize)
 	}
 	if o.NIC < 0 {
-		return Result{}, fmt.Errorf("NIC bandwidth %d bytes/s: must not be negative", o.NIC)
+		return nil, Result{}, fmt.Errorf("NIC bandwidth %d bytes/s: must not be negative", o.NIC)
 	}
 	if err := o.Machine.Validate(); err != nil {
-		return Result{}, fmt.Errorf("machine: %w", err)
+		return nil, Result{}, fmt.Errorf("machine: %w", err)
 	}
 	if o.Clients == 0 {
 		o.Clients = 4
@@ -215,7 +257,7 @@ func Run(o Options) (Result, error) {
 	}
 	sc, ok := scenarios[o.Scenario]
 	if !ok {
-		return Result{}, fmt.Errorf("unknown scenario %q (have %v)", o.Scenario, ScenarioNames())
+		return nil, Result{}, fmt.Errorf("unknown scenario %q (have %v)", o.Scenario, ScenarioNames())
 	}
 	if o.LivenessBound == 0 {
 		o.LivenessBound = 10 * time.Second
@@ -270,7 +312,7 @@ func Run(o Options) (Result, error) {
 	w.net.SetDefaultLink(lan)
 	if o.Regions != nil {
 		if err := o.Regions.validate(); err != nil {
-			return Result{}, err
+			return nil, Result{}, err
 		}
 		o.Regions.apply(w.net, o.N+o.Clients+twins+1, o.N, lan)
 	}
@@ -285,7 +327,7 @@ func Run(o Options) (Result, error) {
 	for i := 0; i < o.N; i++ {
 		r, err := newReplica(w, msg.ReplicaID(i), i, w.faulty[msg.ReplicaID(i)])
 		if err != nil {
-			return Result{}, err
+			return nil, Result{}, err
 		}
 		w.replicas = append(w.replicas, r)
 		w.byNet[i] = r
@@ -294,7 +336,7 @@ func Run(o Options) (Result, error) {
 	for _, id := range slices.Sorted(maps.Keys(w.twinB)) {
 		r, err := newReplica(w, id, next, "twin")
 		if err != nil {
-			return Result{}, err
+			return nil, Result{}, err
 		}
 		r.twinSide = 1
 		w.twinB[id] = r
@@ -353,7 +395,7 @@ func Run(o Options) (Result, error) {
 	}
 	w.s.RunWhile(func() bool { return aborted == nil && (!w.clientsDone() || w.s.Now() < w.minEnd) }, deadline)
 	if aborted != nil {
-		return w.result(), fmt.Errorf("run stopped at %v of virtual time: %w", time.Duration(w.s.Now()), aborted)
+		return w, w.result(), fmt.Errorf("run stopped at %v of virtual time: %w", time.Duration(w.s.Now()), aborted)
 	}
 	if o.Liveness && !w.clientsDone() {
 		w.chk.violate("liveness: requests still outstanding %v after the faults ended (at %v)", o.LivenessBound, w.minEnd)
@@ -375,7 +417,7 @@ func Run(o Options) (Result, error) {
 			}
 		}
 	}
-	return w.result(), nil
+	return w, w.result(), nil
 }
 
 func (w *world) allReplicas() []*replica {
@@ -507,6 +549,12 @@ func (w *world) result() Result {
 	}
 	for _, k := range w.failStopped {
 		res.FailStops += k
+	}
+	if w.opts.Linearizability {
+		res.Lin = w.chk.checkLinearizability()
+	}
+	if w.opts.Bank {
+		res.Bank = w.chk.checkBank()
 	}
 	w.chk.finish()
 	res.Violations = w.chk.violations

@@ -39,6 +39,9 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	verbose := fs.Bool("v", false, "print every seed's result")
 	liveness := fs.Bool("liveness", false, "liveness mode: after the scenario's faults end, every request must complete and every correct replica reach the same ledger head within --liveness-bound, or the seed fails")
 	bound := fs.Duration("liveness-bound", 0, "liveness mode: virtual time allowed after the faults end (default: the scenario's, 10s unless it states another)")
+	lin := fs.Bool("linearizability", false, "the clients run gets, puts and compare-and-sets on a few shared kv keys, and each key's history is checked for linearizability (porcupine)")
+	linTimeout := fs.Duration("lin-timeout", sim.DefaultLinTimeout, "with --linearizability: wall time the check may spend per key; a key not decided in time counts as a timeout, neither pass nor violation")
+	bankWork := fs.Bool("bank", false, "the clients open accounts, deposit and transfer among them, and the agreed ledger is replayed: every transfer at most once, every result a money-conserving bank's (not with --linearizability)")
 	if stop, err := parseFlags(fs, args); stop {
 		return err
 	}
@@ -63,7 +66,8 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		for i := 0; i < *seeds; i++ {
 			s := *seed + uint64(i)
 			res, err := sim.Run(sim.Options{Protocol: *protocol, Scenario: name, N: *n, Seed: s,
-				M: *m, Clients: *clients, RequestsPerClient: *requests, Byzantine: *byz, Liveness: *liveness, LivenessBound: *bound})
+				M: *m, Clients: *clients, RequestsPerClient: *requests, Byzantine: *byz, Liveness: *liveness, LivenessBound: *bound,
+				Linearizability: *lin, LinTimeout: *linTimeout, Bank: *bankWork})
 			if err != nil {
 				return err
 			}
@@ -102,6 +106,14 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%-22s %s n=%d seeds %d..%d: %s\n", name, *protocol, *n, *seed, *seed+uint64(*seeds)-1, status)
 		fmt.Fprintf(stdout, "  requests completed %d/%d, decided %d, view changes %d, virtual time %.1fs, wall %.1fs\n",
 			sum.Completed, sum.Submitted, sum.DecidedRequests, sum.ViewChanges, sum.VirtualSeconds, sum.WallSeconds)
+		if l := sum.Lin; l != nil {
+			fmt.Fprintf(stdout, "  linearizability: %d operations (%d pending) over %d key histories: %d not linearizable, %d timed out, check %.2fs\n",
+				l.Operations, l.Pending, l.Keys, l.Illegal, l.Timeouts, l.CheckSeconds)
+		}
+		if b := sum.Bank; b != nil {
+			fmt.Fprintf(stdout, "  bank: %d operations replayed from the ledger, %d transfers moved money, %d runs not replayable (incomplete ledger), money at the end %d\n",
+				b.Operations, b.Transfers, b.Incomplete, b.Money)
+		}
 		fmt.Fprintf(stdout, "  trace hash (seed %d): %s\n", *seed+uint64(*seeds)-1, sum.TraceHash)
 	}
 	if failed {
