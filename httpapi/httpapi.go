@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/braid-bft/braid/gateway"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/shell"
 	"github.com/braid-bft/braid/storage"
@@ -47,6 +48,8 @@ const (
 	MaxBodyBytes = 1 << 20
 	// DefaultTimeout is how long a request waits for the replica's loop.
 	DefaultTimeout = 2 * time.Second
+	// DefaultMaxConns bounds the listener's open connections.
+	DefaultMaxConns = 256
 )
 
 // Snapshot is what the runtime reports at one instant: the shell's state
@@ -101,6 +104,11 @@ type Options struct {
 	// Timeout bounds the wait for a snapshot; 0 means DefaultTimeout.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// MaxConns bounds the connections Listen keeps open at once (more
+	// wait in the kernel's backlog); 0 means DefaultMaxConns. File
+	// descriptors are shared with the transports and the store, so an
+	// unbounded listener could starve them.
+	MaxConns int
 }
 
 type api struct {
@@ -292,16 +300,24 @@ type Server struct {
 	done chan error
 }
 
-// Listen binds addr and serves h on it until Close. Timeouts and header
-// bounds keep a slow or hostile client from holding connections or memory.
-func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+// Listen binds addr and serves h on it until Close, with at most
+// opts.MaxConns connections open at once (opts.Logger logs; the other
+// Options are New's). Timeouts and header bounds keep a slow or hostile
+// client from holding connections or memory.
+func Listen(addr string, h http.Handler, opts Options) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http_addr %s: %w", addr, err)
 	}
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	maxConns := opts.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	ln = gateway.LimitListener(ln, maxConns)
 	s := &Server{
 		srv: &http.Server{
 			Handler:           h,
