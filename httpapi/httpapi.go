@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,59 @@ type Options struct {
 	// descriptors are shared with the transports and the store, so an
 	// unbounded listener could starve them.
 	MaxConns int
+	// AllowedHosts are the Host headers (host:port) the API answers; any
+	// other gets 421, so that a web page whose DNS name was rebound to
+	// this address cannot read or write through it. An entry "*:PORT"
+	// matches any IP address with that port (a DNS-rebinding page's Host
+	// is its own name, never an address). Empty allows every Host (tests'
+	// httptest servers); a replica sets AllowedHostsFor(http_addr).
+	AllowedHosts []string
+}
+
+// AllowedHostsFor is the AllowedHosts of a listener bound to addr: addr
+// itself and localhost, 127.0.0.1 and [::1] with its port, and each of
+// names (hosts, or host:port whose port is ignored: the replica's addr and
+// client_addr, say, which name the same machine) with its port; for a
+// wildcard addr (0.0.0.0, [::], no host) also any IP address with its port.
+func AllowedHostsFor(addr string, names ...string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return []string{addr}
+	}
+	out := []string{net.JoinHostPort("localhost", port), net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("::1", port)}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		out = append(out, "*:"+port)
+	} else {
+		out = append(out, net.JoinHostPort(host, port))
+	}
+	for _, n := range names {
+		if h, _, err := net.SplitHostPort(n); err == nil {
+			n = h
+		}
+		if hp := net.JoinHostPort(n, port); n != "" && !slices.Contains(out, hp) {
+			out = append(out, hp)
+		}
+	}
+	return out
+}
+
+// hostAllowed says whether a request's Host is one of allowed (see
+// Options.AllowedHosts); a Host without a port means port 80.
+func hostAllowed(allowed []string, reqHost string) bool {
+	host, port, err := net.SplitHostPort(reqHost)
+	if err != nil {
+		host, port = strings.TrimSuffix(strings.TrimPrefix(reqHost, "["), "]"), "80"
+	}
+	norm := net.JoinHostPort(host, port)
+	for _, a := range allowed {
+		if strings.EqualFold(a, norm) {
+			return true
+		}
+		if p, ok := strings.CutPrefix(a, "*:"); ok && p == port && net.ParseIP(host) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 type api struct {
@@ -146,7 +200,12 @@ func New(src Source, opts Options) http.Handler {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s", r.URL.Path))
 		})
 	}
+	allowed := slices.Clone(opts.AllowedHosts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(allowed) > 0 && !hostAllowed(allowed, r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not this replica's http_addr (allowed: %s)", truncate(r.Host, 100), strings.Join(allowed, ", ")))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		mux.ServeHTTP(w, r)
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -53,6 +54,35 @@ func TestListenConnLimit(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not served after a connection closed: %v", err)
+		}
+	}
+}
+
+// TestAllowedHosts: with AllowedHosts set (as a replica sets it from its
+// http_addr), a request whose Host is another name — a DNS-rebinding
+// page's — gets 421; the listener's own address and loopback names pass.
+func TestAllowedHosts(t *testing.T) {
+	h := New(&fakeSource{snap: testSnapshot()}, Options{AllowedHosts: AllowedHostsFor("10.1.2.3:7008")})
+	for host, want := range map[string]int{
+		"10.1.2.3:7008": 200, "localhost:7008": 200, "LOCALHOST:7008": 200, "127.0.0.1:7008": 200, "[::1]:7008": 200,
+		"evil.example:7008": 421, "10.1.2.3:7009": 421, "localhost": 421, "10.1.2.4:7008": 421, "": 421,
+	} {
+		req := httptest.NewRequest("GET", PathStatus, nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %q: %d %s, want %d", host, rec.Code, rec.Body.String(), want)
+		}
+	}
+	h = New(&fakeSource{snap: testSnapshot()}, Options{AllowedHosts: AllowedHostsFor("0.0.0.0:7008", "alpha.example.org:7006")})
+	for host, want := range map[string]int{"alpha.example.org:7008": 200, "alpha.example.org:7006": 421, "192.168.1.9:7008": 200, "[fe80::1]:7008": 200, "localhost:7008": 200, "evil.example:7008": 421, "192.168.1.9:80": 421} {
+		req := httptest.NewRequest("GET", PathStatus, nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("wildcard bind, Host %q: %d %s, want %d", host, rec.Code, rec.Body.String(), want)
 		}
 	}
 }
