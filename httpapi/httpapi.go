@@ -51,6 +51,10 @@ const (
 	DefaultTimeout = 2 * time.Second
 	// DefaultMaxConns bounds the listener's open connections.
 	DefaultMaxConns = 256
+	// DefaultBlockRequests bounds the block requests served at once:
+	// every block read holds the store's lock, which the replica's loop
+	// needs for its writes.
+	DefaultBlockRequests = 2
 )
 
 // Snapshot is what the runtime reports at one instant: the shell's state
@@ -117,6 +121,11 @@ type Options struct {
 	// is its own name, never an address). Empty allows every Host (tests'
 	// httptest servers); a replica sets AllowedHostsFor(http_addr).
 	AllowedHosts []string
+	// BlockRequests bounds the block requests (/v1/blocks, /v1/blocks/N)
+	// read from the store at once; others wait for a turn up to Timeout
+	// (or their context), then get 503 with Retry-After. 0 means
+	// DefaultBlockRequests.
+	BlockRequests int
 }
 
 // AllowedHostsFor is the AllowedHosts of a listener bound to addr: addr
@@ -166,10 +175,11 @@ func hostAllowed(allowed []string, reqHost string) bool {
 }
 
 type api struct {
-	src     Source
-	metrics *Metrics
-	timeout time.Duration
-	log     *slog.Logger
+	src      Source
+	metrics  *Metrics
+	timeout  time.Duration
+	log      *slog.Logger
+	blockSem chan struct{} // a token per block request being served
 }
 
 // New returns the API's handler: this package's routes and opts.Routes on
@@ -183,6 +193,11 @@ func New(src Source, opts Options) http.Handler {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	nblocks := opts.BlockRequests
+	if nblocks <= 0 {
+		nblocks = DefaultBlockRequests
+	}
+	a.blockSem = make(chan struct{}, nblocks)
 	mux := http.NewServeMux()
 	mux.Handle(PathMetrics, get(a.serveMetrics))
 	mux.Handle(PathStatus, get(a.serveStatus))
@@ -248,12 +263,39 @@ func (a *api) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// blockTurn waits for one of the block requests' turns, up to the
+// timeout or the request's end, and returns its release; on failure it
+// has written a 503 with Retry-After and returns nil.
+func (a *api) blockTurn(w http.ResponseWriter, r *http.Request) func() {
+	select {
+	case a.blockSem <- struct{}{}:
+		return func() { <-a.blockSem }
+	default:
+	}
+	t := time.NewTimer(a.timeout)
+	defer t.Stop()
+	select {
+	case a.blockSem <- struct{}{}:
+		return func() { <-a.blockSem }
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("busy: %d block requests are being served; retry", cap(a.blockSem)))
+	return nil
+}
+
 func (a *api) serveBlock(w http.ResponseWriter, r *http.Request) {
 	h, err := parseHeight("height", r.PathValue("height"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	release := a.blockTurn(w, r)
+	if release == nil {
+		return
+	}
+	defer release()
 	src := a.src.Ledger()
 	height, err := src.Height()
 	if err != nil {
@@ -304,6 +346,11 @@ func (a *api) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("range %d to %d holds %d blocks; at most %d per request", from, to, to-from+1, MaxRange))
 		return
 	}
+	release := a.blockTurn(w, r)
+	if release == nil {
+		return
+	}
+	defer release()
 	src := a.src.Ledger()
 	height, err := src.Height()
 	if err != nil {

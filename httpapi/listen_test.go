@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/braid-bft/braid/ledger"
+	"github.com/braid-bft/braid/ledger/ledgertest"
 )
 
 // TestListenConnLimit: with MaxConns 2, two idle connections hold the
@@ -84,5 +87,61 @@ func TestAllowedHosts(t *testing.T) {
 		if rec.Code != want {
 			t.Errorf("wildcard bind, Host %q: %d %s, want %d", host, rec.Code, rec.Body.String(), want)
 		}
+	}
+}
+
+// gatedChain is a chain whose block reads wait for gate, announcing each
+// on entered: block reads that hold the store's lock.
+type gatedChain struct {
+	ledger.Source
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *gatedChain) Block(h uint64) (*ledger.Block, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.Source.Block(h)
+}
+
+// TestBlockRequestsBounded: with BlockRequests 2, two block requests in
+// the store keep a third out; it waits up to Timeout and gets 503 with
+// Retry-After, and is served once the others are done.
+func TestBlockRequestsBounded(t *testing.T) {
+	chain := &gatedChain{Source: ledgertest.NewChain(10, 4, 5), gate: make(chan struct{}), entered: make(chan struct{}, 16)}
+	addr := serve(t, &fakeSource{snap: testSnapshot(), chain: chain}, Options{BlockRequests: 2, Timeout: 200 * time.Millisecond})
+	done := make(chan int, 2)
+	for _, path := range []string{"/v1/blocks/1", "/v1/blocks?from=1&to=3"} {
+		go func() {
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	for range 2 {
+		<-chain.entered
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://" + addr + "/v1/blocks/2")
+	if err != nil {
+		close(chain.gate)
+		t.Fatalf("a third block request while two are in the store: %v (want 503)", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("third block request: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(chain.gate)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Errorf("a held block request answered %d", code)
+		}
+	}
+	if code, _, body := fetch(t, "GET", "http://"+addr+"/v1/blocks/2"); code != 200 {
+		t.Errorf("after the others: %d %s", code, body)
 	}
 }
