@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/braid-bft/braid/gateway"
@@ -180,6 +181,7 @@ type api struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	blockSem chan struct{} // a token per block request being served
+	snaps    snapCache
 }
 
 // New returns the API's handler: this package's routes and opts.Routes on
@@ -239,12 +241,70 @@ func get(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// snapshot asks the source, bounded by the timeout; a failure is written
-// as 503 and returns nil.
+// SnapshotMaxAge is how long one snapshot answers further /metrics and
+// /v1/status requests: scrapers and dashboards polling at once cost the
+// replica's loop one snapshot, not one each.
+const SnapshotMaxAge = 250 * time.Millisecond
+
+// snapCache shares snapshots between requests: at most one request to the
+// loop is in flight (the others wait for its answer), and an answer is
+// reused for SnapshotMaxAge. Snapshots are read-only once taken.
+type snapCache struct {
+	mu     sync.Mutex
+	snap   *Snapshot
+	at     time.Time
+	flight *snapFlight
+}
+
+type snapFlight struct {
+	done chan struct{}
+	snap *Snapshot
+	err  error
+}
+
+// get returns a snapshot at most SnapshotMaxAge old, asking src (bounded
+// by timeout, not by any one waiter's context) when there is none and no
+// one else is asking; it returns ctx's error if ctx ends first.
+func (c *snapCache) get(ctx context.Context, src Source, timeout time.Duration) (*Snapshot, error) {
+	c.mu.Lock()
+	if c.snap != nil && time.Since(c.at) < SnapshotMaxAge {
+		snap := c.snap
+		c.mu.Unlock()
+		return snap, nil
+	}
+	f := c.flight
+	if f == nil {
+		f = &snapFlight{done: make(chan struct{})}
+		c.flight = f
+		go func() {
+			fctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			snap, err := src.Snapshot(fctx)
+			c.mu.Lock()
+			f.snap, f.err = snap, err
+			if err == nil {
+				c.snap, c.at = snap, time.Now()
+			}
+			c.flight = nil
+			c.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.snap, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// snapshot asks the source (through the shared cache), bounded by the
+// timeout; a failure is written as 503 and returns nil.
 func (a *api) snapshot(w http.ResponseWriter, r *http.Request) *Snapshot {
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 	defer cancel()
-	snap, err := a.src.Snapshot(ctx)
+	snap, err := a.snaps.get(ctx, a.src, a.timeout)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("replica did not report its state: %v", err))

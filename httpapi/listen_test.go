@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,5 +145,61 @@ func TestBlockRequestsBounded(t *testing.T) {
 	}
 	if code, _, body := fetch(t, "GET", "http://"+addr+"/v1/blocks/2"); code != 200 {
 		t.Errorf("after the others: %d %s", code, body)
+	}
+}
+
+// countingSource counts Snapshot calls; each takes delay, as a loop
+// building a Status does.
+type countingSource struct {
+	calls atomic.Int64
+	delay time.Duration
+}
+
+func (c *countingSource) Snapshot(ctx context.Context) (*Snapshot, error) {
+	c.calls.Add(1)
+	select {
+	case <-time.After(c.delay):
+		return testSnapshot(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *countingSource) Ledger() ledger.Source { return nil }
+
+// TestSnapshotShared: concurrent /metrics and /v1/status requests share
+// one snapshot of the loop, and a snapshot answers for SnapshotMaxAge;
+// after that a new one is taken.
+func TestSnapshotShared(t *testing.T) {
+	src := &countingSource{delay: 50 * time.Millisecond}
+	addr := serve(t, src, Options{Metrics: NewMetrics()})
+	start := time.Now() // every snapshot is taken after it, so younger than time.Since(start)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		path := PathStatus
+		if i%2 == 1 {
+			path = PathMetrics
+		}
+		wg.Go(func() {
+			if code, _, body := fetch(t, "GET", "http://"+addr+path); code != 200 {
+				t.Errorf("%s: %d %.200s", path, code, body)
+			}
+		})
+	}
+	wg.Wait()
+	fast := time.Since(start) < SnapshotMaxAge // else a busy machine may legitimately need a second
+	if n := src.calls.Load(); n != 1 && (fast || n > 3) {
+		t.Errorf("20 concurrent requests took %d snapshots, want 1", n)
+	}
+	before := src.calls.Load()
+	fetch(t, "GET", "http://"+addr+PathStatus)
+	if n := src.calls.Load(); n != before && time.Since(start) < SnapshotMaxAge {
+		t.Errorf("a request right after took a new snapshot (%d in all), want the shared one", n)
+	}
+	time.Sleep(SnapshotMaxAge + 20*time.Millisecond)
+	before = src.calls.Load()
+	fetch(t, "GET", "http://"+addr+PathStatus)
+	if n := src.calls.Load(); n != before+1 {
+		t.Errorf("after SnapshotMaxAge: %d snapshots, want %d", n, before+1)
 	}
 }
