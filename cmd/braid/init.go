@@ -206,6 +206,28 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 				existing[0], len(existing))
 		}
 	}
+	// Under --force, HTTP client keys of an earlier init that this one
+	// does not rewrite (it asked for more, or had other keys) would match
+	// the http_client_keys glob yet not be admitted: remove them.
+	if *force {
+		writing := map[string]bool{}
+		for _, k := range keys {
+			writing[k.path] = true
+		}
+		for i := range *n {
+			stale, err := filepath.Glob(keyPath(replicaDir(i), fmt.Sprintf("http-%d-*.key", i)))
+			if err != nil {
+				return err
+			}
+			for _, p := range stale {
+				if !writing[p] {
+					if err := os.Remove(p); err != nil {
+						return fmt.Errorf("removing the stale HTTP client key %s: %w", p, err)
+					}
+				}
+			}
+		}
+	}
 	for _, k := range keys {
 		if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
 			return err

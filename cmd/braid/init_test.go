@@ -487,3 +487,41 @@ func TestInitHostsNoHTTPClientsByDefault(t *testing.T) {
 		t.Errorf("HTTP client key files written: %v", m)
 	}
 }
+
+// TestInitForceRemovesStaleHTTPKeys: braid init --force with fewer
+// --http-clients removes the HTTP key files it does not rewrite, which
+// would otherwise match http_client_keys without being admitted and fail
+// the replica's HTTP pool.
+func TestInitForceRemovesStaleHTTPKeys(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := runCmd(runInit, "--dir", dir, "--kv-scope", "shared", "--http-clients", "4"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCmd(runInit, "--dir", dir, "--kv-scope", "shared", "--http-clients", "2", "--force"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "keys", "http-0-*.key")); len(m) != 2 {
+		t.Errorf("replica 0's HTTP key files after --force: %v, want 2", m)
+	}
+	cfg, err := config.Load(filepath.Join(dir, clusterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.N {
+		api, err := newReplicaAPI(cfg, i, "", testcluster.Logger())
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		if api.pool == nil || api.pool.Size() != 2 {
+			t.Errorf("replica %d: HTTP pool %v, want 2 keys", i, api.pool)
+		}
+		api.close()
+	}
+	// --http-clients 0 under --force leaves none behind.
+	if _, _, err := runCmd(runInit, "--dir", dir, "--http-clients", "0", "--force"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "keys", "http-*.key")); len(m) != 0 {
+		t.Errorf("HTTP key files after --force --http-clients 0: %v", m)
+	}
+}
