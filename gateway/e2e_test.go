@@ -175,6 +175,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := hs.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)

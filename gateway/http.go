@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,8 +84,16 @@ func ErrorHandler(status int, message string) http.Handler {
 
 // withTimeout gives each call one deadline, Options.Timeout, for its
 // cluster request; the request's context also ends if the client goes.
+// A write (any method but GET, HEAD and OPTIONS) from another site is
+// refused first (see crossSite).
 func (h *HTTP) withTimeout(f http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
+			if msg := crossSite(r); msg != "" {
+				writeError(w, http.StatusForbidden, msg)
+				return
+			}
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 		defer cancel()
 		f(w, r.WithContext(ctx))
@@ -475,10 +485,51 @@ func (h *HTTP) clusterError(w http.ResponseWriter, err error) {
 	writeError(w, status, message)
 }
 
+// crossSite says why a write request comes from a web page of another
+// site, or "" if it does not seem to: the browser's Sec-Fetch-Site says
+// cross-site, or its Origin names a host other than the request's Host.
+// The routes take no credentials, so this (with readBody's Content-Type
+// check) is what keeps a page the operator happens to open from writing
+// through an API it can reach.
+func crossSite(r *http.Request) string {
+	if strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") {
+		return "cross-site request refused (Sec-Fetch-Site: cross-site)"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return ""
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+		return fmt.Sprintf("cross-origin request refused: Origin %q is not this API's host %q", truncate(origin, 100), truncate(r.Host, 100))
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// isJSON says whether a Content-Type is application/json (parameters
+// such as charset allowed).
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
 // readBody decodes a JSON request body of at most MaxBodyBytes into v,
 // rejecting unknown fields and trailing data; on failure it has written
-// the error (413 or 400).
+// the error (415, 413 or 400). The body must be sent as
+// Content-Type: application/json, which a browser's "simple" cross-site
+// request cannot set.
 func readBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
+		writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send the body as application/json", truncate(ct, 100)))
+		return false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

@@ -23,6 +23,7 @@ func call(t *testing.T, h http.Handler, method, path, body string) (int, map[str
 		rd = strings.NewReader(body)
 	}
 	req := httptest.NewRequest(method, path, rd)
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
@@ -176,4 +177,40 @@ func TestHTTPRegister(t *testing.T) {
 func nonEmptyString(v any) bool {
 	s, ok := v.(string)
 	return ok && s != ""
+}
+
+// TestHTTPCrossSiteWrites: a write must come as application/json (a
+// browser's no-cors "simple" request cannot), and one a browser marks as
+// from another site is refused; reads and same-origin writes still work.
+func TestHTTPCrossSiteWrites(t *testing.T) {
+	h := NewHTTP(newLocalExec(), Options{})
+	for _, s := range []struct {
+		method, path, body string
+		header             map[string]string
+		code               int
+		want               string
+	}{
+		{"PUT", "/v1/kv/k", `{"value":"x"}`, map[string]string{"Content-Type": "text/plain"}, 415, `application/json`},
+		{"PUT", "/v1/kv/k", `{"value":"x"}`, map[string]string{"Content-Type": ""}, 415, `application/json`},
+		{"POST", "/v1/bank/accounts", `{"name":"alice"}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, `application/json`},
+		{"POST", "/v1/kv/k/cas", `{"expect_absent":true,"value":"1"}`, map[string]string{"Content-Type": "multipart/form-data"}, 415, `application/json`},
+		{"PUT", "/v1/kv/k", `{"value":"x"}`, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, `cross-site`},
+		{"PUT", "/v1/kv/k", `{"value":"x"}`, map[string]string{"Origin": "http://evil.example"}, 403, `cross-origin`},
+		{"PUT", "/v1/kv/k", `{"value":"x"}`, map[string]string{"Origin": "null"}, 403, `cross-origin`},
+		{"DELETE", "/v1/kv/k", ``, map[string]string{"Origin": "http://evil.example"}, 403, `cross-origin`},
+		{"POST", "/v1/bank/transfers", `{"from":"a","to":"b","n":0,"m":1}`, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, `cross-site`},
+		{"PUT", "/v1/kv/k", `{"value":"x"}`, map[string]string{"Content-Type": "application/json; charset=utf-8", "Origin": "http://example.com", "Sec-Fetch-Site": "same-origin"}, 200, `"key":"k"`},
+		{"GET", "/v1/kv/k", ``, map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}, 200, `"value":"x"`},
+	} {
+		req := httptest.NewRequest(s.method, s.path, strings.NewReader(s.body)) // Host example.com
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range s.header {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != s.code || !strings.Contains(rec.Body.String(), s.want) {
+			t.Errorf("%s %s %v: %d %.200s, want %d with %s", s.method, s.path, s.header, rec.Code, rec.Body.String(), s.code, s.want)
+		}
+	}
 }

@@ -18,10 +18,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/braid-bft/braid/gateway"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/shell"
 	"github.com/braid-bft/braid/storage"
@@ -47,6 +50,12 @@ const (
 	MaxBodyBytes = 1 << 20
 	// DefaultTimeout is how long a request waits for the replica's loop.
 	DefaultTimeout = 2 * time.Second
+	// DefaultMaxConns bounds the listener's open connections.
+	DefaultMaxConns = 256
+	// DefaultBlockRequests bounds the block requests served at once:
+	// every block read holds the store's lock, which the replica's loop
+	// needs for its writes.
+	DefaultBlockRequests = 2
 )
 
 // Snapshot is what the runtime reports at one instant: the shell's state
@@ -101,13 +110,78 @@ type Options struct {
 	// Timeout bounds the wait for a snapshot; 0 means DefaultTimeout.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// MaxConns bounds the connections Listen keeps open at once (more
+	// wait in the kernel's backlog); 0 means DefaultMaxConns. File
+	// descriptors are shared with the transports and the store, so an
+	// unbounded listener could starve them.
+	MaxConns int
+	// AllowedHosts are the Host headers (host:port) the API answers; any
+	// other gets 421, so that a web page whose DNS name was rebound to
+	// this address cannot read or write through it. An entry "*:PORT"
+	// matches any IP address with that port (a DNS-rebinding page's Host
+	// is its own name, never an address). Empty allows every Host (tests'
+	// httptest servers); a replica sets AllowedHostsFor(http_addr).
+	AllowedHosts []string
+	// BlockRequests bounds the block requests (/v1/blocks, /v1/blocks/N)
+	// read from the store at once; others wait for a turn up to Timeout
+	// (or their context), then get 503 with Retry-After. 0 means
+	// DefaultBlockRequests.
+	BlockRequests int
+}
+
+// AllowedHostsFor is the AllowedHosts of a listener bound to addr: addr
+// itself and localhost, 127.0.0.1 and [::1] with its port, and each of
+// names (hosts, or host:port whose port is ignored: the replica's addr and
+// client_addr, say, which name the same machine) with its port; for a
+// wildcard addr (0.0.0.0, [::], no host) also any IP address with its port.
+func AllowedHostsFor(addr string, names ...string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return []string{addr}
+	}
+	out := []string{net.JoinHostPort("localhost", port), net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("::1", port)}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		out = append(out, "*:"+port)
+	} else {
+		out = append(out, net.JoinHostPort(host, port))
+	}
+	for _, n := range names {
+		if h, _, err := net.SplitHostPort(n); err == nil {
+			n = h
+		}
+		if hp := net.JoinHostPort(n, port); n != "" && !slices.Contains(out, hp) {
+			out = append(out, hp)
+		}
+	}
+	return out
+}
+
+// hostAllowed says whether a request's Host is one of allowed (see
+// Options.AllowedHosts); a Host without a port means port 80.
+func hostAllowed(allowed []string, reqHost string) bool {
+	host, port, err := net.SplitHostPort(reqHost)
+	if err != nil {
+		host, port = strings.TrimSuffix(strings.TrimPrefix(reqHost, "["), "]"), "80"
+	}
+	norm := net.JoinHostPort(host, port)
+	for _, a := range allowed {
+		if strings.EqualFold(a, norm) {
+			return true
+		}
+		if p, ok := strings.CutPrefix(a, "*:"); ok && p == port && net.ParseIP(host) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 type api struct {
-	src     Source
-	metrics *Metrics
-	timeout time.Duration
-	log     *slog.Logger
+	src      Source
+	metrics  *Metrics
+	timeout  time.Duration
+	log      *slog.Logger
+	blockSem chan struct{} // a token per block request being served
+	snaps    snapCache
 }
 
 // New returns the API's handler: this package's routes and opts.Routes on
@@ -121,6 +195,11 @@ func New(src Source, opts Options) http.Handler {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	nblocks := opts.BlockRequests
+	if nblocks <= 0 {
+		nblocks = DefaultBlockRequests
+	}
+	a.blockSem = make(chan struct{}, nblocks)
 	mux := http.NewServeMux()
 	mux.Handle(PathMetrics, get(a.serveMetrics))
 	mux.Handle(PathStatus, get(a.serveStatus))
@@ -138,7 +217,12 @@ func New(src Source, opts Options) http.Handler {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s", r.URL.Path))
 		})
 	}
+	allowed := slices.Clone(opts.AllowedHosts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(allowed) > 0 && !hostAllowed(allowed, r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not this replica's http_addr (allowed: %s)", truncate(r.Host, 100), strings.Join(allowed, ", ")))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		mux.ServeHTTP(w, r)
 	})
@@ -157,12 +241,70 @@ func get(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// snapshot asks the source, bounded by the timeout; a failure is written
-// as 503 and returns nil.
+// SnapshotMaxAge is how long one snapshot answers further /metrics and
+// /v1/status requests: scrapers and dashboards polling at once cost the
+// replica's loop one snapshot, not one each.
+const SnapshotMaxAge = 250 * time.Millisecond
+
+// snapCache shares snapshots between requests: at most one request to the
+// loop is in flight (the others wait for its answer), and an answer is
+// reused for SnapshotMaxAge. Snapshots are read-only once taken.
+type snapCache struct {
+	mu     sync.Mutex
+	snap   *Snapshot
+	at     time.Time
+	flight *snapFlight
+}
+
+type snapFlight struct {
+	done chan struct{}
+	snap *Snapshot
+	err  error
+}
+
+// get returns a snapshot at most SnapshotMaxAge old, asking src (bounded
+// by timeout, not by any one waiter's context) when there is none and no
+// one else is asking; it returns ctx's error if ctx ends first.
+func (c *snapCache) get(ctx context.Context, src Source, timeout time.Duration) (*Snapshot, error) {
+	c.mu.Lock()
+	if c.snap != nil && time.Since(c.at) < SnapshotMaxAge {
+		snap := c.snap
+		c.mu.Unlock()
+		return snap, nil
+	}
+	f := c.flight
+	if f == nil {
+		f = &snapFlight{done: make(chan struct{})}
+		c.flight = f
+		go func() {
+			fctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			snap, err := src.Snapshot(fctx)
+			c.mu.Lock()
+			f.snap, f.err = snap, err
+			if err == nil {
+				c.snap, c.at = snap, time.Now()
+			}
+			c.flight = nil
+			c.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.snap, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// snapshot asks the source (through the shared cache), bounded by the
+// timeout; a failure is written as 503 and returns nil.
 func (a *api) snapshot(w http.ResponseWriter, r *http.Request) *Snapshot {
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 	defer cancel()
-	snap, err := a.src.Snapshot(ctx)
+	snap, err := a.snaps.get(ctx, a.src, a.timeout)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("replica did not report its state: %v", err))
@@ -181,12 +323,39 @@ func (a *api) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// blockTurn waits for one of the block requests' turns, up to the
+// timeout or the request's end, and returns its release; on failure it
+// has written a 503 with Retry-After and returns nil.
+func (a *api) blockTurn(w http.ResponseWriter, r *http.Request) func() {
+	select {
+	case a.blockSem <- struct{}{}:
+		return func() { <-a.blockSem }
+	default:
+	}
+	t := time.NewTimer(a.timeout)
+	defer t.Stop()
+	select {
+	case a.blockSem <- struct{}{}:
+		return func() { <-a.blockSem }
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("busy: %d block requests are being served; retry", cap(a.blockSem)))
+	return nil
+}
+
 func (a *api) serveBlock(w http.ResponseWriter, r *http.Request) {
 	h, err := parseHeight("height", r.PathValue("height"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	release := a.blockTurn(w, r)
+	if release == nil {
+		return
+	}
+	defer release()
 	src := a.src.Ledger()
 	height, err := src.Height()
 	if err != nil {
@@ -237,6 +406,11 @@ func (a *api) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("range %d to %d holds %d blocks; at most %d per request", from, to, to-from+1, MaxRange))
 		return
 	}
+	release := a.blockTurn(w, r)
+	if release == nil {
+		return
+	}
+	defer release()
 	src := a.src.Ledger()
 	height, err := src.Height()
 	if err != nil {
@@ -292,16 +466,24 @@ type Server struct {
 	done chan error
 }
 
-// Listen binds addr and serves h on it until Close. Timeouts and header
-// bounds keep a slow or hostile client from holding connections or memory.
-func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+// Listen binds addr and serves h on it until Close, with at most
+// opts.MaxConns connections open at once (opts.Logger logs; the other
+// Options are New's). Timeouts and header bounds keep a slow or hostile
+// client from holding connections or memory.
+func Listen(addr string, h http.Handler, opts Options) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http_addr %s: %w", addr, err)
 	}
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	maxConns := opts.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	ln = gateway.LimitListener(ln, maxConns)
 	s := &Server{
 		srv: &http.Server{
 			Handler:           h,

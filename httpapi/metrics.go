@@ -47,9 +47,10 @@ func NewMetrics() *Metrics {
 	}
 }
 
-// serveMetrics takes one snapshot and exposes it with the histograms, in a
-// registry of this request's own: concurrent scrapes never share a
-// snapshot, and a loop that does not answer gives 503, not a partial page.
+// serveMetrics takes one snapshot (shared with concurrent and recent
+// requests, see snapCache) and exposes it with the histograms, in a
+// registry of this request's own; a loop that does not answer gives 503,
+// not a partial page.
 func (a *api) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	snap := a.snapshot(w, r)
 	if snap == nil {

@@ -260,8 +260,8 @@ func (r *Replica) Run(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("replica %d: %w", r.id, err), r.close())
 	}
 	if self, _ := r.cfg.Replica(int(r.id)); self.HTTPAddr != "" {
-		h := httpapi.New(r, httpapi.Options{Metrics: r.metrics, Routes: r.httpRoutes, Logger: r.log})
-		srv, err := httpapi.Listen(self.HTTPAddr, h, r.log)
+		hopts := httpapi.Options{Metrics: r.metrics, Routes: r.httpRoutes, Logger: r.log, AllowedHosts: httpapi.AllowedHostsFor(self.HTTPAddr, self.Addr, self.ClientAddr)}
+		srv, err := httpapi.Listen(self.HTTPAddr, httpapi.New(r, hopts), hopts)
 		if err != nil {
 			return errors.Join(fmt.Errorf("replica %d: %w", r.id, err), r.close())
 		}

@@ -19,7 +19,7 @@ import (
 const clusterFile = "cluster.json"
 
 const initUsage = `Usage: braid init --dir DIR [--n 4] [--m N] [--base-port 7000] [--clients 4] [--http-clients 4] [--kv-scope per-client] [--host 127.0.0.1] [--force]
-       braid init --dir DIR --hosts H0,H1,H2,H3 [--m N] [--base-port 7000] [--clients 4] [--http-clients 4] [--kv-scope per-client] [--force]
+       braid init --dir DIR --hosts H0,H1,H2,H3 [--m N] [--base-port 7000] [--clients 4] [--http-clients 0] [--kv-scope per-client] [--force]
 
 Writes DIR/cluster.json (the cluster configuration, see docs/config.md),
 DIR/keys/replica-I.key for every replica, DIR/keys/client-J.key for
@@ -62,7 +62,7 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "", "directory to create the cluster in (required)")
 	basePort := fs.Int("base-port", config.DefaultBasePort, "first port; the cluster uses 3n consecutive ports (with --hosts, 3 on every host)")
 	clients := fs.Int("clients", 4, "development client keys to generate and admit")
-	httpClients := fs.Int("http-clients", 4, fmt.Sprintf("client keys per replica for its kv/bank HTTP API, 0…%d (0: the replicas serve none)", maxHTTPClients))
+	httpClients := fs.Int("http-clients", 4, fmt.Sprintf("client keys per replica for its kv/bank HTTP API, 0…%d (0: the replicas serve none; the default is 0 with --hosts)", maxHTTPClients))
 	host := fs.String("host", config.DefaultHost, "host or IP address every replica listens on")
 	hostList := fs.String("hosts", "", "comma-separated hosts or IP addresses, one replica each (replica i on the i-th), for separate machines: a directory per host")
 	scope := fs.String("kv-scope", string(config.DefaultKVScope), `kv keyspace: "per-client" (each client key its own) or "shared" (one for all clients; braid gateway and the kv HTTP routes need it)`)
@@ -87,6 +87,11 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--hosts names %d hosts; separate machines need n = 3f+1 ≥ 4 of them (4, 7, 10, …) to tolerate f Byzantine ones, and more than 3f+1 add no tolerance", len(hosts))
 		}
 		*n = len(hosts)
+		if !set["http-clients"] {
+			// On real networks the unauthenticated write API is served
+			// only when asked for.
+			*httpClients = 0
+		}
 	}
 	switch {
 	case *dir == "":
@@ -199,6 +204,28 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 		if len(existing) > 0 {
 			return fmt.Errorf("%s already exists (%d file(s) would be overwritten); use --force to replace them, or another --dir",
 				existing[0], len(existing))
+		}
+	}
+	// Under --force, HTTP client keys of an earlier init that this one
+	// does not rewrite (it asked for more, or had other keys) would match
+	// the http_client_keys glob yet not be admitted: remove them.
+	if *force {
+		writing := map[string]bool{}
+		for _, k := range keys {
+			writing[k.path] = true
+		}
+		for i := range *n {
+			stale, err := filepath.Glob(keyPath(replicaDir(i), fmt.Sprintf("http-%d-*.key", i)))
+			if err != nil {
+				return err
+			}
+			for _, p := range stale {
+				if !writing[p] {
+					if err := os.Remove(p); err != nil {
+						return fmt.Errorf("removing the stale HTTP client key %s: %w", p, err)
+					}
+				}
+			}
 		}
 	}
 	for _, k := range keys {

@@ -359,7 +359,7 @@ func TestInitHTTPClients(t *testing.T) {
 func TestInitHosts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "prod")
 	hosts := []string{"alpha.example.org", "beta.example.org", "10.1.2.3", "2001:db8::7"}
-	stdout, _, err := runCmd(runInit, "--dir", dir, "--hosts", strings.Join(hosts, ","), "--base-port", "9100", "--kv-scope", "shared")
+	stdout, _, err := runCmd(runInit, "--dir", dir, "--hosts", strings.Join(hosts, ","), "--base-port", "9100", "--kv-scope", "shared", "--http-clients", "4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,5 +463,65 @@ func TestInitHosts(t *testing.T) {
 	// A second run refuses to overwrite any of it.
 	if _, _, err := runCmd(runInit, "--dir", dir, "--hosts", strings.Join(hosts, ",")); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("second --hosts init: %v", err)
+	}
+}
+
+// TestInitHostsNoHTTPClientsByDefault: braid init --hosts, for real
+// networks, gives the replicas no HTTP client keys (no kv/bank write API)
+// unless --http-clients asks for them.
+func TestInitHostsNoHTTPClientsByDefault(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "prod")
+	if _, _, err := runCmd(runInit, "--dir", dir, "--hosts", "a.example,b.example,c.example,d.example"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(filepath.Join(dir, "host-0", clusterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.N {
+		if r, _ := cfg.Replica(i); r.HTTPClientKeys != "" {
+			t.Errorf("replica %d: http_client_keys %v, want none", i, r.HTTPClientKeys)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*", "keys", "http-*.key")); len(m) != 0 {
+		t.Errorf("HTTP client key files written: %v", m)
+	}
+}
+
+// TestInitForceRemovesStaleHTTPKeys: braid init --force with fewer
+// --http-clients removes the HTTP key files it does not rewrite, which
+// would otherwise match http_client_keys without being admitted and fail
+// the replica's HTTP pool.
+func TestInitForceRemovesStaleHTTPKeys(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := runCmd(runInit, "--dir", dir, "--kv-scope", "shared", "--http-clients", "4"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCmd(runInit, "--dir", dir, "--kv-scope", "shared", "--http-clients", "2", "--force"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "keys", "http-0-*.key")); len(m) != 2 {
+		t.Errorf("replica 0's HTTP key files after --force: %v, want 2", m)
+	}
+	cfg, err := config.Load(filepath.Join(dir, clusterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.N {
+		api, err := newReplicaAPI(cfg, i, "", testcluster.Logger())
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		if api.pool == nil || api.pool.Size() != 2 {
+			t.Errorf("replica %d: HTTP pool %v, want 2 keys", i, api.pool)
+		}
+		api.close()
+	}
+	// --http-clients 0 under --force leaves none behind.
+	if _, _, err := runCmd(runInit, "--dir", dir, "--http-clients", "0", "--force"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "keys", "http-*.key")); len(m) != 0 {
+		t.Errorf("HTTP key files after --force --http-clients 0: %v", m)
 	}
 }
