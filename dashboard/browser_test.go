@@ -115,6 +115,13 @@ func outageProxy(t *testing.T, addr string) (*httptest.Server, *atomic.Bool) {
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(target)
+	// The replica answers only requests addressed to it (its Host check
+	// against DNS rebinding): the proxy forwards with the replica's host.
+	direct := rp.Director
+	rp.Director = func(r *http.Request) {
+		direct(r)
+		r.Host = target.Host
+	}
 	var down atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
