@@ -114,14 +114,9 @@ func outageProxy(t *testing.T, addr string) (*httptest.Server, *atomic.Bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	// The replica answers only requests addressed to it (its Host check
-	// against DNS rebinding): the proxy forwards with the replica's host.
-	direct := rp.Director
-	rp.Director = func(r *http.Request) {
-		direct(r)
-		r.Host = target.Host
-	}
+	// SetURL also sets the outbound Host to the replica's: it answers only
+	// requests addressed to it (its Host check against DNS rebinding).
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
 	var down atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
