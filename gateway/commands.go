@@ -223,43 +223,41 @@ func cmdDel(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
 			return false
 		}
 	}
+	countKeys(ctx, s, w, keys, func(ctx context.Context, key []byte) (bool, error) {
+		res, err := s.submit(ctx, kv.Delete(key))
+		if err != nil {
+			return false, err
+		}
+		return kv.DecodeDelete(res)
+	})
+	return false
+}
+
+// countKeys runs one request per key side by side (fanOut) and answers how
+// many of them said yes: DEL's deleted keys, EXISTS's present ones.
+func countKeys(ctx context.Context, s *session, w *Writer, keys [][]byte, yes func(context.Context, []byte) (bool, error)) {
 	var n atomic.Int64
 	err := fanOut(ctx, len(keys), func(ctx context.Context, i int) error {
-		res, err := s.submit(ctx, kv.Delete(keys[i]))
-		var deleted bool
-		if err == nil {
-			deleted, err = kv.DecodeDelete(res)
-		}
-		if deleted {
+		ok, err := yes(ctx, keys[i])
+		if ok {
 			n.Add(1)
 		}
 		return err
 	})
 	if err != nil {
 		w.Error(s.clusterError(err))
-		return false
+		return
 	}
 	w.Int(n.Load())
-	return false
 }
 
 // cmdExists counts the keys given that exist (a key named twice counts
 // twice, as in Redis).
 func cmdExists(ctx context.Context, s *session, w *Writer, args [][]byte) bool {
-	keys := args[1:]
-	var n atomic.Int64
-	err := fanOut(ctx, len(keys), func(ctx context.Context, i int) error {
-		_, found, err := s.get(ctx, keys[i])
-		if found {
-			n.Add(1)
-		}
-		return err
+	countKeys(ctx, s, w, args[1:], func(ctx context.Context, key []byte) (bool, error) {
+		_, found, err := s.get(ctx, key)
+		return found, err
 	})
-	if err != nil {
-		w.Error(s.clusterError(err))
-		return false
-	}
-	w.Int(n.Load())
 	return false
 }
 

@@ -94,6 +94,10 @@ func pingPipe(c net.Conn, d time.Duration) error {
 // read its "max number of clients" line holds neither the accept loop nor
 // the server's lock (it held both for a second before).
 func TestRefusalDoesNotStallAccept(t *testing.T) {
+	// A refusal that could stall the server now stalls it for a minute,
+	// far past the 5 s this test waits: no timing threshold to tune.
+	defer func(d time.Duration) { refusalTimeout = d }(refusalTimeout)
+	refusalTimeout = time.Minute
 	ln := servePipe(t, newLocalExec(), Options{MaxConns: 1})
 	a := ln.dial(t)
 	if err := pingPipe(a, 5*time.Second); err != nil {
@@ -109,12 +113,9 @@ func TestRefusalDoesNotStallAccept(t *testing.T) {
 			break
 		}
 		if time.Since(start) > 5*time.Second {
-			t.Fatal("no connection served after the first closed")
+			t.Fatal("no connection served within 5 s after the first closed: the refusal stalled the server")
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	if d := time.Since(start); d > 600*time.Millisecond {
-		t.Fatalf("a new connection was served %v after one closed: the refusal stalled the server", d)
 	}
 }
 
@@ -344,10 +345,15 @@ func TestGlobWorstCase(t *testing.T) {
 			}
 		}
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("4000 worst-case matches took %v", d)
+	t.Logf("4000 worst-case matches: %v (an exponential matcher would not finish; BenchmarkGlobWorstCase measures it)", time.Since(start))
+}
+
+func BenchmarkGlobWorstCase(b *testing.B) {
+	key := []byte(strings.Repeat("a", 1024))
+	p := []byte(strings.Repeat("*a", maxPatternLen/2-1) + "*b")
+	for b.Loop() {
+		globMatch(p, key)
 	}
-	t.Logf("4000 worst-case matches: %v", time.Since(start))
 }
 
 func TestLimitListener(t *testing.T) {

@@ -146,7 +146,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+				_ = c.SetWriteDeadline(time.Now().Add(refusalTimeout))
 				_, _ = io.WriteString(c, "-ERR max number of clients reached\r\n")
 				c.Close()
 			}()
@@ -179,6 +179,10 @@ const (
 	refuseFull
 	refuseStopping
 )
+
+// refusalTimeout bounds writing the refusal to a connection over MaxConns
+// (a variable so a test can make a stalled refusal unmistakable).
+var refusalTimeout = time.Second
 
 // track registers c, or says why it is refused; the caller writes the
 // refusal and closes c, outside s.mu.

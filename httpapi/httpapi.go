@@ -345,23 +345,34 @@ func (a *api) blockTurn(w http.ResponseWriter, r *http.Request) func() {
 	return nil
 }
 
+// openLedger takes a turn at the store (blockTurn) and reads the ledger's
+// height; a nil release means it has answered the request already.
+func (a *api) openLedger(w http.ResponseWriter, r *http.Request) (ledger.Source, uint64, func()) {
+	release := a.blockTurn(w, r)
+	if release == nil {
+		return nil, 0, nil
+	}
+	src := a.src.Ledger()
+	height, err := src.Height()
+	if err != nil {
+		release()
+		a.storeError(w, "reading the ledger height", err)
+		return nil, 0, nil
+	}
+	return src, height, release
+}
+
 func (a *api) serveBlock(w http.ResponseWriter, r *http.Request) {
 	h, err := parseHeight("height", r.PathValue("height"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	release := a.blockTurn(w, r)
+	src, height, release := a.openLedger(w, r)
 	if release == nil {
 		return
 	}
 	defer release()
-	src := a.src.Ledger()
-	height, err := src.Height()
-	if err != nil {
-		a.storeError(w, "reading the ledger height", err)
-		return
-	}
 	if h == 0 || h > height {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no block at height %d: the ledger holds heights 1 to %d", h, height))
 		return
@@ -406,17 +417,11 @@ func (a *api) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("range %d to %d holds %d blocks; at most %d per request", from, to, to-from+1, MaxRange))
 		return
 	}
-	release := a.blockTurn(w, r)
+	src, height, release := a.openLedger(w, r)
 	if release == nil {
 		return
 	}
 	defer release()
-	src := a.src.Ledger()
-	height, err := src.Height()
-	if err != nil {
-		a.storeError(w, "reading the ledger height", err)
-		return
-	}
 	if from > height {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no block at height %d: the ledger holds heights 1 to %d", from, height))
 		return
