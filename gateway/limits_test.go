@@ -94,11 +94,9 @@ func pingPipe(c net.Conn, d time.Duration) error {
 // read its "max number of clients" line holds neither the accept loop nor
 // the server's lock (it held both for a second before).
 func TestRefusalDoesNotStallAccept(t *testing.T) {
-	// A refusal that could stall the server now stalls it for a minute,
-	// far past the 5 s this test waits: no timing threshold to tune.
-	defer func(d time.Duration) { refusalTimeout = d }(refusalTimeout)
-	refusalTimeout = time.Minute
-	ln := servePipe(t, newLocalExec(), Options{MaxConns: 1})
+	// A refusal that could stall the server stalls it for a minute, far
+	// past the 5 s this test waits: no timing threshold to tune.
+	ln := servePipe(t, newLocalExec(), Options{MaxConns: 1, RefusalTimeout: time.Minute})
 	a := ln.dial(t)
 	if err := pingPipe(a, 5*time.Second); err != nil {
 		t.Fatal(err)

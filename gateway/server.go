@@ -42,6 +42,10 @@ type Options struct {
 	// WriteTimeout bounds each write of replies to a connection (default
 	// 30s): a peer that stops reading is closed, not waited for forever.
 	WriteTimeout time.Duration
+	// RefusalTimeout bounds writing the refusal to a connection over
+	// MaxConns (default 1 s); a test sets it long, so that a refusal that
+	// stalled the server would be unmistakable.
+	RefusalTimeout time.Duration
 	// MaxInflightBytes bounds what large commands and MGET replies of all
 	// connections hold at once beyond each connection's own allowance of
 	// 96 KiB (default 256 MiB). A command that would exceed it is refused
@@ -64,6 +68,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.RefusalTimeout <= 0 {
+		o.RefusalTimeout = time.Second
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
@@ -146,7 +153,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				_ = c.SetWriteDeadline(time.Now().Add(refusalTimeout))
+				_ = c.SetWriteDeadline(time.Now().Add(s.opts.RefusalTimeout))
 				_, _ = io.WriteString(c, "-ERR max number of clients reached\r\n")
 				c.Close()
 			}()
@@ -179,10 +186,6 @@ const (
 	refuseFull
 	refuseStopping
 )
-
-// refusalTimeout bounds writing the refusal to a connection over MaxConns
-// (a variable so a test can make a stalled refusal unmistakable).
-var refusalTimeout = time.Second
 
 // track registers c, or says why it is refused; the caller writes the
 // refusal and closes c, outside s.mu.
