@@ -319,7 +319,7 @@ type roleUsage struct {
 	Workers  float64 `json:"verification_cores"`
 	NIC      float64 `json:"nic"`
 	Disk     float64 `json:"disk"`
-	// ClientLane: the one-at-a-time client verification lane.
+	// ClientLane: the client verification lanes (shell.ClientLanes: half the cores, at least one).
 	ClientLane float64 `json:"client_lane"`
 }
 
