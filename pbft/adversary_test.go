@@ -174,3 +174,53 @@ func viewOf(m msg.Message) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// Votes count only for the digest a replica accepted: prepares and commits
+// for another body, even from every other replica, neither prepare nor
+// commit the slot; votes for the accepted body do.
+func TestWrongDigestVotesDoNotCount(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	nd := c.nodes[1]
+	pp := &msg.PrePrepare{View: 0, Seq: 1, From: 0, Batch: msg.Batch{Requests: []msg.Request{req(1, 1)}}}
+	pp.Digest = pp.Batch.Digest()
+	ob := msg.Batch{Requests: []msg.Request{req(2, 1)}}
+	other := ob.Digest()
+	nd.Step(0, pp)
+	for _, from := range []msg.ReplicaID{2, 3} {
+		nd.Step(from, &msg.Prepare{View: 0, Seq: 1, Digest: other, From: from})
+	}
+	for _, from := range []msg.ReplicaID{0, 2, 3} {
+		nd.Step(from, &msg.Commit{View: 0, Seq: 1, Digest: other, From: from})
+	}
+	if s := nd.slots[1]; s == nil || s.prepared || s.committed || nd.LastDecided() != 0 {
+		t.Fatalf("votes for another digest prepared or decided slot 1 (prepared %v, decided %d)", s != nil && s.prepared, nd.LastDecided())
+	}
+	// A prepared slot: commits for another body do not commit it.
+	pp2 := &msg.PrePrepare{View: 0, Seq: 2, From: 0, Batch: msg.Batch{Requests: []msg.Request{req(3, 1)}}}
+	pp2.Digest = pp2.Batch.Digest()
+	nd.Step(0, pp2)
+	for _, from := range []msg.ReplicaID{2, 3} {
+		nd.Step(from, &msg.Prepare{View: 0, Seq: 2, Digest: pp2.Digest, From: from})
+	}
+	for _, from := range []msg.ReplicaID{0, 2, 3} {
+		nd.Step(from, &msg.Commit{View: 0, Seq: 2, Digest: other, From: from})
+	}
+	if s := nd.slots[2]; s == nil || !s.prepared || s.committed {
+		t.Fatalf("slot 2: prepared %v committed %v; want prepared by matching prepares, not committed by commits for another digest",
+			s != nil && s.prepared, s != nil && s.committed)
+	}
+	// The positive control: votes for the accepted body prepare and commit
+	// (a fresh slot: a second vote from the same sender is dropped).
+	pp3 := &msg.PrePrepare{View: 0, Seq: 3, From: 0, Batch: msg.Batch{Requests: []msg.Request{req(4, 1)}}}
+	pp3.Digest = pp3.Batch.Digest()
+	nd.Step(0, pp3)
+	for _, from := range []msg.ReplicaID{2, 3} {
+		nd.Step(from, &msg.Prepare{View: 0, Seq: 3, Digest: pp3.Digest, From: from})
+	}
+	for _, from := range []msg.ReplicaID{0, 2, 3} {
+		nd.Step(from, &msg.Commit{View: 0, Seq: 3, Digest: pp3.Digest, From: from})
+	}
+	if s := nd.slots[3]; s == nil || !s.prepared || !s.committed {
+		t.Fatal("votes for the accepted digest did not prepare and commit slot 3")
+	}
+}
