@@ -86,7 +86,7 @@ func TestInvalidClientRequestsAreNotProposed(t *testing.T) {
 // bounds the amplification is that a replica answers only a Fetch in the
 // link peer's own name, only for blocks it has executed, and with at most
 // msg.MaxFetchBlocks blocks and half a message's bytes however wide the
-// range asked. (Nothing limits how often a peer may ask: docs/adversary.md.)
+// range asked. (How often a peer may ask: TestFetchFloodIsBoundedPerPeer.)
 func TestFetchAnswersAreBounded(t *testing.T) {
 	cfg, ckey := testcluster.Config(t, 4, false)
 	net := &frameNet{}
@@ -137,3 +137,90 @@ type frameNet struct{ frames [][]byte }
 
 func (n *frameNet) Send(to msg.ReplicaID, frame []byte) { n.frames = append(n.frames, frame) }
 func (n *frameNet) Broadcast(frame []byte)              { n.frames = append(n.frames, frame) }
+
+// A Fetch is a few dozen bytes and its answer up to half a message: a
+// peer that sends a thousand of them in one period gets answers only up to
+// its budget (Config.FetchAnswerBytes), the rest are counted as dropped,
+// and another peer's Fetch is still answered from its own budget. The
+// latest Fetch over budget waits for the refill instead of being dropped,
+// so a correct replica that hits the budget is slowed, not stalled.
+func TestFetchFloodIsBoundedPerPeer(t *testing.T) {
+	cfg, ckey := testcluster.Config(t, 4, false)
+	scfg, keyring, err := FromConfig(cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const budget = 64 << 10
+	scfg.FetchAnswerBytes = budget
+	net := &peerNet{}
+	src, err := New(scfg, Deps{Net: net, Disk: syncDisk{testcluster.MemStore(t)}, Crypto: testCrypto{keyring},
+		Worker: inline{}, Logger: testcluster.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := src.node.State()
+	for round := uint64(1); round <= 40; round++ {
+		src.execute(roundOf(round, state, put(ckey, 0, round, "a", fmt.Sprint(round))))
+	}
+	src.Flush()
+	net.reset()
+	const flood = 1000
+	fetch := msg.Fetch{From: 1, To: 16, Sender: 1} // to a checkpoint, as a correct replica asks
+	for range flood {
+		f := fetch
+		src.deliver(1, &f)
+	}
+	src.Flush()
+	answers, bytes, largest := net.blocks(t, 1)
+	t.Logf("%d fetches: %d answers, %d bytes (budget %d, largest answer %d bytes)", flood, answers, bytes, budget, largest)
+	if answers == 0 || bytes > budget+largest {
+		t.Fatalf("%d fetches in one period: %d answers, %d bytes; want 1 or more, at most the budget %d plus one answer",
+			flood, answers, bytes, budget)
+	}
+	if got, want := src.Stats().FetchOverBudget, uint64(flood-answers-1); got != want {
+		t.Fatalf("counted %d fetches over budget, want %d (all but the answered and the one waiting)", got, want)
+	}
+	src.deliver(3, &msg.Fetch{From: 1, To: 16, Sender: 3})
+	src.Flush()
+	if k, _, _ := net.blocks(t, 3); k != 1 {
+		t.Fatalf("another peer's fetch got %d answers, want 1", k)
+	}
+	net.reset()
+	for range scfg.Core.Instance.RetransmitTicks + 10 {
+		src.Tick()
+		src.Flush()
+	}
+	if k, _, _ := net.blocks(t, 1); k != 1 {
+		t.Fatalf("after the refill the flooding peer got %d answers, want 1 (the fetch that waited)", k)
+	}
+}
+
+// peerNet keeps the frames the shell sent to each peer.
+type peerNet struct{ sent map[msg.ReplicaID][][]byte }
+
+func (n *peerNet) Send(to msg.ReplicaID, frame []byte) {
+	if n.sent == nil {
+		n.sent = map[msg.ReplicaID][][]byte{}
+	}
+	n.sent[to] = append(n.sent[to], frame)
+}
+func (n *peerNet) Broadcast(frame []byte) {}
+func (n *peerNet) reset()                 { n.sent = nil }
+
+// blocks counts the Blocks answers sent to peer, their encoded bytes and
+// the largest one's.
+func (n *peerNet) blocks(t *testing.T, peer msg.ReplicaID) (answers, bytes, largest int) {
+	t.Helper()
+	for _, frame := range n.sent[peer] {
+		m, err := msg.Unmarshal(frame)
+		if err != nil {
+			t.Fatalf("a frame to peer %d does not decode: %v", peer, err)
+		}
+		if _, ok := m.(*msg.Blocks); ok {
+			answers++
+			bytes += len(frame)
+			largest = max(largest, len(frame))
+		}
+	}
+	return answers, bytes, largest
+}

@@ -48,11 +48,15 @@ const maxClientBacklog = 8 * maxClientBatch
 // the overload scenario was tuned with.
 func ClientLanes(cores int) int { return max(1, cores/2) }
 
-// Stats counts what ingress did with client requests.
+// Stats counts what ingress did with client requests, and the peers'
+// Fetches it dropped.
 type Stats struct {
 	ClientShed     uint64 // dropped unverified: the backlog was full
 	ClientAnswered uint64 // answered from the reply cache without verification
 	ClientKnown    uint64 // signature verified before: not verified again
+	// FetchOverBudget counts Fetches dropped because their peer had spent
+	// its answer budget (transfer.go, fetchBudget).
+	FetchOverBudget uint64
 }
 
 // peerArrival is a peer frame waiting for verification.
