@@ -176,9 +176,13 @@ func (s *Shell) answerFetch(from msg.ReplicaID, b *fetchBudget, f *msg.Fetch) {
 // the next blocks when an answer arrived (askMore). The default, 64 MiB
 // per RetransmitTicks (100 ms at the default tick), is 640 MB/s: above
 // what a 1 Gbit/s link (125 MB/s) carries, so an honest transfer does not
-// meet it. Where it does, its Fetch waits for the refill (waiting; served
-// by onTickFetch), so it is slowed to the budget's rate, never left to
-// time out and start again from another signer.
+// meet it; the simulator's catch-up scenarios run the same, trace for
+// trace, with 256 KiB. Where it is met, the Fetch waits for the refill
+// (waiting; served by onTickFetch) instead of timing out and starting
+// again from another signer. The budget must not be set near an honest
+// transfer's rate all the same: a transfer slower than the cluster starts
+// afresh at each newer checkpoint (startTransfer) and may never finish —
+// with 4 KiB per period the simulator's long-partition replica did not.
 type fetchBudget struct {
 	tokens   int64 // bytes it may still draw; negative: in debt for the last answer
 	refilled int64 // tick of the last refill
