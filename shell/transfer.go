@@ -169,8 +169,9 @@ func (s *Shell) answerFetch(from msg.ReplicaID, b *fetchBudget, f *msg.Fetch) {
 // message, read from the disk and encoded on a worker: without it a peer
 // could make us read and send gigabytes a tick. A Fetch is answered while
 // the bucket is not empty, so over any T ticks a peer draws at most
-// (1 + T/RetransmitTicks)·FetchAnswerBytes, plus the framing and paradigm
-// state of the answers being read at once.
+// (1 + T/RetransmitTicks)·FetchAnswerBytes, plus what each answer being
+// read at once takes beyond its reservation (its framing and paradigm
+// state, or a first block larger than what was left).
 //
 // A correct replica has at most one Fetch out to one peer: it asks for
 // the next blocks when an answer arrived (askMore). The default, 64 MiB
