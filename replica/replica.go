@@ -238,7 +238,7 @@ func (r *Replica) onClientFrame(c *transport.ClientConn, frame []byte) {
 	if !ok {
 		return
 	}
-	if r.byz.IgnoresClients() {
+	if !r.byz.AcceptClient() {
 		return
 	}
 	conn := clientConn{c: c, id: id}
