@@ -1,11 +1,15 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,10 +75,12 @@ func runByzantine(t *testing.T, kind byzantine.Kind, byz int) {
 	defer cancel()
 	reps := make([]*Replica, n)
 	var wg sync.WaitGroup
+	var byzLog bytes.Buffer // written by the replica's goroutines, read once they stopped
 	for i := 0; i < n; i++ {
 		opts := Options{Logger: testcluster.Logger()}
 		if i == byz {
 			opts.Byzantine, opts.UnsafeByzantine = kind, true
+			opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&byzLog, testcluster.LogSink), nil))
 		}
 		r, err := New(cfg, i, opts)
 		if err != nil {
@@ -218,6 +224,9 @@ func runByzantine(t *testing.T, kind byzantine.Kind, byz int) {
 		t.Fatalf("--byzantine %s: the filter never altered, withheld, added or dropped a frame: the attack did not run", kind)
 	}
 	t.Logf("--byzantine %s: %d frames tampered with; correct replicas' stable checkpoints %v", kind, tampered, stable)
+	if want := "level=ERROR msg=\"" + byzantine.Warning(kind); !strings.Contains(byzLog.String(), want) {
+		t.Errorf("the Byzantine replica's log lacks its warning %q at ERROR level:\n%s", want, byzLog.String())
+	}
 	// The correct replicas' ledgers verify with the public keys alone and
 	// agree block for block up to the shortest.
 	pubs, _ := cfg.ReplicaPublicKeys()
