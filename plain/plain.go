@@ -55,6 +55,10 @@ type Options struct {
 	// Cores is how many batch verifications run at once (default
 	// GOMAXPROCS: with no peers to hear, every core may check clients).
 	Cores int
+	// Store, when set, is used instead of the data directory's on-disk
+	// store (tests: a store whose fsync is held or fails). The server
+	// closes it.
+	Store storage.Interface
 }
 
 // Server is one running baseline server.
@@ -68,17 +72,17 @@ type Server struct {
 	maxBlock  int // requests per ledger block: batch_size
 	cores     int
 
-	frames   chan arrival      // from the transport's readers (bounded: backpressure)
-	verified chan verification // from the verification goroutines
-	synced   chan syncDone     // from the fsync goroutine
-	quit     chan struct{}     // closed when Run stops reading
-	wg       sync.WaitGroup    // verification and fsync goroutines
+	frames   chan arrival    // from the transport's readers (bounded: backpressure)
+	verified chan verifyDone // from the verification goroutines
+	synced   chan syncDone   // from the fsync goroutine
+	quit     chan struct{}   // closed when Run stops reading
+	wg       sync.WaitGroup  // verification and fsync goroutines
 	closed   bool
 
 	// Loop state, owned by Run's goroutine.
 	cache   map[msg.ClientID]*cached // each client's last executed request
 	queue   []arrival                // waiting for verification
-	running int                      // verification batches on the cores
+	running []*verification          // batches on the cores, in arrival order
 	block   *ledger.Block            // the block being filled
 	results [][]byte                 // its requests' results
 	staged  []*ledger.Block          // closed blocks not yet applied to the store
@@ -101,8 +105,16 @@ type arrival struct {
 	req  msg.Request
 }
 
+// verification is a batch of requests on a core; the loop sets valid
+// when the check is done.
 type verification struct {
 	batch []arrival
+	valid []bool
+}
+
+// verifyDone is a finished check, from its goroutine to the loop.
+type verifyDone struct {
+	v     *verification
 	valid []bool
 }
 
@@ -154,7 +166,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s := &Server{
 		log: opts.Logger, app: mux.New(scope), clientKey: map[string]msg.ClientID{}, keys: map[msg.ClientID]auth.PublicKey{},
 		maxBlock: cfg.BatchSize, cores: opts.Cores,
-		frames: make(chan arrival, 4096), verified: make(chan verification, opts.Cores), synced: make(chan syncDone, 1),
+		frames: make(chan arrival, 4096), verified: make(chan verifyDone, opts.Cores), synced: make(chan syncDone, 1),
 		quit: make(chan struct{}), cache: map[msg.ClientID]*cached{},
 	}
 	for id, k := range keys {
@@ -163,8 +175,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	// The replica's store and policy: writes are staged, and only Sync
 	// (one fsync for everything staged) makes them durable.
-	s.store, err = storage.Open(cfg.ReplicaDataDir(0), storage.Options{Fsync: storage.GroupCommit{Interval: time.Hour}})
-	if err != nil {
+	if opts.Store != nil {
+		s.store = opts.Store
+	} else if s.store, err = storage.Open(cfg.ReplicaDataDir(0), storage.Options{Fsync: storage.GroupCommit{Interval: time.Hour}}); err != nil {
 		return nil, fmt.Errorf("plain: storage: %w", err)
 	}
 	if h, err := s.store.Height(); err != nil || h > 0 {
@@ -242,7 +255,9 @@ func (s *Server) Run(ctx context.Context) error {
 				break pass
 			}
 		}
-		s.flush()
+		if s.failed == nil {
+			s.flush()
+		}
 		if s.failed != nil {
 			return errors.Join(s.failed, s.close())
 		}
@@ -275,9 +290,23 @@ func (s *Server) answerDuplicate(a arrival, c *cached) {
 }
 
 // onVerified executes the requests whose signatures held, in the order
-// they arrived.
-func (s *Server) onVerified(v verification) {
-	s.running--
+// they arrived: a batch checked before the ones ahead of it waits for them
+// (else a client's later request could execute first and make the
+// earlier one look old).
+func (s *Server) onVerified(d verifyDone) {
+	d.v.valid = d.valid
+	for len(s.running) > 0 && s.running[0].valid != nil {
+		v := s.running[0]
+		s.running[0] = nil
+		s.running = s.running[1:]
+		s.executeBatch(v)
+	}
+	if len(s.running) == 0 {
+		s.running = nil
+	}
+}
+
+func (s *Server) executeBatch(v *verification) {
 	for i, a := range v.batch {
 		if !v.valid[i] {
 			s.log.Debug("dropped request with an invalid signature", "client", a.id)
@@ -326,14 +355,13 @@ func (s *Server) closeBlock() {
 // stages this pass's blocks as one store batch, and starts an fsync if
 // none is running.
 func (s *Server) flush() {
-	for len(s.queue) > 0 && s.running < s.cores {
+	for len(s.queue) > 0 && len(s.running) < s.cores {
 		k := min(len(s.queue), maxVerifyBatch)
 		batch := s.queue[:k:k]
 		s.queue = s.queue[k:]
 		if len(s.queue) == 0 {
 			s.queue = nil
 		}
-		s.running++
 		s.verify(batch)
 	}
 	if s.block != nil {
@@ -370,12 +398,14 @@ func (s *Server) verify(batch []arrival) {
 		r := &batch[i].req
 		items[i] = auth.BatchItem{Key: s.keys[r.Client], Context: auth.ContextClient, Msg: r.SignedBytes(), Sig: r.Sig}
 	}
+	v := &verification{batch: batch}
+	s.running = append(s.running, v)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		valid := auth.VerifyBatch(items)
 		select {
-		case s.verified <- verification{batch, valid}:
+		case s.verified <- verifyDone{v, valid}:
 		case <-s.quit:
 		}
 	}()
