@@ -59,6 +59,10 @@ type Options struct {
 	// store (tests: a store whose fsync is held or fails). The server
 	// closes it.
 	Store storage.Interface
+
+	// verifyBatch, when set, replaces auth.VerifyBatch (tests: hold one
+	// batch's check while a later one completes).
+	verifyBatch func([]auth.BatchItem) []bool
 }
 
 // Server is one running baseline server.
@@ -71,6 +75,8 @@ type Server struct {
 	keys      map[msg.ClientID]auth.PublicKey
 	maxBlock  int // requests per ledger block: batch_size
 	cores     int
+	// verifyBatch checks a batch of signatures: auth.VerifyBatch.
+	verifyBatch func([]auth.BatchItem) []bool
 
 	frames   chan arrival    // from the transport's readers (bounded: backpressure)
 	verified chan verifyDone // from the verification goroutines
@@ -151,6 +157,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Cores <= 0 {
 		opts.Cores = runtime.GOMAXPROCS(0)
 	}
+	if opts.verifyBatch == nil {
+		opts.verifyBatch = auth.VerifyBatch
+	}
 	key, err := cfg.ReplicaKey(0)
 	if err != nil {
 		return nil, fmt.Errorf("plain: key: %w", err)
@@ -165,7 +174,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		log: opts.Logger, app: mux.New(scope), clientKey: map[string]msg.ClientID{}, keys: map[msg.ClientID]auth.PublicKey{},
-		maxBlock: cfg.BatchSize, cores: opts.Cores,
+		maxBlock: cfg.BatchSize, cores: opts.Cores, verifyBatch: opts.verifyBatch,
 		frames: make(chan arrival, 4096), verified: make(chan verifyDone, opts.Cores), synced: make(chan syncDone, 1),
 		quit: make(chan struct{}), cache: map[msg.ClientID]*cached{},
 	}
@@ -403,7 +412,7 @@ func (s *Server) verify(batch []arrival) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		valid := auth.VerifyBatch(items)
+		valid := s.verifyBatch(items)
 		select {
 		case s.verified <- verifyDone{v, valid}:
 		case <-s.quit:

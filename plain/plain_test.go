@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,7 +73,13 @@ func newFixture(t *testing.T) *fixture {
 // Run to return and gives its error.
 func (f *fixture) start(t *testing.T, store storage.Interface) (wait func() error) {
 	t.Helper()
-	s, err := New(f.cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: store})
+	return f.startWith(t, Options{Store: store})
+}
+
+func (f *fixture) startWith(t *testing.T, opts Options) (wait func() error) {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(f.cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,5 +380,64 @@ func TestNeedsOneServer(t *testing.T) {
 	cfg := config.Default(4, 0)
 	if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "needs n = 1") {
 		t.Fatalf("New on n = 4: %v, want an error naming n = 1", err)
+	}
+}
+
+// A client's requests execute in the order they arrived even when a later
+// one's signature check finishes first: otherwise the later one would
+// execute and make the earlier one look like an old retransmission.
+func TestArrivalOrderAcrossBatches(t *testing.T) {
+	f := newFixture(t)
+	first, second := make(chan struct{}), make(chan struct{})
+	release := make(chan struct{})
+	var calls atomic.Int32
+	verify := func(items []auth.BatchItem) []bool {
+		switch calls.Add(1) {
+		case 1:
+			close(first)
+			<-release
+		case 2:
+			defer close(second)
+		}
+		return auth.VerifyBatch(items)
+	}
+	store, _ := storage.NewMemory(storage.Options{Fsync: storage.GroupCommit{Interval: time.Hour}})
+	f.startWith(t, Options{Store: store, Cores: 2, verifyBatch: verify})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	r := f.raw(t)
+	r.send(1, bank.Open("a"), false)
+	<-first // request 1's check has begun and is held
+	r.send(2, bank.Deposit("a", 5), false)
+	<-second // request 2 is checked, in a batch of its own
+	got := make(chan *msg.Reply, 1)
+	go func() {
+		frame, err := r.tc.Recv(context.Background())
+		if err != nil {
+			return
+		}
+		if m, err := msg.Unmarshal(frame); err == nil {
+			if rep, ok := m.(*msg.Reply); ok {
+				got <- rep
+			}
+		}
+	}()
+	select {
+	case rep := <-got:
+		t.Fatalf("reply to request %d while request 1 was still being checked", rep.Number)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	rep := <-got
+	if rep.Number != 1 {
+		t.Fatalf("first reply is to request %d, want 1", rep.Number)
+	}
+	if rep, _ = r.until(2); bank.DecodeDeposit(rep.Result) != nil {
+		t.Fatalf("deposit after open: %v", bank.DecodeDeposit(rep.Result))
 	}
 }
