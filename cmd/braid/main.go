@@ -33,6 +33,7 @@ var commands = []command{
 	{"bank", "CMD", "open accounts, deposit, transfer, check balances as a client (braid bank --help)", runBank},
 	{"gateway", "[flags]", "serve the Redis protocol and the kv/bank HTTP API for a cluster (braid gateway --help)", runGateway},
 	{"demo", "", "4 replica processes, a live workload, a primary killed and restarted, ledgers verified", runDemo},
+	{"chaos", "[flags]", "a real cluster under random kills, pauses, partitions and Byzantine replicas; every result checked (braid chaos --help)", runChaos},
 	{"bench", "[flags]", "benchmark a local cluster of replica processes: req/s, latency, CPU per request (braid bench --help)", runBench},
 }
 
