@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,14 @@ type peerNet struct{ t *transport.Transport }
 
 func (p peerNet) Send(to msg.ReplicaID, frame []byte) { _ = p.t.Send(int(to), frame) }
 func (p peerNet) Broadcast(frame []byte)              { _ = p.t.Broadcast(frame) }
+
+// globalRand is math/rand/v2's shared generator, for a Byzantine
+// replica's filter (byzantine.Env.Rand): a real process has no seed to
+// keep.
+type globalRand struct{}
+
+func (globalRand) IntN(n int) int { return rand.IntN(n) }
+func (globalRand) Uint32() uint32 { return rand.Uint32() }
 
 // clientConn is a client connection under the id its key is admitted for.
 type clientConn struct {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/braid-bft/braid/byzantine"
 	"github.com/braid-bft/braid/config"
 	"github.com/braid-bft/braid/dashboard"
 	"github.com/braid-bft/braid/httpapi"
@@ -41,7 +42,16 @@ type Options struct {
 	// (package dashboard) is mounted at / unless one of them claims the
 	// page's path.
 	HTTPRoutes []httpapi.Route
+	// Byzantine, when set, makes the replica deliberately faulty (package
+	// byzantine): for attacks on real processes in tests. New refuses it
+	// unless UnsafeByzantine is set too, and Run says so in the log at
+	// startup and every ByzantineWarnEvery.
+	Byzantine       byzantine.Kind
+	UnsafeByzantine bool
 }
+
+// ByzantineWarnEvery is how often a Byzantine replica repeats its warning.
+const ByzantineWarnEvery = 10 * time.Second
 
 // ErrFailStop is wrapped by the error Run returns when the replica stopped
 // because its storage failed (see shell.ErrFailStop).
@@ -66,6 +76,7 @@ type Replica struct {
 	status   chan chan shell.Status
 	quit     chan struct{} // closed when Run stops reading events
 	closed   bool
+	byz      *byzantine.Filter // nil: a correct replica
 
 	// Observability: frames waiting in frames per peer (by id) and from
 	// clients; the histograms the runtime records; the HTTP listener.
@@ -103,6 +114,14 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 	}
 	if _, ok := cfg.Replica(id); !ok {
 		return nil, fmt.Errorf("replica: id %d is not in the cluster config (n=%d)", id, cfg.N)
+	}
+	if opts.Byzantine != "" {
+		if _, err := byzantine.Parse(string(opts.Byzantine)); err != nil {
+			return nil, fmt.Errorf("replica %d: %w", id, err)
+		}
+		if err := byzantine.OptIn(opts.Byzantine, opts.UnsafeByzantine, ""); err != nil {
+			return nil, fmt.Errorf("replica %d: %w", id, err)
+		}
 	}
 	key, err := cfg.ReplicaKey(id)
 	if err != nil {
@@ -145,7 +164,12 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 	self, _ := cfg.Replica(id)
 	r.peers, err = transport.New(transport.Config{ID: id, Listen: self.Addr, Peers: peers, Key: ed25519.PrivateKey(key), Logger: r.log},
 		func(from int, frame []byte) {
-			r.enqueue(&r.ingress[from], func() { r.sh.OnPeer(msg.ReplicaID(from), frame) })
+			r.enqueue(&r.ingress[from], func() {
+				r.byz.Received(frame)
+				if r.byz.AcceptPeer(frame) {
+					r.sh.OnPeer(msg.ReplicaID(from), frame)
+				}
+			})
 		}, nil)
 	if err != nil {
 		r.stopHelpers()
@@ -160,8 +184,23 @@ func New(cfg *config.Config, id int, opts Options) (*Replica, error) {
 		r.store.Close()
 		return nil, fmt.Errorf("replica %d: client transport: %w", id, err)
 	}
+	var net shell.Network = peerNet{r.peers}
+	if opts.Byzantine != "" {
+		r.byz, err = byzantine.New(opts.Byzantine, byzantine.Env{
+			ID: msg.ReplicaID(id), N: cfg.N, Signer: scfg.Core.Instance.Signer, Rand: globalRand{},
+			Send: peerNet{r.peers}.Send,
+		})
+		if err != nil {
+			r.front.Close()
+			r.peers.Close()
+			r.stopHelpers()
+			r.store.Close()
+			return nil, fmt.Errorf("replica %d: %w", id, err)
+		}
+		net = r.byz
+	}
 	r.sh, err = shell.New(scfg, shell.Deps{
-		Net: peerNet{r.peers}, Disk: disk{r.store, r.commit}, Crypto: keyCrypto{keyring, r.metrics.VerifyBatchSize}, Worker: r.workers,
+		Net: net, Disk: disk{r.store, r.commit}, Crypto: keyCrypto{keyring, r.metrics.VerifyBatchSize}, Worker: r.workers,
 		Logger: r.log, Observer: shell.Observer{Sent: opts.Sent, Received: r.latency.received, Replied: r.latency.replied},
 	})
 	if err != nil {
@@ -199,8 +238,11 @@ func (r *Replica) onClientFrame(c *transport.ClientConn, frame []byte) {
 	if !ok {
 		return
 	}
+	if r.byz.IgnoresClients() {
+		return
+	}
 	conn := clientConn{c: c, id: id}
-	r.enqueue(&r.clientIngress, func() { r.sh.OnClient(conn, frame) })
+	r.enqueue(&r.clientIngress, func() { r.byz.Received(frame); r.sh.OnClient(conn, frame) })
 }
 
 // Describe returns a one-line summary of the replica's protocol state,
@@ -271,6 +313,13 @@ func (r *Replica) Run(ctx context.Context) error {
 	r.log.Info("replica running", "peers", r.peers.Addr(), "clients", r.front.Addr(), "round", r.sh.Round(), "m", r.cfg.M, "policy", r.cfg.FailurePolicy)
 	tick := time.NewTicker(r.cfg.Tick.Value())
 	defer tick.Stop()
+	var warn <-chan time.Time // a Byzantine replica's reminder
+	if r.byz != nil {
+		r.log.Error(byzantine.Warning(r.byz.Kind()), "byzantine", r.byz.Kind())
+		t := time.NewTicker(ByzantineWarnEvery)
+		defer t.Stop()
+		warn = t.C
+	}
 	r.sh.Announce()
 	r.sh.Flush()
 	for {
@@ -282,6 +331,9 @@ func (r *Replica) Run(ctx context.Context) error {
 			return r.close()
 		case <-tick.C:
 			r.sh.Tick()
+			r.byz.Tick()
+		case <-warn:
+			r.log.Error(byzantine.Warning(r.byz.Kind()), "byzantine", r.byz.Kind(), "round", r.sh.Round())
 		case e := <-r.frames:
 			e.handle()
 		case <-r.done.ready:

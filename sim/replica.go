@@ -2,6 +2,7 @@ package sim
 
 import (
 	"github.com/braid-bft/braid/app/kv"
+	"github.com/braid-bft/braid/byzantine"
 	"github.com/braid-bft/braid/ledger"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
@@ -35,20 +36,12 @@ type replica struct {
 	used   busy        // cumulative busy time per resource (usage.go)
 	inbox  []inbound   // frames waiting for the loop
 
-	history [][]byte // replay behaviour: messages seen
-	held    []held   // throttle behaviour: proposals not yet released
-	ticks   int
+	// byz is the replica's Byzantine behaviour, the filter production's
+	// `braid replica --byzantine` runs too (nil: none, or a fault that is
+	// no filter: crash, twin, wiped). It survives crashes, as the
+	// behaviour's memory did before it had a package of its own.
+	byz *byzantine.Filter
 }
-
-type held struct {
-	to      msg.ReplicaID
-	payload []byte
-}
-
-// throttleEvery is how many ticks a throttling primary waits between
-// releasing proposals: it still decides, 5× slower than a correct primary
-// proposing every tick.
-const throttleEvery = 5
 
 func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica, error) {
 	r := &replica{w: w, id: id, net: net, behaviour: behaviour}
@@ -73,6 +66,15 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 	}
 	if m == 1 {
 		r.cfg.Core.Policy = rcc.Replace
+	}
+	if kind, err := byzantine.Parse(behaviour); err == nil {
+		r.byz, err = byzantine.New(kind, byzantine.Env{
+			ID: id, N: w.n, Signer: r.cfg.Core.Instance.Signer, Rand: w.s.Rand(), Send: r.sendReplica,
+			Dark: func(to msg.ReplicaID) bool { return w.dark[id][to] },
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	r.disk = newSimDisk(w, r)
 	r.cpu = newCPU(w, r)
@@ -129,7 +131,7 @@ func (r *replica) start() {
 	r.ticker = r.w.s.Every(tickEvery, func() {
 		if r.up {
 			r.sh.Tick()
-			r.onTick()
+			r.byz.Tick()
 			r.flush()
 		}
 	})
@@ -200,28 +202,22 @@ func (r *replica) handle(from int, payload []byte) {
 	if !r.up {
 		return
 	}
-	if r.behaviour == "replay" && len(r.history) < 512 {
-		r.history = append(r.history, payload)
-	}
+	r.byz.Received(payload)
 	switch x := r.w.byNet[from].(type) {
 	case *loadgen:
 		// The load generator speaks for many client ids, one per request.
-		if m, err := msg.Unmarshal(payload); err == nil && r.behaviour != "silent" {
+		if m, err := msg.Unmarshal(payload); err == nil && !r.byz.IgnoresClients() {
 			if cr, ok := m.(*msg.ClientRequest); ok && cr.Request.Client >= loadBase {
 				r.sh.OnClient(simConn{r: r, from: r.net, to: x.net, id: cr.Request.Client}, payload)
 			}
 		}
 	case *client:
-		if r.behaviour != "silent" {
+		if !r.byz.IgnoresClients() {
 			r.sh.OnClient(simConn{r: r, from: r.net, to: x.net, id: x.id}, payload)
 		}
 	case *replica:
-		if r.behaviour == "silent" {
-			if m, err := msg.Unmarshal(payload); err == nil {
-				if _, ok := m.(*msg.ClientRequest); ok {
-					return
-				}
-			}
+		if !r.byz.AcceptPeer(payload) {
+			return
 		}
 		r.sh.OnPeer(x.id, payload)
 	}
@@ -291,128 +287,13 @@ func (r *replica) output(to msg.ReplicaID, payload []byte) {
 	if !r.up || !r.w.reachable(r, to) {
 		return
 	}
-	var m msg.Message
-	switch r.behaviour {
-	case "dark", "throttle", "equivocate", "forge": // the filters that read the message
-		m, _ = msg.Unmarshal(payload)
+	if r.byz == nil {
+		r.sendReplica(to, payload)
+		return
 	}
-	p := payload
-	if pp, ok := m.(*msg.PrePrepare); ok && pp.From == r.id {
-		switch r.behaviour {
-		case "dark":
-			if !r.w.dark[r.id][to] {
-				return
-			}
-		case "throttle":
-			if !pp.Null {
-				r.held = append(r.held, held{to: to, payload: payload})
-				return
-			}
-		case "equivocate":
-			if int(to) > r.w.n/2 {
-				p = msg.Marshal(r.equivocate(pp))
-			}
-		}
-	}
-	r.sendReplica(to, p)
-	switch r.behaviour {
-	case "forge":
-		r.forge(to, m)
-	case "garbage":
-		r.garbage(to, payload)
-	}
+	r.byz.Send(to, payload)
 }
 
 func (r *replica) sendReplica(to msg.ReplicaID, payload []byte) {
 	r.transmit(r.net, r.w.netTarget(r.net, to), payload)
-}
-
-// equivocate gives the second half of the replicas a different batch for
-// the same (view, seq), properly signed: a conflicting proposal.
-func (r *replica) equivocate(pp *msg.PrePrepare) *msg.PrePrepare {
-	alt := *pp
-	reqs := pp.Batch.Requests
-	if len(reqs) > 0 {
-		alt.Batch = msg.Batch{Requests: append([]msg.Request(nil), reqs[:len(reqs)-1]...)}
-	} else {
-		alt.Batch = msg.Batch{}
-	}
-	alt.Digest = alt.Batch.Digest()
-	if alt.Digest == pp.Digest { // both empty: make one distinguishable
-		alt.Batch = msg.Batch{Requests: nil}
-		alt.Null = false
-	}
-	alt.Sig = nil
-	alt.Sig = r.cfg.Core.Instance.Signer.Sign(msg.SignedBytes(&alt))
-	return &alt
-}
-
-// forge re-sends the message claiming another replica sent it.
-func (r *replica) forge(to msg.ReplicaID, m msg.Message) {
-	victim := msg.ReplicaID(r.w.s.Rand().IntN(r.w.n))
-	var f msg.Message
-	switch x := m.(type) {
-	case *msg.Prepare:
-		f = forged(x, func(c *msg.Prepare) { c.From = victim; c.Digest[0] ^= 0xff })
-	case *msg.Commit:
-		f = forged(x, func(c *msg.Commit) { c.From = victim; c.Digest[0] ^= 0xff })
-	case *msg.Checkpoint:
-		f = forged(x, func(c *msg.Checkpoint) { c.From = victim; c.State[0] ^= 0xff })
-	case *msg.ViewChange:
-		f = forged(x, func(c *msg.ViewChange) { c.From = victim; c.NewView += 3 })
-	default:
-		return
-	}
-	r.sendReplica(to, msg.Marshal(f))
-}
-
-// forged is a copy of m with lie applied; the original, which the
-// replica's own runtime may still hold, is untouched.
-func forged[T any, P interface {
-	*T
-	msg.Message
-}](m P, lie func(P)) msg.Message {
-	c := P(new(T))
-	*c = *m
-	lie(c)
-	return c
-}
-
-// garbage sends random bytes and a corrupted copy of a real message.
-func (r *replica) garbage(to msg.ReplicaID, real []byte) {
-	rnd := r.w.s.Rand()
-	junk := make([]byte, rnd.IntN(64))
-	for i := range junk {
-		junk[i] = byte(rnd.Uint32())
-	}
-	r.sendReplica(to, junk)
-	if len(real) > 0 {
-		bad := append([]byte(nil), real...)
-		bad[rnd.IntN(len(bad))] ^= byte(1 + rnd.IntN(255))
-		r.sendReplica(to, bad)
-	}
-}
-
-func (r *replica) onTick() {
-	r.ticks++
-	if r.behaviour == "throttle" && len(r.held) > 0 && r.ticks%throttleEvery == 0 {
-		// Release one proposal, to everyone it was meant for.
-		first := r.held[0].payload
-		k := 0
-		for k < len(r.held) && string(r.held[k].payload) == string(first) {
-			r.sendReplica(r.held[k].to, r.held[k].payload)
-			k++
-		}
-		r.held = r.held[k:]
-	}
-	if r.behaviour == "replay" && len(r.history) > 0 {
-		rnd := r.w.s.Rand()
-		for k := 0; k < 3; k++ {
-			p := r.history[rnd.IntN(len(r.history))]
-			to := msg.ReplicaID(rnd.IntN(r.w.n))
-			if to != r.id {
-				r.sendReplica(to, p)
-			}
-		}
-	}
 }

@@ -71,6 +71,14 @@ var scenarios = map[string]scenario{
 		about:   "f replicas send random bytes and corrupted encodings",
 		corrupt: lastK("garbage"), schedule: calm,
 	},
+	"lying-checkpoint": {
+		about:   "f replicas sign checkpoints with a wrong state digest",
+		corrupt: lastK("lie-checkpoint"), schedule: calm,
+	},
+	"flood": {
+		about:   "f replicas re-send bursts of their own recent messages to every peer on every tick (bounded: 8 frames, 64 KiB per peer per tick)",
+		corrupt: lastK("flood"), schedule: calm,
+	},
 	"twin": {
 		about: "f replicas (view 0's primary first) run as two copies with the same keys, each serving half the correct replicas",
 		corrupt: func(w *world, byz int) {

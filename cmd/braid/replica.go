@@ -12,6 +12,7 @@ import (
 	"runtime/trace"
 	"syscall"
 
+	"github.com/braid-bft/braid/byzantine"
 	"github.com/braid-bft/braid/config"
 	"github.com/braid-bft/braid/replica"
 )
@@ -25,6 +26,14 @@ the kv and bank HTTP API (docs/gateway.md) through the client keys of its
 http_client_keys (or --http-keys): every call a BFT request to the whole
 cluster, answered once f+1 replicas agree. Operations: docs/operations.md.
 
+TEST ONLY: --byzantine KIND makes the replica deliberately faulty, to run
+attacks against real processes (docs/operations.md, "Byzantine replicas
+for tests"). KIND is one of equivocate, silent, dark, flood, replay,
+lie-checkpoint (also throttle, forge, garbage). It is refused unless
+--unsafe-byzantine is given or BRAID_UNSAFE_BYZANTINE=1 is set, and the
+replica says in its log, at startup and every 10 s, that it is Byzantine.
+Never use it in a real cluster.
+
 Flags:
 `
 
@@ -35,6 +44,8 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "cluster config file (from braid init)")
 	id := fs.Int("id", -1, "this replica's id, 0 ≤ id < n")
 	httpKeys := fs.String("http-keys", "", "glob of admitted client key files the kv/bank HTTP API on http_addr submits through (default: the replica's http_client_keys in the config)")
+	byz := fs.String("byzantine", "", "TEST ONLY: run a deliberately faulty replica: "+byzantine.Names()+" (needs --unsafe-byzantine or "+byzantine.UnsafeEnv+"=1)")
+	unsafeByz := fs.Bool("unsafe-byzantine", false, "TEST ONLY: allow --byzantine")
 	verbose := fs.Bool("v", false, "debug logging")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof); also $BRAID_CPUPROFILE_DIR/replica-<id>.pprof")
 	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace: where the loop waits); also $BRAID_TRACE_DIR/replica-<id>.trace")
@@ -44,6 +55,19 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 	if *cfgPath == "" || *id < 0 {
 		fmt.Fprintln(stderr, "braid replica: --config FILE and --id I are required")
 		return exitCode(2)
+	}
+	var kind byzantine.Kind
+	if *byz != "" {
+		k, err := byzantine.Parse(*byz)
+		if err != nil {
+			fmt.Fprintf(stderr, "braid replica: --byzantine: %v\n", err)
+			return exitCode(2)
+		}
+		if err := byzantine.OptIn(k, *unsafeByz, os.Getenv(byzantine.UnsafeEnv)); err != nil {
+			fmt.Fprintf(stderr, "braid replica: %v\n", err)
+			return exitCode(2)
+		}
+		kind = k
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -69,7 +93,7 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer api.close()
-	r, err := replica.New(cfg, *id, replica.Options{Logger: logger, HTTPRoutes: api.routes})
+	r, err := replica.New(cfg, *id, replica.Options{Logger: logger, HTTPRoutes: api.routes, Byzantine: kind, UnsafeByzantine: kind != ""})
 	if err != nil {
 		return err
 	}
