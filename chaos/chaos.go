@@ -404,9 +404,9 @@ func verifyLedgers(cl *cluster, res *Result) error {
 		return err
 	}
 	type head struct {
-		p    *proc
-		st   *storage.Store
-		h    uint64
+		p  *proc
+		st *storage.Store
+		h  uint64
 	}
 	var heads []head
 	defer func() {
