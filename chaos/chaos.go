@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -209,12 +210,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Notes = append(res.Notes, fmt.Sprintf("bank workload off (account setup failed before any fault: %v)", bankErr))
 	}
 
-	work, stopWork := context.WithCancel(ctx)
-	defer stopWork()
+	var stopping atomic.Bool
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
-		go func() { defer wg.Done(); w.run(work) }()
+		go func() { defer wg.Done(); w.run(ctx, &stopping) }()
 	}
 
 	inj := &injector{cl: cl, rng: rng, logf: logf, res: res, budget: max(1, f-len(byz))}
@@ -251,8 +251,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, ctx.Err()
 	case <-time.After(3 * time.Second):
 	}
-	stopWork()
-	wg.Wait()
+	stopping.Store(true)
+	wg.Wait() // the operations in flight complete (or time out: pending)
 	for _, e := range cl.unexpectedExits() {
 		inj.exited(e)
 	}

@@ -134,9 +134,10 @@ func (w *worker) setupBank(ctx context.Context) error {
 	return nil
 }
 
-// run issues operations until ctx ends.
-func (w *worker) run(ctx context.Context) {
-	for ctx.Err() == nil {
+// run issues operations until stop is set (the operation in flight then
+// completes, so it is not left pending) or ctx ends.
+func (w *worker) run(ctx context.Context, stop *atomic.Bool) {
+	for ctx.Err() == nil && !stop.Load() {
 		w.ops++
 		if w.bank && w.n > 1 && w.rng.IntN(10) == 0 {
 			to := (w.j + 1 + w.rng.IntN(w.n-1)) % w.n

@@ -17,7 +17,7 @@ import (
 	"github.com/braid-bft/braid/chaos"
 )
 
-const chaosUsage = `Usage: braid chaos --duration D [--json] [--seed S] [--n N] [--byzantine-count K] [--clients C] [--dir DIR] [--keep]
+const chaosUsage = `Usage: braid chaos --duration D [--json] [--seed S] [--n N] [--byzantine-count K] [--byzantine-kinds LIST] [--clients C] [--dir DIR] [--keep]
 
 Runs a real cluster of N replica processes of this binary on loopback and,
 for D, injects random faults into it: kill -9 and restart from the data
@@ -49,6 +49,7 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed for the fault schedule, the Byzantine choices and the workload (default: from the clock; printed)")
 	n := fs.Int("n", 4, "replicas (n ≥ 4)")
 	byzCount := fs.Int("byzantine-count", -1, "replicas running a --byzantine behaviour, 0…f; f+1 runs the twinned negative control (default f)")
+	kinds := fs.String("byzantine-kinds", strings.Join(chaos.ByzantineKinds, ","), "comma-separated --byzantine behaviours the Byzantine replicas draw from")
 	clients := fs.Int("clients", 4, "concurrent SDK clients")
 	dir := fs.String("dir", "", "working directory for configurations, keys, data and logs (default: a temporary one, removed afterwards)")
 	keep := fs.Bool("keep", false, "keep the temporary working directory")
@@ -68,6 +69,13 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	}
 	if *byzCount < 0 {
 		*byzCount = f
+	}
+	var kindList []string
+	for _, k := range strings.Split(*kinds, ",") {
+		if k = strings.TrimSpace(k); !slices.Contains(chaos.ByzantineKinds, k) {
+			return fmt.Errorf("--byzantine-kinds: %q is not one of %s", k, strings.Join(chaos.ByzantineKinds, ", "))
+		}
+		kindList = append(kindList, k)
 	}
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano())
@@ -113,7 +121,7 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	}
 	lastPlain := time.Time{}
 	res, err := chaos.Run(ctx, chaos.Options{
-		Binary: bin, Dir: work, N: *n, Clients: *clients, Duration: *duration, Seed: *seed, Byzantine: *byzCount,
+		Binary: bin, Dir: work, N: *n, Clients: *clients, Duration: *duration, Seed: *seed, Byzantine: *byzCount, Kinds: kindList,
 		Log: writerFunc(func(p []byte) { logLine("  %s", strings.TrimRight(string(p), "\n")) }),
 		Progress: func(p chaos.Progress) {
 			line := fmt.Sprintf("t=%4.0fs  acknowledged %6d  gave up %4d  faults %3d  now: %s", p.Elapsed.Seconds(), p.Operations, p.GaveUp, p.Faults, orNone(p.Active))
