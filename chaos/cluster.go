@@ -57,7 +57,8 @@ type cluster struct {
 	bin    string
 	dir    string
 	n, f   int
-	twins  bool
+	twins  bool // some ids run as two twin processes
+	split  bool // the negative control: the halves do not see each other's correct replicas
 	procs  []*proc
 	nw     *network
 	base   *config.Config
@@ -68,13 +69,18 @@ type cluster struct {
 	unexpected []exit // processes that exited without being killed
 }
 
-// layout places the processes: byzantine lists the ids that run a
+// newCluster places the processes: byzantine lists the ids that run a
 // --byzantine behaviour (with its kind); twinned lists the ids that run as
-// two twins. In a twinned cluster the correct replicas are split in two
-// halves, each half seeing one twin of every twinned id and none of the
-// other half's replicas.
-func newCluster(bin, dir string, n, clients int, byzantine map[int]string, twinned []int) (*cluster, error) {
-	c := &cluster{bin: bin, dir: dir, n: n, f: (n - 1) / 3, twins: len(twinned) > 0, nw: newNetwork()}
+// two twins. With twins the correct replicas are split in two halves (as
+// are the clients); each correct replica and client sees its own half's
+// twin of every twinned id, and a twin sees only its half's correct
+// replicas (two twins on one peer link would only displace each other's
+// connection). With split, the negative control, a correct replica does
+// not see the other half's correct replicas either: each half decides on
+// its own. Without it (one twin, within f) every correct replica sees every
+// other, and the twins are one equivocating replica.
+func newCluster(bin, dir string, n, clients int, byzantine map[int]string, twinned []int, split bool) (*cluster, error) {
+	c := &cluster{bin: bin, dir: dir, n: n, f: (n - 1) / 3, twins: len(twinned) > 0, split: split, nw: newNetwork()}
 	isTwin := map[int]bool{}
 	for _, id := range twinned {
 		isTwin[id] = true
@@ -122,12 +128,25 @@ func newCluster(bin, dir string, n, clients int, byzantine map[int]string, twinn
 	return c, nil
 }
 
-// view is the process half h reaches for replica id r: r's twin of that
-// half, r itself, or nil when r belongs to the other half.
-func (c *cluster) view(h, r int) *proc {
-	for _, p := range c.procs {
-		if p.id == r && (!c.twins || p.half == h) {
-			return p
+// view is the process that p (a process, or with p nil the clients of
+// half h) reaches for replica id r; nil when r is not visible from there.
+func (c *cluster) view(p *proc, h, r int) *proc {
+	if p != nil {
+		h = p.half
+	}
+	for _, q := range c.procs {
+		if q.id != r {
+			continue
+		}
+		switch {
+		case !c.twins:
+			return q
+		case q.twin:
+			if q.half == h {
+				return q
+			}
+		case q.half == h || (p == nil && !c.split) || (p != nil && !p.twin && !c.split):
+			return q
 		}
 	}
 	return nil
@@ -173,7 +192,7 @@ func (c *cluster) writeConfigs(clients int) error {
 				e.Addr, e.ClientAddr, e.HTTPAddr = p.peerAddr, p.clientAddr, p.httpAddr
 				continue
 			}
-			q := c.view(p.half, r)
+			q := c.view(p, 0, r)
 			target, to := "", -1
 			if q != nil {
 				target, to = q.peerAddr, q.idx
@@ -199,7 +218,7 @@ func (c *cluster) writeConfigs(clients int) error {
 			e := &cc.Replicas[r]
 			e.HTTPAddr = ""
 			var err error
-			if q := c.view(h, r); q != nil {
+			if q := c.view(nil, h, r); q != nil {
 				e.Addr, e.ClientAddr = q.peerAddr, q.clientAddr
 			} else if e.Addr, err = c.blackHole(-1); err != nil {
 				return err

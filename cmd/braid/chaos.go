@@ -24,8 +24,10 @@ for D, injects random faults into it: kill -9 and restart from the data
 directory, SIGSTOP/SIGCONT, partitions and one-way cuts (made at loopback
 TCP proxies braid chaos owns, one per link; no privileges needed), while
 C clients run gets, puts and compare-and-sets on a few shared keys and
-bank transfers. K ≤ f replicas run a braid replica --byzantine behaviour
-(test-only; drawn from the seed). At the end every fault is healed, every
+bank transfers. K ≤ f replicas are Byzantine, each drawing from the seed a
+braid replica --byzantine behaviour (test-only) or, for at most one, "twin":
+two processes with its id and key, each serving half of the correct
+replicas and clients. At the end every fault is healed, every
 key read once more, and braid chaos checks: results no correct store
 returns, each key's history for linearizability (porcupine), that
 transfers conserved money, and that every correct replica's ledger
@@ -49,7 +51,7 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed for the fault schedule, the Byzantine choices and the workload (default: from the clock; printed)")
 	n := fs.Int("n", 4, "replicas (n ≥ 4)")
 	byzCount := fs.Int("byzantine-count", -1, "replicas running a --byzantine behaviour, 0…f; f+1 runs the twinned negative control (default f)")
-	kinds := fs.String("byzantine-kinds", strings.Join(chaos.ByzantineKinds, ","), "comma-separated --byzantine behaviours the Byzantine replicas draw from")
+	kinds := fs.String("byzantine-kinds", strings.Join(chaos.ByzantineKinds, ","), "comma-separated kinds the Byzantine replicas draw from: braid replica --byzantine behaviours and twin")
 	clients := fs.Int("clients", 4, "concurrent SDK clients")
 	dir := fs.String("dir", "", "working directory for configurations, keys, data and logs (default: a temporary one, removed afterwards)")
 	keep := fs.Bool("keep", false, "keep the temporary working directory")
