@@ -46,8 +46,8 @@ func TestChaosEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("braid chaos: %v", err)
 	}
-	if res.Seed != seed || res.N != 4 || res.F != 1 || len(res.Byzantine) != 1 {
-		t.Errorf("result: seed %d n %d f %d byzantine %v, want seed %d, n 4, f 1, one byzantine replica", res.Seed, res.N, res.F, res.Byzantine, seed)
+	if res.Seed != seed || res.N != 4 || res.F != 1 || len(res.Byzantine)+len(res.Twinned) != 1 {
+		t.Errorf("result: seed %d n %d f %d byzantine %v twinned %v, want seed %d, n 4, f 1, one byzantine replica", res.Seed, res.N, res.F, res.Byzantine, res.Twinned, seed)
 	}
 	if res.Operations == 0 || res.FaultsInjected == 0 || res.LinKeys == 0 {
 		t.Errorf("operations %d, faults %d, keys checked %d: want all > 0", res.Operations, res.FaultsInjected, res.LinKeys)
