@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/braid-bft/braid/msg"
 )
@@ -134,6 +135,11 @@ type Filter struct {
 	recent  [][]byte // flood: own frames sent, a ring
 	next    int      // flood: the ring's next slot
 	ticks   int
+
+	// tampered counts what the behaviour did: frames altered, withheld,
+	// added or dropped (atomic: AcceptClient runs on production's
+	// transport goroutines).
+	tampered atomic.Uint64
 }
 
 type held struct {
@@ -164,6 +170,16 @@ func (f *Filter) Kind() Kind {
 		return ""
 	}
 	return f.kind
+}
+
+// Tampered is how many frames the behaviour has altered, withheld, added
+// or dropped so far: tests check an attack really ran. Safe to call from
+// any goroutine.
+func (f *Filter) Tampered() uint64 {
+	if f == nil {
+		return 0
+	}
+	return f.tampered.Load()
 }
 
 // DefaultDark is the dark set a real process uses, the simulator's rule
@@ -206,21 +222,25 @@ func (f *Filter) Send(to msg.ReplicaID, payload []byte) {
 		switch f.kind {
 		case Dark:
 			if !f.env.Dark(to) {
+				f.tampered.Add(1)
 				return
 			}
 		case Throttle:
 			if !pp.Null {
 				f.held = append(f.held, held{to: to, payload: payload})
+				f.tampered.Add(1)
 				return
 			}
 		case Equivocate:
 			if int(to) > f.env.N/2 {
 				p = msg.Marshal(f.equivocate(pp))
+				f.tampered.Add(1)
 			}
 		}
 	}
 	if cp, ok := m.(*msg.Checkpoint); ok && f.kind == LieCheckpoint && cp.From == f.env.ID {
 		p = msg.Marshal(f.lie(cp))
+		f.tampered.Add(1)
 	}
 	f.env.Send(to, p)
 	switch f.kind {
@@ -241,18 +261,26 @@ func (f *Filter) Received(frame []byte) {
 	}
 }
 
-// IgnoresClients says whether the replica drops what arrives on client
-// connections.
-func (f *Filter) IgnoresClients() bool { return f != nil && f.kind == Silent }
+// AcceptClient says whether the replica hands what arrives on a client
+// connection to its runtime: a silent replica drops it. Safe to call from
+// any goroutine.
+func (f *Filter) AcceptClient() bool {
+	if f == nil || f.kind != Silent {
+		return true
+	}
+	f.tampered.Add(1)
+	return false
+}
 
 // AcceptPeer says whether the replica hands a peer's frame to its runtime:
 // a silent replica drops the client requests peers relay to it.
 func (f *Filter) AcceptPeer(frame []byte) bool {
-	if !f.IgnoresClients() {
+	if f == nil || f.kind != Silent {
 		return true
 	}
 	if m, err := msg.Unmarshal(frame); err == nil {
 		if _, ok := m.(*msg.ClientRequest); ok {
+			f.tampered.Add(1)
 			return false
 		}
 	}
@@ -281,6 +309,7 @@ func (f *Filter) Tick() {
 			to := msg.ReplicaID(f.env.Rand.IntN(f.env.N))
 			if to != f.env.ID {
 				f.env.Send(to, p)
+				f.tampered.Add(1)
 			}
 		}
 	}
@@ -338,6 +367,7 @@ func (f *Filter) forge(to msg.ReplicaID, m msg.Message) {
 		return
 	}
 	f.env.Send(to, msg.Marshal(out))
+	f.tampered.Add(1)
 }
 
 // forged is a copy of m with lie applied; the original, which the
@@ -360,10 +390,12 @@ func (f *Filter) garbage(to msg.ReplicaID, real []byte) {
 		junk[i] = byte(rnd.Uint32())
 	}
 	f.env.Send(to, junk)
+	f.tampered.Add(1)
 	if len(real) > 0 {
 		bad := append([]byte(nil), real...)
 		bad[rnd.IntN(len(bad))] ^= byte(1 + rnd.IntN(255))
 		f.env.Send(to, bad)
+		f.tampered.Add(1)
 	}
 }
 
@@ -399,6 +431,7 @@ func (f *Filter) flood() {
 			}
 			bytes += len(p)
 			f.env.Send(to, p)
+			f.tampered.Add(1)
 		}
 	}
 }

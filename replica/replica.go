@@ -238,7 +238,7 @@ func (r *Replica) onClientFrame(c *transport.ClientConn, frame []byte) {
 	if !ok {
 		return
 	}
-	if r.byz.IgnoresClients() {
+	if !r.byz.AcceptClient() {
 		return
 	}
 	conn := clientConn{c: c, id: id}
@@ -333,7 +333,7 @@ func (r *Replica) Run(ctx context.Context) error {
 			r.sh.Tick()
 			r.byz.Tick()
 		case <-warn:
-			r.log.Error(byzantine.Warning(r.byz.Kind()), "byzantine", r.byz.Kind(), "round", r.sh.Round())
+			r.log.Error(byzantine.Warning(r.byz.Kind()), "byzantine", r.byz.Kind(), "round", r.sh.Round(), "tampered", r.byz.Tampered())
 		case e := <-r.frames:
 			e.handle()
 		case <-r.done.ready:
@@ -386,6 +386,10 @@ func (r *Replica) close() error {
 		errs = append(errs, r.store.Sync())
 	}
 	errs = append(errs, r.store.Close())
+	if r.byz != nil {
+		// What the attack did, for whoever reads the log afterwards.
+		r.log.Error("Byzantine replica stopped", "byzantine", r.byz.Kind(), "tampered", r.byz.Tampered())
+	}
 	r.log.Info("replica stopped", "round", r.sh.Round())
 	return errors.Join(errs...)
 }

@@ -206,13 +206,13 @@ func (r *replica) handle(from int, payload []byte) {
 	switch x := r.w.byNet[from].(type) {
 	case *loadgen:
 		// The load generator speaks for many client ids, one per request.
-		if m, err := msg.Unmarshal(payload); err == nil && !r.byz.IgnoresClients() {
+		if m, err := msg.Unmarshal(payload); err == nil && r.byz.AcceptClient() {
 			if cr, ok := m.(*msg.ClientRequest); ok && cr.Request.Client >= loadBase {
 				r.sh.OnClient(simConn{r: r, from: r.net, to: x.net, id: cr.Request.Client}, payload)
 			}
 		}
 	case *client:
-		if !r.byz.IgnoresClients() {
+		if r.byz.AcceptClient() {
 			r.sh.OnClient(simConn{r: r, from: r.net, to: x.net, id: x.id}, payload)
 		}
 	case *replica:

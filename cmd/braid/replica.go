@@ -93,7 +93,7 @@ func runReplica(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer api.close()
-	r, err := replica.New(cfg, *id, replica.Options{Logger: logger, HTTPRoutes: api.routes, Byzantine: kind, UnsafeByzantine: kind != ""})
+	r, err := replica.New(cfg, *id, replica.Options{Logger: logger, HTTPRoutes: api.routes, Byzantine: kind, UnsafeByzantine: *unsafeByz || os.Getenv(byzantine.UnsafeEnv) == "1"})
 	if err != nil {
 		return err
 	}
