@@ -89,15 +89,16 @@ type Result struct {
 	WallSeconds      float64        `json:"wall_seconds"`     // whole run
 	N                int            `json:"n"`
 	F                int            `json:"f"`
-	Byzantine        map[int]string `json:"byzantine"`       // replica id → behaviour
-	Twinned          []int          `json:"twinned"`         // replica ids run as twins
-	Network          string         `json:"network"`         // how partitions and cuts are made
-	LinKeys          int            `json:"lin_keys"`        // per-key histories checked
-	LinUndecided     int            `json:"lin_undecided"`   // keys porcupine could not decide in time (not violations)
-	BankChecked      bool           `json:"bank_checked"`    // transfer conservation was checked
-	Converged        bool           `json:"converged"`       // correct replicas reached one height after healing
-	LedgerHeights    map[int]uint64 `json:"ledger_heights"`  // correct replica id → verified height
-	ComparedAtHeight uint64         `json:"compared_height"` // height at which the correct ledgers were compared
+	Byzantine        map[int]string `json:"byzantine"`        // replica id → behaviour
+	Twinned          []int          `json:"twinned"`          // replica ids run as twins
+	Network          string         `json:"network"`          // how partitions and cuts are made
+	LinKeys          int            `json:"lin_keys"`         // per-key histories checked
+	LinUndecided     int            `json:"lin_undecided"`    // keys porcupine could not decide in time (not violations)
+	BankChecked      bool           `json:"bank_checked"`     // transfer conservation was checked
+	ExecutedChecked  int            `json:"executed_checked"` // requests in a correct ledger checked to execute at most once
+	Converged        bool           `json:"converged"`        // correct replicas reached one height after healing
+	LedgerHeights    map[int]uint64 `json:"ledger_heights"`   // correct replica id → verified height
+	ComparedAtHeight uint64         `json:"compared_height"`  // height at which the correct ledgers were compared
 	Notes            []string       `json:"notes,omitempty"`
 }
 
@@ -461,6 +462,9 @@ func verifyLedgers(cl *cluster, res *Result) error {
 		res.LedgerHeights[p.id] = rep.Height
 		heads = append(heads, head{p: p, st: st, h: rep.Height})
 	}
+	if len(heads) > 0 {
+		executedOnce(heads[0].p, heads[0].st, heads[0].h, res)
+	}
 	if len(heads) < 2 {
 		return nil
 	}
@@ -675,6 +679,30 @@ func (in *injector) healAll() {
 	for _, p := range in.cl.procs {
 		p.signal(syscall.SIGCONT)
 	}
+}
+
+// executedOnce checks that no request — a client id and request number —
+// appears twice in p's verified ledger: every operation, transfers
+// included, executed at most once. (Braid assigns no instance changes
+// here: chaos clusters use m = n − f, primary replacement.)
+func executedOnce(p *proc, st *storage.Store, height uint64, res *Result) {
+	seen := map[[2]uint64]uint64{}
+	for h := uint64(1); h <= height; h++ {
+		b, err := st.Block(h)
+		if err != nil {
+			res.violation("ledger_invalid", "%s: block %d: %v", p.name(), h, err)
+			return
+		}
+		for _, r := range b.Requests {
+			k := [2]uint64{uint64(r.Client), r.Number}
+			if first, dup := seen[k]; dup {
+				res.violation("executed_twice", "%s's ledger executes client %d's request %d at heights %d and %d", p.name(), r.Client, r.Number, first, h)
+				continue
+			}
+			seen[k] = h
+		}
+	}
+	res.ExecutedChecked = len(seen)
 }
 
 func digestPrefix(d msg.Digest) []byte { return d[:8] }
