@@ -141,7 +141,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(logw, format+"\n", args...) }
 	began := time.Now()
 	rng := rand.New(rand.NewPCG(o.Seed, 0x636861_6f73))
-	res := &Result{FaultsByKind: map[string]int{}, ViolationsByKind: map[string]int{}, Seed: o.Seed, N: o.N, F: f,
+	res := &Result{FaultsByKind: map[string]int{}, ViolationsByKind: map[string]int{}, Details: []string{}, Seed: o.Seed, N: o.N, F: f,
 		Byzantine: map[int]string{}, Twinned: []int{}, LedgerHeights: map[int]uint64{},
 		Network: "loopback TCP proxies per link (partitions and one-way cuts; no privileges, nothing left on the machine)"}
 
