@@ -52,7 +52,7 @@ func TestLayoutSplitTwins(t *testing.T) {
 			case want == nil && to != -1:
 				t.Errorf("%s reaches replica %d (process %d); want a black hole", p.name(), r, to)
 			case want != nil && (to != want.idx || want.half != p.half):
-				t.Errorf("%s reaches replica %d at process %d; want its own half's process %d", p.name(), r, to, want.idx)
+				t.Errorf("%s (half %d) reaches replica %d at process %d of half %d; want process %d of its own half", p.name(), p.half, r, to, want.half, want.idx)
 			}
 		}
 	}
