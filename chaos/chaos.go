@@ -81,6 +81,7 @@ type Result struct {
 	Pending          int            `json:"pending"`    // kv operations given up on: outcome unknown
 	FaultsInjected   int            `json:"faults_injected"`
 	FaultsByKind     map[string]int `json:"faults_by_kind"`
+	Restarts         int            `json:"restarts"` // killed replicas restarted from their data directory
 	Violations       int            `json:"violations"`
 	ViolationsByKind map[string]int `json:"violations_by_kind"`
 	Details          []string       `json:"violation_details"` // the first few of each kind, one line each
@@ -575,7 +576,9 @@ func (in *injector) step(now time.Time) {
 		f.undo = func() {
 			if err := in.cl.start(v); err != nil {
 				in.res.Notes = append(in.res.Notes, fmt.Sprintf("restart of %s failed: %v", v.name(), err))
+				return
 			}
+			in.res.Restarts++
 		}
 	case "pause":
 		f.kind, f.desc = kind, fmt.Sprintf("SIGSTOP %s", v.name())
