@@ -72,6 +72,11 @@ type Snapshot struct {
 	ClientIngress int64
 	Pool          Pool
 	Store         storage.Stats
+	// Byzantine is the replica's deliberate misbehaviour ("" for none;
+	// package byzantine, test only) and Tampered the frames it has
+	// altered, withheld, added or dropped.
+	Byzantine string
+	Tampered  uint64
 }
 
 // Pool is the worker pool that verifies signatures (and runs the loop's

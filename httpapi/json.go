@@ -50,6 +50,11 @@ type Status struct {
 	// same moment, so a reader (the dashboard) draws latency without
 	// parsing /metrics; absent when the API records no histograms.
 	ClientLatency *Histogram `json:"client_latency,omitempty"`
+	// Byzantine is present when the replica runs a test-only Byzantine
+	// behaviour (`braid replica --byzantine`), ByzantineTampered then the
+	// frames it has tampered with.
+	Byzantine         string `json:"byzantine,omitempty"`
+	ByzantineTampered uint64 `json:"byzantine_tampered,omitempty"`
 }
 
 // Histogram is a Prometheus histogram as JSON: Count observations summing
@@ -106,6 +111,7 @@ func NewStatus(s *Snapshot) Status {
 		StableCheckpoint: sh.StableCheckpoint, CheckpointLag: sh.Round - min(sh.Round, sh.StableCheckpoint),
 		Transferring: sh.Transferring, Failed: sh.Failed, FailedReplicas: []int{}, ClientsConnected: s.Clients.ClientsConnected,
 		Instances: []InstanceStatus{}, Peers: []PeerStatus{},
+		Byzantine: s.Byzantine, ByzantineTampered: s.Tampered,
 	}
 	for _, r := range sh.FailedReplicas {
 		st.FailedReplicas = append(st.FailedReplicas, int(r))

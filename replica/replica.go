@@ -275,6 +275,7 @@ func (r *Replica) Snapshot(ctx context.Context) (*httpapi.Snapshot, error) {
 		Shell: <-q, Peers: r.peers.Stats(), Clients: r.front.Stats(), Egress: r.peers.Queues(),
 		Ingress: make([]int64, len(r.ingress)), ClientIngress: r.clientIngress.Load(),
 		Pool: r.workers.stats(), Store: r.store.Stats(),
+		Byzantine: string(r.byz.Kind()), Tampered: r.byz.Tampered(),
 	}
 	for i := range r.ingress {
 		snap.Ingress[i] = r.ingress[i].Load()

@@ -182,6 +182,11 @@ func TestByzantineReplicaEndToEnd(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // a retry loop while the process starts, not synchronisation
 		}
 	}
+	for i := range procs { // /v1/status says which replica is Byzantine
+		if got, want := status(i).Byzantine, map[bool]string{true: "equivocate"}[i == byz]; got != want {
+			t.Errorf("replica %d's /v1/status: byzantine %q; want %q", i, got, want)
+		}
+	}
 	const puts = 10
 	for i := 1; i <= puts; i++ {
 		kv("put", fmt.Sprintf("k%d", i%4), fmt.Sprintf("v%d", i))
@@ -213,6 +218,19 @@ func TestByzantineReplicaEndToEnd(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline, not ordering events
 	}
+	if st := status(byz); st.ByzantineTampered == 0 {
+		t.Errorf("replica %d's /v1/status: byzantine_tampered 0: the attack did not run", byz)
+	}
+	out, err := exec.Command(bin, "status", "--config", cfgPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("braid status: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "up" && (f[0] == strconv.Itoa(byz)) != strings.Contains(line, "BYZANTINE (test only): equivocate") {
+			t.Errorf("braid status line %q: want the Byzantine mark on replica %d's line only", line, byz)
+		}
+	}
+	t.Logf("braid status:\n%s", out)
 	stop()
 	text, err := os.ReadFile(logs[byz])
 	if err != nil {

@@ -137,6 +137,9 @@ func printStates(w io.Writer, states []replicaState) {
 		} else if st.Transferring {
 			line += "\tstate transfer under way"
 		}
+		if st.Byzantine != "" {
+			line += fmt.Sprintf("\tBYZANTINE (test only): %s, %d frames tampered with", st.Byzantine, st.ByzantineTampered)
+		}
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
