@@ -585,22 +585,19 @@ func (in *injector) step(now time.Time) {
 		v.signal(syscall.SIGSTOP)
 		f.undo = func() { v.signal(syscall.SIGCONT) }
 	case "partition":
-		// v alone on one side, everyone else on the other.
+		// v alone on one side, every other replica and the clients on
+		// the other.
 		f.kind, f.desc = kind, fmt.Sprintf("partition %s from the rest", v.name())
-		for _, q := range in.cl.procs {
-			if q != v {
-				in.cl.nw.setCut(v.idx, q.idx, true)
-				in.cl.nw.setCut(q.idx, v.idx, true)
-			}
-		}
-		f.undo = func() {
-			for _, q := range in.cl.procs {
-				if q != v {
-					in.cl.nw.setCut(v.idx, q.idx, false)
-					in.cl.nw.setCut(q.idx, v.idx, false)
+		set := func(on bool) {
+			for node := range len(in.cl.procs) + len(in.cl.client) {
+				if node != v.idx {
+					in.cl.nw.setCut(v.idx, node, on)
+					in.cl.nw.setCut(node, v.idx, on)
 				}
 			}
 		}
+		set(true)
+		f.undo = func() { set(false) }
 	case "cut":
 		// One direction of one link, or v's whole sending side (a replica
 		// that can receive but not send, or the other way round).

@@ -219,7 +219,13 @@ func (c *cluster) writeConfigs(clients int) error {
 			e.HTTPAddr = ""
 			var err error
 			if q := c.view(nil, h, r); q != nil {
-				e.Addr, e.ClientAddr = q.peerAddr, q.clientAddr
+				// Clients too reach replicas through proxies, so that a
+				// partitioned replica is cut off from them as well.
+				l, err := c.nw.addLink(c.clientNode(h), q.idx, q.clientAddr)
+				if err != nil {
+					return err
+				}
+				e.Addr, e.ClientAddr = q.peerAddr, l.addr()
 			} else if e.Addr, err = c.blackHole(-1); err != nil {
 				return err
 			} else if e.ClientAddr, err = c.blackHole(-1); err != nil {
@@ -234,6 +240,10 @@ func (c *cluster) writeConfigs(clients int) error {
 	}
 	return nil
 }
+
+// clientNode is the network node of half h's clients: the proxies'
+// switches know processes by index, and the clients come after them.
+func (c *cluster) clientNode(h int) int { return len(c.procs) + h }
 
 // blackHole is an address that accepts connections and closes them.
 func (c *cluster) blackHole(from int) (string, error) {
