@@ -585,14 +585,28 @@ func (in *injector) step(now time.Time) {
 		v.signal(syscall.SIGSTOP)
 		f.undo = func() { v.signal(syscall.SIGCONT) }
 	case "partition":
-		// v alone on one side, every other replica and the clients on
-		// the other.
-		f.kind, f.desc = kind, fmt.Sprintf("partition %s from the rest", v.name())
+		// A minority side — v and, when the budget allows, more correct
+		// replicas — against every other replica and the clients.
+		side := map[int]bool{v.idx: true}
+		names := []string{v.name()}
+		for _, i := range in.rng.Perm(len(free)) {
+			if len(side) >= in.budget-len(aff) || len(side) >= len(in.cl.procs)/3 {
+				break
+			}
+			if q := in.cl.procs[free[i]]; !side[q.idx] {
+				side[q.idx] = true
+				names = append(names, q.name())
+				f.victims = append(f.victims, q.idx)
+			}
+		}
+		f.kind, f.desc = kind, fmt.Sprintf("partition {%s} from the rest", strings.Join(names, ", "))
 		set := func(on bool) {
-			for node := range len(in.cl.procs) + len(in.cl.client) {
-				if node != v.idx {
-					in.cl.nw.setCut(v.idx, node, on)
-					in.cl.nw.setCut(node, v.idx, on)
+			for a := range side {
+				for node := range len(in.cl.procs) + len(in.cl.client) {
+					if !side[node] {
+						in.cl.nw.setCut(a, node, on)
+						in.cl.nw.setCut(node, a, on)
+					}
 				}
 			}
 		}
