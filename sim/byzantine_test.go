@@ -1,9 +1,13 @@
 package sim
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/braid-bft/braid/byzantine"
+	"github.com/braid-bft/braid/ledger"
+	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/storage"
 )
 
 // The scenarios that wrap replicas in a Byzantine filter (package
@@ -43,4 +47,44 @@ func TestByzantineScenariosAttack(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Negative control for the checker's ledger check: a correct replica's
+// stored certificate with one signature on another checkpoint digest (what
+// a core that let a lying checkpoint into its proof would store) is a
+// violation.
+func TestCheckerCatchesBadCertificate(t *testing.T) {
+	w, res, err := runWorld(Options{Protocol: "rcc", Scenario: "fault-free", N: 4, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Violations) > 0 {
+		t.Fatalf("fault-free: %v", res.Violations)
+	}
+	d := w.replicas[1].disk
+	height, err := d.Height()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cert *ledger.Certificate
+	for h := height; h > 0 && cert == nil; h-- {
+		if cert, err = d.Certificate(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cert == nil {
+		t.Fatalf("replica 1 stored no certificate in %d blocks", height)
+	}
+	bad := *cert
+	bad.Signatures = append([]msg.Checkpoint(nil), cert.Signatures...)
+	bad.Signatures[0].State[0] ^= 1
+	if err := d.Memory.Apply(&storage.Batch{Certificates: []*ledger.Certificate{&bad}}); err != nil {
+		t.Fatal(err)
+	}
+	w.chk.violations = nil
+	w.chk.ledgers()
+	if len(w.chk.violations) != 1 || !strings.Contains(w.chk.violations[0], "replica 1's ledger does not verify") {
+		t.Fatalf("violations %q; want replica 1's ledger reported", w.chk.violations)
+	}
+	t.Log(w.chk.violations[0])
 }

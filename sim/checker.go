@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"github.com/braid-bft/braid/ledger"
 
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/pbft"
@@ -213,6 +214,22 @@ func (c *checker) accepted(key msg.RequestKey, result []byte) {
 	c.acceptKeys = append(c.acceptKeys, key)
 }
 
+// ledgers checks that every correct replica's ledger verifies as `braid
+// ledger verify` checks a real one: the hash chain, every request's client
+// signature, and every stored checkpoint certificate — a quorum of valid
+// signatures on the block's own checkpoint digest, so a certificate that
+// let in a lying replica's checkpoint is caught here.
+func (c *checker) ledgers() {
+	for _, r := range c.w.replicas {
+		if !c.w.correct(r.id) {
+			continue
+		}
+		if _, err := ledger.Verify(r.disk, c.w.keys, c.w.n, ledger.VerifyOptions{}); err != nil {
+			c.violate("ledger: replica %d's ledger does not verify: %v", r.id, err)
+		}
+	}
+}
+
 // finish checks client safety and liveness once the run is over.
 func (c *checker) finish() {
 	for _, key := range c.acceptKeys {
@@ -237,6 +254,7 @@ func (c *checker) finish() {
 	if done < total {
 		c.violate("liveness: only %d of %d requests completed by the deadline %v", done, total, c.w.opts.MaxVirtual)
 	}
+	c.ledgers()
 	if c.suppressed > 0 {
 		c.violations = append(c.violations, fmt.Sprintf("... and %d more violations", c.suppressed))
 	}
