@@ -57,6 +57,10 @@ type Options struct {
 	Duration  time.Duration // how long faults are injected
 	Seed      uint64
 	Byzantine int // ≤ f: replicas running a --byzantine behaviour; > f: that many twinned replicas
+	// Faulty is how many correct replicas faults may affect at once
+	// (default max(1, f − Byzantine): beyond f − Byzantine the cluster
+	// stalls while the faults last, which safety must survive too).
+	Faulty int
 	// Kinds restricts the behaviours Byzantine replicas draw from (default
 	// ByzantineKinds).
 	Kinds []string
@@ -242,7 +246,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		go func() { defer wg.Done(); w.run(ctx, &stopping) }()
 	}
 
-	inj := &injector{cl: cl, rng: rng, logf: logf, res: res, budget: max(1, f-o.Byzantine)}
+	budget := o.Faulty
+	if budget <= 0 {
+		budget = max(1, f-o.Byzantine)
+	}
+	inj := &injector{cl: cl, rng: rng, logf: logf, res: res, budget: budget}
 	if split {
 		inj.budget = 0 // the control shows the checks see a split, not faults
 		res.Notes = append(res.Notes, "twinned run: no further faults are injected")

@@ -17,7 +17,7 @@ import (
 	"github.com/braid-bft/braid/chaos"
 )
 
-const chaosUsage = `Usage: braid chaos --duration D [--json] [--seed S] [--n N] [--byzantine-count K] [--byzantine-kinds LIST] [--clients C] [--dir DIR] [--keep]
+const chaosUsage = `Usage: braid chaos --duration D [--json] [--seed S] [--n N] [--byzantine-count K] [--byzantine-kinds LIST] [--faulty F] [--clients C] [--dir DIR] [--keep]
 
 Runs a real cluster of N replica processes of this binary on loopback and,
 for D, injects random faults into it: kill -9 and restart from the data
@@ -53,6 +53,7 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	byzCount := fs.Int("byzantine-count", -1, "replicas running a --byzantine behaviour, 0…f; f+1 runs the twinned negative control (default f)")
 	kinds := fs.String("byzantine-kinds", strings.Join(chaos.ByzantineKinds, ","), "comma-separated kinds the Byzantine replicas draw from: braid replica --byzantine behaviours and twin")
 	clients := fs.Int("clients", 4, "concurrent SDK clients")
+	faulty := fs.Int("faulty", 0, "correct replicas faults may affect at once (default max(1, f − K); more stalls the cluster while they last, and safety must hold regardless)")
 	dir := fs.String("dir", "", "working directory for configurations, keys, data and logs (default: a temporary one, removed afterwards)")
 	keep := fs.Bool("keep", false, "keep the temporary working directory")
 	if stop, err := parseFlagsOnly(fs, args, "braid chaos"); stop {
@@ -66,6 +67,8 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--n %d: need 4 ≤ n ≤ 16 on one machine", *n)
 	case *byzCount < -1 || *byzCount > f+1:
 		return fmt.Errorf("--byzantine-count %d: need 0 ≤ K ≤ f+1 = %d (f+1: the twinned negative control)", *byzCount, f+1)
+	case *faulty < 0 || *faulty > *n:
+		return fmt.Errorf("--faulty %d: need 0 ≤ F ≤ n", *faulty)
 	case *clients < 1 || *clients > 64:
 		return fmt.Errorf("--clients %d: need 1 ≤ C ≤ 64", *clients)
 	}
@@ -123,7 +126,7 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	}
 	lastPlain := time.Time{}
 	res, err := chaos.Run(ctx, chaos.Options{
-		Binary: bin, Dir: work, N: *n, Clients: *clients, Duration: *duration, Seed: *seed, Byzantine: *byzCount, Kinds: kindList,
+		Binary: bin, Dir: work, N: *n, Clients: *clients, Duration: *duration, Seed: *seed, Byzantine: *byzCount, Kinds: kindList, Faulty: *faulty,
 		Log: writerFunc(func(p []byte) { logLine("  %s", strings.TrimRight(string(p), "\n")) }),
 		Progress: func(p chaos.Progress) {
 			line := fmt.Sprintf("t=%4.0fs  acknowledged %6d  gave up %4d  faults %3d  now: %s", p.Elapsed.Seconds(), p.Operations, p.GaveUp, p.Faults, orNone(p.Active))
