@@ -87,3 +87,23 @@ func TestChaosNegativeControl(t *testing.T) {
 		t.Errorf("violations %d %v: want a ledger mismatch or a linearizability failure", res.Violations, res.ViolationsByKind)
 	}
 }
+
+// Every braid command docs/chaos.md shows exists with the flags it passes,
+// and the README's braid chaos line too.
+func TestChaosDocCommands(t *testing.T) {
+	for _, path := range []string{"../../docs/chaos.md", "../../README.md"} {
+		n := 0
+		for _, line := range docCommands(t, path) {
+			if !strings.HasPrefix(line, "chaos") {
+				continue
+			}
+			n++
+			if err := checkCommandLine(line); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s shows no braid chaos command", path)
+		}
+	}
+}
