@@ -50,7 +50,7 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the result as one JSON object on the last line")
 	seed := fs.Uint64("seed", 0, "seed for the fault schedule, the Byzantine choices and the workload (default: from the clock; printed)")
 	n := fs.Int("n", 4, "replicas (n ≥ 4)")
-	byzCount := fs.Int("byzantine-count", -1, "replicas running a --byzantine behaviour, 0…f; f+1 runs the twinned negative control (default f)")
+	byzCount := fs.Int("byzantine-count", -1, "Byzantine replicas, 0…f (−1: f); f+1 runs the twinned negative control")
 	kinds := fs.String("byzantine-kinds", strings.Join(chaos.ByzantineKinds, ","), "comma-separated kinds the Byzantine replicas draw from: braid replica --byzantine behaviours and twin")
 	clients := fs.Int("clients", 4, "concurrent SDK clients")
 	faulty := fs.Int("faulty", 0, "correct replicas faults may affect at once (default max(1, f − K); more stalls the cluster while they last, and safety must hold regardless)")
