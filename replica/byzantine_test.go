@@ -34,8 +34,14 @@ func TestByzantineEquivocatingPrimary(t *testing.T) {
 	runByzantine(t, byzantine.Equivocate, 0) // view 0's primary of instance 0, client 0's instance
 }
 
+// Client 0's primary (instance 0's) ignores it: the backups' request
+// timers must replace that primary.
 func TestByzantineSilentPrimary(t *testing.T) {
-	runByzantine(t, byzantine.Silent, 0) // client 0's primary ignores it
+	for i, in := range runByzantine(t, byzantine.Silent, 0) {
+		if in[0][1] == 0 {
+			t.Errorf("replica %d: instance 0's primary is still the silent replica 0 (view %d)", i, in[0][0])
+		}
+	}
 }
 
 func TestByzantineLyingCheckpoints(t *testing.T) {
@@ -68,7 +74,9 @@ func TestNewRefusesByzantineWithoutOptIn(t *testing.T) {
 	}
 }
 
-func runByzantine(t *testing.T, kind byzantine.Kind, byz int) {
+// runByzantine runs the cluster with replica byz running kind, and returns
+// each correct replica's (view, primary) per instance at the end.
+func runByzantine(t *testing.T, kind byzantine.Kind, byz int) map[int][][2]uint64 {
 	const n, puts = 4, 12
 	cfg, ckey := testcluster.Config(t, n, true)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,6 +206,7 @@ func runByzantine(t *testing.T, kind byzantine.Kind, byz int) {
 	}
 	target = (target + k - 1) / k * k
 	var stable []uint64
+	views := map[int][][2]uint64{} // per correct replica, each instance's view and primary
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		stable = stable[:0]
 		for _, i := range correct {
@@ -208,6 +217,10 @@ func runByzantine(t *testing.T, kind byzantine.Kind, byz int) {
 				t.Fatalf("replica %d: %v", i, err)
 			}
 			stable = append(stable, snap.Shell.StableCheckpoint)
+			views[i] = nil
+			for _, in := range snap.Shell.Instances {
+				views[i] = append(views[i], [2]uint64{in.View, uint64(in.Primary)})
+			}
 		}
 		if slices.Min(stable) >= target {
 			break
@@ -223,7 +236,7 @@ func runByzantine(t *testing.T, kind byzantine.Kind, byz int) {
 	if tampered == 0 {
 		t.Fatalf("--byzantine %s: the filter never altered, withheld, added or dropped a frame: the attack did not run", kind)
 	}
-	t.Logf("--byzantine %s: %d frames tampered with; correct replicas' stable checkpoints %v", kind, tampered, stable)
+	t.Logf("--byzantine %s: %d frames tampered with; correct replicas' stable checkpoints %v; (view, primary) per instance %v", kind, tampered, stable, views)
 	if want := "level=ERROR msg=\"" + byzantine.Warning(kind); !strings.Contains(byzLog.String(), want) {
 		t.Errorf("the Byzantine replica's log lacks its warning %q at ERROR level:\n%s", want, byzLog.String())
 	}
@@ -273,4 +286,5 @@ func runByzantine(t *testing.T, kind byzantine.Kind, byz int) {
 		}
 	}
 	t.Logf("correct replicas %v agree on %d blocks; requests in their ledgers %v", correct, lo, executed)
+	return views
 }
