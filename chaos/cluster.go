@@ -3,11 +3,13 @@ package chaos
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -301,7 +303,7 @@ func (c *cluster) start(p *proc) error {
 		close(done)
 		if !expected {
 			c.mu.Lock()
-			c.unexpected = append(c.unexpected, exit{p, fmt.Sprintf("%s exited on its own: %v (log %s)", p.name(), err, p.logPath)})
+			c.unexpected = append(c.unexpected, exit{p, fmt.Sprintf("%s exited on its own: %v; its log ends: %s (log %s)", p.name(), err, logTail(p.logPath), p.logPath)})
 			c.mu.Unlock()
 		}
 	}()
@@ -390,4 +392,29 @@ func (c *cluster) unexpectedExits() []exit {
 type exit struct {
 	p    *proc
 	desc string
+}
+
+// logTail returns the last lines of a replica's log, joined, so that a
+// report says why a process stopped even after its directory is removed.
+func logTail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("(unreadable: %v)", err)
+	}
+	defer f.Close()
+	const window = 4 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > window {
+		if _, err := f.Seek(st.Size()-window, io.SeekStart); err != nil {
+			return fmt.Sprintf("(unreadable: %v)", err)
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, window))
+	if err != nil {
+		return fmt.Sprintf("(unreadable: %v)", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	return strings.Join(lines, " | ")
 }
