@@ -56,6 +56,7 @@ type LtHash struct {
 	lanes [LtHashLanes]uint16
 	xof   *sha3.SHAKE       // reused across elements to avoid allocation
 	buf   [LtHashBytes]byte // scratch for the expanded element hash
+	key   []byte            // scratch: tag || element, with ShareExpansions
 }
 
 // NewLtHash returns the hash of the empty multiset under domain tag.
@@ -63,23 +64,39 @@ func NewLtHash(tag string) *LtHash {
 	return &LtHash{tag: []byte(tag), xof: sha3.NewSHAKE256()}
 }
 
-// expand computes SHAKE256(tag || parts[0] || parts[1] ...) into h.buf. The
-// element is the concatenation of parts; accepting parts lets callers hash a
-// record without first assembling it into a temporary buffer.
-func (h *LtHash) expand(parts [][]byte) {
+// expand returns SHAKE256(tag || parts[0] || parts[1] ...), in h.buf or,
+// with ShareExpansions, from the shared memo (never to be written). The
+// element is the concatenation of parts; accepting parts lets callers hash
+// a record without first assembling it into a temporary buffer.
+func (h *LtHash) expand(parts [][]byte) *[LtHashBytes]byte {
+	c := sharedExpansions.Load()
+	if c != nil {
+		h.key = append(h.key[:0], h.tag...)
+		for _, p := range parts {
+			h.key = append(h.key, p...)
+		}
+		if v := c.get(h.key); v != nil {
+			return v
+		}
+	}
 	h.xof.Reset()
 	h.xof.Write(h.tag)
 	for _, p := range parts {
 		h.xof.Write(p)
 	}
 	h.xof.Read(h.buf[:])
+	if c != nil {
+		v := h.buf
+		c.put(h.key, &v)
+	}
+	return &h.buf
 }
 
 // Add adds one element (the concatenation of parts) to the multiset.
 func (h *LtHash) Add(parts ...[]byte) {
-	h.expand(parts)
+	e := h.expand(parts)
 	for i := range h.lanes {
-		h.lanes[i] += binary.LittleEndian.Uint16(h.buf[2*i:])
+		h.lanes[i] += binary.LittleEndian.Uint16(e[2*i:])
 	}
 }
 
@@ -88,9 +105,9 @@ func (h *LtHash) Add(parts ...[]byte) {
 // hash is of a multiset with signed multiplicities, and a later Add
 // restores it.
 func (h *LtHash) Remove(parts ...[]byte) {
-	h.expand(parts)
+	e := h.expand(parts)
 	for i := range h.lanes {
-		h.lanes[i] -= binary.LittleEndian.Uint16(h.buf[2*i:])
+		h.lanes[i] -= binary.LittleEndian.Uint16(e[2*i:])
 	}
 }
 

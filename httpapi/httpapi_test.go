@@ -44,6 +44,7 @@ func testSnapshot() *Snapshot {
 	return &Snapshot{
 		Shell: shell.Status{
 			ID: 2, N: 4, M: 2, Policy: "replace", Round: 9, StableCheckpoint: 8,
+			Ingress:        shell.Stats{FetchOverBudget: 6},
 			FailedReplicas: []msg.ReplicaID{1},
 			Instances: []shell.InstanceStatus{
 				{Instance: 0, View: 0, Primary: 0, LastDecided: 9, Executed: 12, Counters: pbft.Stats{Decided: 9, Dropped: map[string]uint64{"stale": 3}}},
@@ -238,6 +239,7 @@ func TestMetricsFromSnapshot(t *testing.T) {
 		`braid_instance_executed_requests_total{instance="0"} 12`,
 		`braid_messages_dropped_total{reason="instance_stale"} 4`,
 		`braid_messages_dropped_total{reason="transport_queue_full"} 5`,
+		`braid_messages_dropped_total{reason="fetch_over_budget"} 6`,
 		`braid_egress_queue_frames{peer="0"} 3`,
 		`braid_ingress_queue_frames{peer="3"} 1`,
 		`braid_verify_pool_busy_seconds_total 1.5`,

@@ -216,10 +216,11 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // dropped gathers every layer's drop counters under one reason label:
-// transport_* (outbound, peers and clients), client_shed and
-// invalid_signature (the shell's ingress), and instance_* for the
-// instances' own reasons (instance_stale-checkpoint, instance_duplicate,
-// ...) summed over instances.
+// transport_* (outbound, peers and clients), client_shed,
+// invalid_signature and fetch_over_budget (the shell's ingress and its
+// answers to state transfers), and instance_* for the instances' own
+// reasons (instance_stale-checkpoint, instance_duplicate, ...) summed over
+// instances.
 func dropped(s *Snapshot) map[string]uint64 {
 	sh := &s.Shell
 	out := map[string]uint64{
@@ -228,6 +229,7 @@ func dropped(s *Snapshot) map[string]uint64 {
 		"transport_unflushed":  s.Peers.DroppedUnflushed + s.Clients.DroppedUnflushed,
 		"client_shed":          sh.Ingress.ClientShed,
 		"invalid_signature":    sh.InvalidSignatures,
+		"fetch_over_budget":    sh.Ingress.FetchOverBudget,
 	}
 	for _, in := range sh.Instances {
 		for reason, n := range in.Counters.Dropped {

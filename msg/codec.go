@@ -11,7 +11,7 @@ var ErrMalformed = errors.New("malformed message")
 
 // Marshal encodes m canonically: equal messages give equal bytes.
 func Marshal(m Message) []byte {
-	var e encoder
+	e := encoder{b: make([]byte, 0, sizeHint(m))}
 	e.message(m, true)
 	return e.b
 }
@@ -20,7 +20,7 @@ func Marshal(m Message) []byte {
 // empty signature, prefixed by a domain tag so no other structure signed with
 // the same key can be mistaken for it.
 func SignedBytes(m Message) []byte {
-	var e encoder
+	e := encoder{b: make([]byte, 0, 16+sizeHint(m))}
 	e.b = append(e.b, "braid/msg/v1"...)
 	e.message(m, false)
 	return e.b
@@ -91,6 +91,23 @@ func Sig(m Message) []byte {
 }
 
 type encoder struct{ b []byte }
+
+// sizeHint is about the encoded size of m where it is large enough that
+// growing the buffer by doubling costs: a pre-prepare of a hundred
+// requests grew its buffer eight times, 10% of a simulated n = 32 run's
+// CPU (pprof). Small messages start from Go's own growth.
+func sizeHint(m Message) int {
+	pp, ok := m.(*PrePrepare)
+	if !ok {
+		return 64
+	}
+	k := 128 + len(pp.Sig)
+	for i := range pp.Batch.Requests {
+		r := &pp.Batch.Requests[i]
+		k += 24 + len(r.Op) + len(r.Sig)
+	}
+	return k
+}
 
 // The shortest encodings of the elements a count is checked against,
 // derived from the encoder (a zero value encodes shortest: empty byte

@@ -17,9 +17,17 @@ func (c *conn) Client() msg.ClientID { return c.id }
 func (c *conn) Send([]byte)          { c.frames++ }
 
 // heldWorker keeps jobs until the test completes them, as busy cores would.
-type heldWorker struct{ jobs []func() }
+type heldWorker struct {
+	jobs  []func()
+	cores int // default 2
+}
 
-func (w *heldWorker) Cores() int { return 2 }
+func (w *heldWorker) Cores() int {
+	if w.cores == 0 {
+		return 2
+	}
+	return w.cores
+}
 
 func (w *heldWorker) Go(work func() Cost, done func()) {
 	work()
@@ -32,33 +40,36 @@ func (w *heldWorker) completeOne() {
 	done()
 }
 
-// An overloaded replica keeps at most maxClientJobs client batches on its
-// workers, so its peers' frames are not queued behind client requests, and
-// at most maxClientBacklog requests waiting; the rest are shed and counted.
-// When a batch completes, the next is submitted.
+// An overloaded replica keeps at most ClientLanes(cores) client batches on
+// its workers — half its cores, at least one — so its peers' frames are not
+// queued behind client requests, and at most maxClientBacklog requests
+// waiting; the rest are shed and counted. When a batch completes, the next
+// is submitted.
 func TestClientAdmissionIsBounded(t *testing.T) {
-	cfg, ckey := testcluster.Config(t, 4, false)
-	w := &heldWorker{}
-	sh := testShell(t, cfg, 0, Deps{Disk: syncDisk{testcluster.MemStore(t)}, Worker: w})
-	c := &conn{id: 0}
-	offered := maxClientJobs*maxClientBatch + maxClientBacklog + 100
-	for k := 1; k <= offered; k++ {
-		sh.OnClient(c, msg.Marshal(&msg.ClientRequest{Request: put(ckey, 0, uint64(k), "k", "v")}))
-	}
-	sh.Flush()
-	if len(w.jobs) != maxClientJobs {
-		t.Fatalf("%d client batches on the workers, want %d", len(w.jobs), maxClientJobs)
-	}
-	if got := sh.Stats().ClientShed; got != 100 {
-		t.Fatalf("shed %d requests, want 100 (offered %d, room for %d)", got, offered, offered-100)
-	}
-	w.completeOne()
-	sh.Flush() // the loop flushes after every completion
-	if len(w.jobs) != maxClientJobs {
-		t.Fatalf("after one batch completed: %d on the workers, want %d (the next one from the backlog)", len(w.jobs), maxClientJobs)
-	}
-	if len(sh.clientQueue) != maxClientBacklog-maxClientBatch {
-		t.Fatalf("backlog %d, want %d", len(sh.clientQueue), maxClientBacklog-maxClientBatch)
+	for _, tc := range []struct{ cores, lanes int }{{1, 1}, {2, 1}, {4, 2}, {16, 8}} {
+		cfg, ckey := testcluster.Config(t, 4, false)
+		w := &heldWorker{cores: tc.cores}
+		sh := testShell(t, cfg, 0, Deps{Disk: syncDisk{testcluster.MemStore(t)}, Worker: w})
+		c := &conn{id: 0}
+		offered := tc.lanes*maxClientBatch + maxClientBacklog + 100
+		for k := 1; k <= offered; k++ {
+			sh.OnClient(c, msg.Marshal(&msg.ClientRequest{Request: put(ckey, 0, uint64(k), "k", "v")}))
+		}
+		sh.Flush()
+		if len(w.jobs) != tc.lanes {
+			t.Fatalf("%d cores: %d client batches on the workers, want %d", tc.cores, len(w.jobs), tc.lanes)
+		}
+		if got := sh.Stats().ClientShed; got != 100 {
+			t.Fatalf("%d cores: shed %d requests, want 100 (offered %d, room for %d)", tc.cores, got, offered, offered-100)
+		}
+		w.completeOne()
+		sh.Flush() // the loop flushes after every completion
+		if len(w.jobs) != tc.lanes {
+			t.Fatalf("%d cores: after one batch completed: %d on the workers, want %d (the next one from the backlog)", tc.cores, len(w.jobs), tc.lanes)
+		}
+		if len(sh.clientQueue) != maxClientBacklog-maxClientBatch {
+			t.Fatalf("%d cores: backlog %d, want %d", tc.cores, len(sh.clientQueue), maxClientBacklog-maxClientBatch)
+		}
 	}
 }
 

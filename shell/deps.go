@@ -91,7 +91,7 @@ type Cost struct {
 	Verifications int
 	Bytes         int
 	// ClientLane marks a batch check of client requests: admission runs
-	// at most maxClientJobs of them at once, so their time is a lane of
+	// at most ClientLanes(cores) of them at once, so their time is a lane of
 	// its own that can saturate before the cores do.
 	ClientLane bool
 }

@@ -25,8 +25,8 @@ const maxClientBatch = 256
 
 // Client admission. Clients can offer more than the cluster verifies; what
 // it cannot verify must wait where it does not stand in front of the
-// replicas' own messages. At most maxClientJobs client batches are on the
-// workers at once — the rest of the workers' time goes to peer frames,
+// replicas' own messages. At most ClientLanes(cores) client batches are on
+// the workers at once — the rest of the workers' time goes to peer frames,
 // which carry the decisions that drain the backlog — and at most
 // maxClientBacklog requests wait for a batch; beyond that a request is shed
 // (counted in Stats) and its client retries. Without this an overloaded
@@ -37,16 +37,26 @@ const maxClientBatch = 256
 // replica has answered (answered again from the reply cache; the
 // connection authenticated its client) and one whose signature verified
 // before (a client's retry).
-const (
-	maxClientJobs    = 1
-	maxClientBacklog = 8 * maxClientBatch
-)
+const maxClientBacklog = 8 * maxClientBatch
 
-// Stats counts what ingress did with client requests.
+// ClientLanes is how many client batches a replica with this many
+// verification cores checks at once: half its cores, at least one, so
+// the other half is always free for its peers' votes. With one lane on
+// 16 cores a primary verified its clients on one core while fifteen
+// idled, and PBFT's single primary was bound by that lane
+// (docs/benchmarks.md, session 11); a 2-core replica keeps the one lane
+// the overload scenario was tuned with.
+func ClientLanes(cores int) int { return max(1, cores/2) }
+
+// Stats counts what ingress did with client requests, and the peers'
+// Fetches it dropped.
 type Stats struct {
 	ClientShed     uint64 // dropped unverified: the backlog was full
 	ClientAnswered uint64 // answered from the reply cache without verification
 	ClientKnown    uint64 // signature verified before: not verified again
+	// FetchOverBudget counts Fetches dropped because their peer had spent
+	// its answer budget (transfer.go, fetchBudget).
+	FetchOverBudget uint64
 }
 
 // peerArrival is a peer frame waiting for verification.
@@ -294,9 +304,9 @@ func clientSignature(req *msg.Request) msg.Signature {
 }
 
 // verifyClients queues client requests for batch checks, as many batches
-// as admission allows (maxClientJobs, waiting or on the workers).
+// as admission allows (ClientLanes, waiting or on the workers).
 func (s *Shell) verifyClients() {
-	for len(s.clientQueue) > 0 && s.clientJobs < maxClientJobs {
+	for len(s.clientQueue) > 0 && s.clientJobs < ClientLanes(s.cores) {
 		k := min(len(s.clientQueue), maxClientBatch)
 		batch := s.clientQueue[:k:k]
 		s.clientQueue = s.clientQueue[k:]

@@ -23,6 +23,7 @@ import (
 
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/app/mux"
+	"github.com/braid-bft/braid/defaults"
 	"github.com/braid-bft/braid/msg"
 	"github.com/braid-bft/braid/rcc"
 	"github.com/braid-bft/braid/storage"
@@ -37,6 +38,10 @@ type Config struct {
 	// StagedLimit bounds a state transfer's staged bytes; 0 means
 	// maxStagedBytes.
 	StagedLimit int
+	// FetchAnswerBytes is each peer's budget for answers to its Fetches,
+	// refilled once per RetransmitTicks (see fetchBudget); 0 means
+	// defaultFetchAnswerBytes.
+	FetchAnswerBytes int
 }
 
 // Deps are the shell's dependencies (deps.go).
@@ -91,6 +96,8 @@ type Shell struct {
 	badSource                    map[msg.ReplicaID]bool
 	charged                      map[msg.ReplicaID]uint64 // invalid signatures each replica forwarded or served
 	stagedLimit                  int
+	fetches                      []fetchBudget // per peer (transfer.go)
+	fetchBytes, retransmitTicks  int
 	failed                       error // set once storage failed: the replica stops (fail-stop)
 
 	// Persistence pipeline: applied counts batches staged on the disk,
@@ -146,6 +153,17 @@ func New(cfg Config, deps Deps) (*Shell, error) {
 	}
 	if s.stagedLimit == 0 {
 		s.stagedLimit = maxStagedBytes
+	}
+	s.fetches = make([]fetchBudget, cfg.Core.N)
+	s.fetchBytes, s.retransmitTicks = cfg.FetchAnswerBytes, cfg.Core.Instance.RetransmitTicks
+	if s.fetchBytes <= 0 {
+		s.fetchBytes = defaultFetchAnswerBytes
+	}
+	if s.retransmitTicks <= 0 {
+		s.retransmitTicks = defaults.RetransmitTicks
+	}
+	for i := range s.fetches {
+		s.fetches[i].tokens = int64(s.fetchBytes)
 	}
 	if err := s.restore(); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
@@ -224,6 +242,7 @@ func (s *Shell) Tick() {
 	s.ticks++
 	s.node.Tick()
 	s.onTickTransfer()
+	s.onTickFetch()
 	s.logViews()
 }
 

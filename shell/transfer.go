@@ -116,15 +116,35 @@ func (s *Shell) onTickTransfer() {
 // serveFetch answers a peer's Fetch from our ledger. The blocks are read
 // and encoded off the loop (the disk's reads are safe alongside its writes);
 // only blocks we executed — at or below the round when the fetch arrived —
-// are served.
+// are served. The answer is drawn from the peer's budget (fetchBudget); a
+// Fetch that finds it spent waits for the refill, the latest one only.
 func (s *Shell) serveFetch(from msg.ReplicaID, f *msg.Fetch) {
-	if f.Sender != from || f.From == 0 || f.From > f.To || f.To > s.round {
+	if f.Sender != from || f.From == 0 || f.From > f.To || f.To > s.round || int(from) >= len(s.fetches) {
 		return
 	}
+	b := s.fetchBudget(from)
+	if b.waiting != nil {
+		s.stats.FetchOverBudget++ // superseded: a correct replica's latest Fetch is the one it waits for
+		b.waiting = nil
+	}
+	if b.tokens <= 0 {
+		b.waiting = f
+		return
+	}
+	s.answerFetch(from, b, f)
+}
+
+// answerFetch reads and sends the answer to f, reserving for it what is
+// left of the peer's budget (at most half a message): the answer is
+// trimmed to the reservation, and once it is encoded the budget is
+// charged its real size.
+func (s *Shell) answerFetch(from msg.ReplicaID, b *fetchBudget, f *msg.Fetch) {
+	limit := min(b.tokens, msg.MaxMessageBytes/2)
+	b.tokens -= limit
 	disk, log, self := s.disk, s.log, s.id
 	var out *msg.Blocks
 	s.worker.Go(func() Cost {
-		out = readFetch(disk, log, self, from, f)
+		out = readFetch(disk, log, self, from, f, int(limit))
 		c := Cost{}
 		if out != nil {
 			for _, b := range out.Blocks {
@@ -133,14 +153,76 @@ func (s *Shell) serveFetch(from msg.ReplicaID, f *msg.Fetch) {
 		}
 		return c
 	}, func() {
+		b.tokens += limit
 		if out != nil && s.failed == nil {
-			s.sendTo(from, out)
+			frame := msg.Marshal(out)
+			b.tokens -= int64(len(frame))
+			s.send(output{to: from, m: out, frame: frame})
 		}
 	})
 }
 
-// readFetch reads the answer to a fetch; nil when there is none to give.
-func readFetch(disk Disk, log *slog.Logger, self, from msg.ReplicaID, f *msg.Fetch) *msg.Blocks {
+// fetchBudget is one peer's budget for answers to its Fetches: a token
+// bucket of Config.FetchAnswerBytes encoded bytes, refilled at that much per
+// RetransmitTicks, as the instances' Status answers are (pbft.Config
+// AnswerBytes). A Fetch is a few dozen bytes and its answer up to half a
+// message, read from the disk and encoded on a worker: without it a peer
+// could make us read and send gigabytes a tick. A Fetch is answered while
+// the bucket is not empty, so over any T ticks a peer draws at most
+// (1 + T/RetransmitTicks)·FetchAnswerBytes, plus what each answer being
+// read at once takes beyond its reservation (its framing and paradigm
+// state, or a first block larger than what was left).
+//
+// A correct replica has at most one Fetch out to one peer: it asks for
+// the next blocks when an answer arrived (askMore). The default, 64 MiB
+// per RetransmitTicks (100 ms at the default tick), is 640 MB/s: above
+// what a 1 Gbit/s link (125 MB/s) carries, so an honest transfer does not
+// meet it; the simulator's catch-up scenarios run the same, trace for
+// trace, with 256 KiB. Where it is met, the Fetch waits for the refill
+// (waiting; served by onTickFetch) instead of timing out and starting
+// again from another signer. The budget must not be set near an honest
+// transfer's rate all the same: a transfer slower than the cluster starts
+// afresh at each newer checkpoint (startTransfer) and may never finish —
+// with 4 KiB per period the simulator's long-partition replica did not.
+type fetchBudget struct {
+	tokens   int64 // bytes it may still draw; negative: in debt for the last answer
+	refilled int64 // tick of the last refill
+	waiting  *msg.Fetch
+}
+
+const defaultFetchAnswerBytes = msg.MaxMessageBytes
+
+// fetchBudget returns peer's budget refilled up to now.
+func (s *Shell) fetchBudget(peer msg.ReplicaID) *fetchBudget {
+	b := &s.fetches[peer]
+	if dt := s.ticks - b.refilled; dt > 0 {
+		capacity, period := int64(s.fetchBytes), int64(s.retransmitTicks)
+		b.tokens = min(capacity, b.tokens+min(dt, period)*max(capacity/period, 1))
+		b.refilled = s.ticks
+	}
+	return b
+}
+
+// onTickFetch answers the Fetches that waited for their peer's refill,
+// in peer order (the simulator's runs stay deterministic).
+func (s *Shell) onTickFetch() {
+	for i := range s.fetches {
+		if s.fetches[i].waiting == nil {
+			continue
+		}
+		peer := msg.ReplicaID(i)
+		if b := s.fetchBudget(peer); b.tokens > 0 {
+			f := b.waiting
+			b.waiting = nil
+			s.answerFetch(peer, b, f)
+		}
+	}
+}
+
+// readFetch reads the answer to a fetch: at most msg.MaxFetchBlocks blocks
+// and limit bytes of them, but at least one block; nil when there is none
+// to give.
+func readFetch(disk Disk, log *slog.Logger, self, from msg.ReplicaID, f *msg.Fetch, limit int) *msg.Blocks {
 	to := min(f.To, f.From+msg.MaxFetchBlocks-1)
 	out := &msg.Blocks{From: f.From, Sender: self}
 	size := 0
@@ -151,7 +233,7 @@ func readFetch(disk Disk, log *slog.Logger, self, from msg.ReplicaID, f *msg.Fet
 			return nil
 		}
 		enc := b.Encode()
-		if size += len(enc); size > msg.MaxMessageBytes/2 {
+		if size += len(enc); size > msg.MaxMessageBytes/2 || (size > limit && len(out.Blocks) > 0) {
 			break
 		}
 		out.Blocks = append(out.Blocks, enc)

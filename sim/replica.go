@@ -121,6 +121,9 @@ func (r *replica) stats() (decided, viewChanges uint64, dropped map[string]uint6
 	if shed := r.sh.Stats().ClientShed; shed > 0 {
 		dropped["client-shed"] += shed // ingress admission (shell/ingress.go)
 	}
+	if over := r.sh.Stats().FetchOverBudget; over > 0 {
+		dropped["fetch-over-budget"] += over // peers' Fetches beyond their answer budget (shell/transfer.go)
+	}
 	return
 }
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/braid-bft/braid/msg"
+	"github.com/braid-bft/braid/shell"
 	"github.com/braid-bft/braid/sim/simnet"
 )
 
@@ -19,9 +20,10 @@ type Usage struct {
 	Workers float64 `json:"workers"` // the verification cores, all of them together
 	NIC     float64 `json:"nic"`     // the network card's egress
 	Disk    float64 `json:"disk"`    // the disk, fsyncing
-	// ClientLane is the share of time a batch check of client requests
-	// was running: admission allows one at a time (shell/ingress.go), so
-	// this lane saturates at 1 even with cores to spare.
+	// ClientLane is the share of the client lanes' time that batch checks
+	// of client requests ran: admission allows shell.ClientLanes(cores) at
+	// once (shell/ingress.go), so the lanes saturate at 1 even with cores
+	// to spare.
 	ClientLane float64 `json:"client_lane"`
 }
 
@@ -53,7 +55,7 @@ func (w *world) measureUsage(from, to time.Duration) {
 				Workers:    float64(r.used.workers) / window / cores,
 				NIC:        float64(w.net.NICUsed(r.net)) / window,
 				Disk:       float64(r.used.disk) / window,
-				ClientLane: float64(r.used.clientLane) / window,
+				ClientLane: float64(r.used.clientLane) / window / float64(shell.ClientLanes(w.machine.Cores)),
 			}
 			if r.up {
 				for k := 0; k < r.node().Config().M; k++ {

@@ -47,6 +47,14 @@ replica processes, and the floor: n client-signature verifications per
 request at the batch-verification speed measured in the same run. With
 --config it runs only the clients, against an existing cluster.
 
+With --plain it runs the same clients and workloads against one
+non-replicated server process instead (braid plain-server, n = 1, f = 0):
+it receives the signed request over the same client transport, batch-
+verifies the signature, executes it on the same application, makes it
+durable in the same store with one fsync per group of requests, and
+replies. The difference to the replicated run is the cost of replication
+and agreement; the output and the JSON ("mode": "plain") say which ran.
+
 Requests are signed inline by the load generator (client.Submit signs each
 one), on the same machine as the replicas: that CPU competes with them.
 
@@ -81,6 +89,7 @@ type benchOptions struct {
 	dir          string
 	seed         uint64
 	broadcast    bool
+	plain        bool // one non-replicated server instead of a cluster
 
 	calibrate  bool    // measure the cost model and write it to costs
 	costs      string  // the cost file --sim reads
@@ -120,6 +129,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (o *benchOptions, done boo
 	fs.StringVar(&o.dir, "dir", "", "directory for the cluster(s), kept afterwards (default: a temporary directory, removed afterwards)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the operation mix and keys (0: random; the seed used is printed)")
 	fs.BoolVar(&o.broadcast, "broadcast", false, "clients send every request to all replicas instead of to their instance's primary")
+	fs.BoolVar(&o.plain, "plain", false, "benchmark the non-replicated baseline instead: one braid plain-server process (verify, execute, group commit, reply; no replication or agreement), same clients, workloads and measurements")
 	fs.BoolVar(&o.calibrate, "calibrate", false, "measure the simulator's cost model on this machine (signature checks, signing, hashing, encoding, TLS records, fsync in --dir) and write it to --costs")
 	fs.StringVar(&o.costs, "costs", defaultCosts, "cost model file: written by --calibrate, read by --sim")
 	fs.BoolVar(&o.simulate, "sim", false, "run the real runtime on the deterministic simulator under the --costs model instead of starting processes (closed-loop clients, or open-loop load at --open-loop-rate)")
@@ -152,7 +162,16 @@ func (o *benchOptions) validate(set map[string]bool) error {
 	if !slices.Contains(benchWorkloads, o.workload) {
 		return fmt.Errorf("--workload %q: want one of %s", o.workload, strings.Join(benchWorkloads, ", "))
 	}
-	if o.config != "" {
+	if o.plain {
+		for _, name := range []string{"n", "m", "compare-m", "config", "sim", "calibrate"} {
+			if set[name] {
+				return fmt.Errorf("--%s cannot be used with --plain: the baseline is one non-replicated server process the bench starts (n = 1, no instances)", name)
+			}
+		}
+		if o.batch < 1 || o.batch > config.MaxBatchSize {
+			return fmt.Errorf("--batch %d: need 1 ≤ batch ≤ %d", o.batch, config.MaxBatchSize)
+		}
+	} else if o.config != "" {
 		for _, name := range []string{"n", "m", "batch", "dir", "compare-m"} {
 			if set[name] {
 				return fmt.Errorf("--%s cannot be used with --config: the bench then runs only clients against the existing cluster, whose n, m and batch_size its file fixes", name)
@@ -198,8 +217,12 @@ func (o *benchOptions) validate(set map[string]bool) error {
 	switch {
 	case o.payload < 0 || o.payload > kv.MaxValueLen:
 		return fmt.Errorf("--payload %d: need 0 ≤ payload ≤ %d bytes", o.payload, kv.MaxValueLen)
-	case o.clients < 1 || o.clients > maxBenchClients:
-		return fmt.Errorf("--clients %d: need 1 ≤ clients ≤ %d", o.clients, maxBenchClients)
+	case o.clients < 1 || (!o.simulate && o.clients > maxBenchClients) || o.clients > maxSimClients:
+		most := maxBenchClients
+		if o.simulate {
+			most = maxSimClients
+		}
+		return fmt.Errorf("--clients %d: need 1 ≤ clients ≤ %d", o.clients, most)
 	case o.duration <= 0:
 		return fmt.Errorf("--duration %v: must be positive", o.duration)
 	case o.warmup < 0:
@@ -212,6 +235,11 @@ func (o *benchOptions) validate(set map[string]bool) error {
 
 // maxBenchClients bounds --clients: each is a goroutine with n connections.
 const maxBenchClients = 10000
+
+// maxSimClients bounds --sim --clients: a simulated client is a few
+// hundred bytes, and saturating n = 128 takes four full batches for each
+// of its 86 instances (34,400 clients at batch 100).
+const maxSimClients = 200000
 
 // opKind is what one benchmark request does.
 type opKind uint8
@@ -370,6 +398,9 @@ func (r *recorder) window(from, to int64) (lat []time.Duration, failed, appErrs 
 
 // benchResult is one run's outcome; its JSON names are the interface.
 type benchResult struct {
+	// Mode is "bft" for a replicated cluster and "plain" for the
+	// non-replicated baseline (--plain: n = 1, one server process).
+	Mode            string  `json:"mode"`
 	Workload        string  `json:"workload"`
 	N               int     `json:"n"`
 	M               int     `json:"m"`
@@ -516,7 +547,11 @@ func benchFresh(ctx context.Context, o *benchOptions, m int, name string, secPer
 		defer os.RemoveAll(parent)
 	}
 	dir := filepath.Join(parent, name)
-	cfgPath, err := benchInit(dir, o.n, m, o.batch, o.clients)
+	n := o.n
+	if o.plain {
+		n, m, dir = 1, 1, filepath.Join(parent, "plain")
+	}
+	cfgPath, err := benchInit(dir, n, m, o.batch, o.clients)
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +564,12 @@ func benchFresh(ctx context.Context, o *benchOptions, m int, name string, secPer
 		return nil, err
 	}
 	defer cl.stop() // before the directory is removed (defers run last-in first-out)
-	fmt.Fprintf(human, "\nbraid bench: starting %d replica processes (m=%d, batch %d, policy %s) in %s\n", cfg.N, cfg.M, cfg.BatchSize, cfg.FailurePolicy, dir)
+	if o.plain {
+		cl.plain = true
+		fmt.Fprintf(human, "\nbraid bench --plain: starting 1 non-replicated server process (the baseline: no replication or agreement; verify, execute, group commit, reply; blocks of up to %d requests) in %s\n", cfg.BatchSize, dir)
+	} else {
+		fmt.Fprintf(human, "\nbraid bench: starting %d replica processes (m=%d, batch %d, policy %s) in %s\n", cfg.N, cfg.M, cfg.BatchSize, cfg.FailurePolicy, dir)
+	}
 	for i := range cfg.N {
 		if err := cl.start(i); err != nil {
 			return nil, err
@@ -555,6 +595,9 @@ func benchFresh(ctx context.Context, o *benchOptions, m int, name string, secPer
 		dumpLogs(stderr, cl, cfg.N)
 	}
 	cl.stop()
+	if o.plain {
+		return res, nil // no rounds or instances: nothing is agreed
+	}
 	if rounds, insts, err := ledgerRounds(cfg, 0, wnd[0], wnd[1]); err != nil {
 		fmt.Fprintf(human, "per-instance rounds unavailable: %v\n", err)
 	} else {
@@ -746,8 +789,12 @@ func benchRun(ctx context.Context, o *benchOptions, cfg *config.Config, pids []i
 
 	lat, failed, appErrs := rec.window(wnd[0], wnd[1])
 	secs := ended.at.Sub(begun.at).Seconds()
+	mode := "bft"
+	if o.plain {
+		mode = "plain"
+	}
 	res := &benchResult{
-		Workload: o.workload, N: cfg.N, M: cfg.M, Batch: cfg.BatchSize, Payload: o.payload, Clients: len(clients),
+		Mode: mode, Workload: o.workload, N: cfg.N, M: cfg.M, Batch: cfg.BatchSize, Payload: o.payload, Clients: len(clients),
 		OpenLoopRate: o.openLoopRate, DurationSeconds: secs, WarmupSeconds: o.warmup.Seconds(), Seed: o.seed,
 		Signing: "requests signed inline by the load generator", Cores: runtime.NumCPU(),
 		Executed: len(lat), Failed: failed, AppErrors: appErrs, OpenLoopMissed: missed.Load(),
@@ -1138,7 +1185,11 @@ func dumpLogs(w io.Writer, cl *cluster, n int) {
 }
 
 func printBenchSummary(w io.Writer, r *benchResult) {
-	fmt.Fprintf(w, "\nresults: n=%d m=%d batch=%d payload=%dB clients=%d workload=%s", r.N, r.M, r.Batch, r.Payload, r.Clients, r.Workload)
+	what := ""
+	if r.Mode == "plain" {
+		what = " of the PLAIN NON-REPLICATED BASELINE (one server, no replication or agreement, f = 0)"
+	}
+	fmt.Fprintf(w, "\nresults%s: n=%d m=%d batch=%d payload=%dB clients=%d workload=%s", what, r.N, r.M, r.Batch, r.Payload, r.Clients, r.Workload)
 	if r.OpenLoopRate > 0 {
 		fmt.Fprintf(w, " open-loop %.0f req/s (%d not sent: no free client)", r.OpenLoopRate, r.OpenLoopMissed)
 	}
@@ -1148,8 +1199,12 @@ func printBenchSummary(w io.Writer, r *benchResult) {
 	fmt.Fprintf(w, "  latency       p50 %.1f ms   p95 %.1f ms   p99 %.1f ms   max %.1f ms   mean %.1f ms (Submit call to return)\n",
 		r.P50ms, r.P95ms, r.P99ms, r.MaxMs, r.MeanMs)
 	if r.CPUSecondsPerRequest != nil {
-		fmt.Fprintf(w, "  replica CPU   %.1f µs/request (%.2f CPU-s over the window, %d processes)\n",
-			*r.CPUSecondsPerRequest*1e6, *r.ReplicaCPUSeconds, r.ReplicaProcesses)
+		label := "replica CPU "
+		if r.Mode == "plain" {
+			label = "server CPU  "
+		}
+		fmt.Fprintf(w, "  %s  %.1f µs/request (%.2f CPU-s over the window, %d processes)\n",
+			label, *r.CPUSecondsPerRequest*1e6, *r.ReplicaCPUSeconds, r.ReplicaProcesses)
 	} else {
 		fmt.Fprintf(w, "  replica CPU   unknown (no local replica processes)\n")
 	}

@@ -40,6 +40,9 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--payload", "-1"}, "--payload -1"},
 		{[]string{"--payload", "70000"}, "--payload 70000: need 0 ≤ payload ≤ 65536"},
 		{[]string{"--clients", "0"}, "--clients 0: need 1 ≤ clients"},
+		{[]string{"--clients", "10001"}, "--clients 10001: need 1 ≤ clients ≤ 10000"},
+		{[]string{"--sim", "--clients", "34400"}, ""},
+		{[]string{"--sim", "--clients", "200001"}, "--clients 200001: need 1 ≤ clients ≤ 200000"},
 		{[]string{"--duration", "0s"}, "--duration 0s: must be positive"},
 		{[]string{"--warmup", "-1s"}, "--warmup -1s: cannot be negative"},
 		{[]string{"--open-loop-rate", "-5"}, "--open-loop-rate -5"},
@@ -50,6 +53,13 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--n", "7", "--m", "7", "--compare-m", "1", "--workload", "ycsb-b"}, ""},
 		{[]string{"--config", "c.json", "--clients", "8", "--workload", "bank", "--json"}, ""},
 		{[]string{"--open-loop-rate", "500", "--warmup", "0s"}, ""},
+		{[]string{"--plain", "--n", "7"}, "--n cannot be used with --plain"},
+		{[]string{"--plain", "--m", "1"}, "--m cannot be used with --plain"},
+		{[]string{"--plain", "--compare-m", "1"}, "--compare-m cannot be used with --plain"},
+		{[]string{"--plain", "--config", "c.json"}, "--config cannot be used with --plain"},
+		{[]string{"--plain", "--sim"}, "--sim cannot be used with --plain"},
+		{[]string{"--plain", "--batch", "0"}, "--batch 0: need 1 ≤ batch ≤ 4096"},
+		{[]string{"--plain", "--workload", "bank", "--clients", "8", "--batch", "10", "--json"}, ""},
 	} {
 		_, _, err := parseBenchFlags(tc.args, io.Discard)
 		switch {
@@ -191,10 +201,55 @@ func TestBenchEndToEnd(t *testing.T) {
 	if v, _ := res["floor_cpu_seconds_per_request"].(float64); v <= 0 {
 		t.Errorf("floor_cpu_seconds_per_request %v, want > 0", res["floor_cpu_seconds_per_request"])
 	}
+	if res["mode"] != "bft" {
+		t.Errorf("mode %v, want bft", res["mode"])
+	}
 	if res["n"] != 4.0 || res["clients"] != 4.0 || res["workload"] != "write" {
 		t.Errorf("parameters not echoed: n=%v clients=%v workload=%v", res["n"], res["clients"], res["workload"])
 	}
 	if _, ok := res["instances"]; !ok {
 		t.Errorf("no per-instance rounds")
+	}
+}
+
+// TestBenchPlain builds braid and runs a short `braid bench --plain
+// --json`: one non-replicated server process, the same clients and
+// measurements, and output that says it is the baseline.
+func TestBenchPlain(t *testing.T) {
+	bin := buildBraidE2E(t)
+	cmd := exec.Command(bin, "bench", "--plain", "--clients", "4", "--duration", "1s", "--warmup", "200ms", "--json")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	t.Logf("stderr:\n%s", strings.ReplaceAll(stderr.String(), "\r", "\n"))
+	t.Logf("stdout:\n%s", out)
+	if err != nil {
+		t.Fatalf("braid bench --plain: %v", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	var res map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last stdout line is not JSON: %v", err)
+	}
+	if res["mode"] != "plain" {
+		t.Errorf("mode %v, want plain", res["mode"])
+	}
+	if ex, _ := res["executed"].(float64); ex <= 0 {
+		t.Fatalf("executed %v, want > 0", res["executed"])
+	}
+	if res["failed"] != 0.0 || res["app_errors"] != 0.0 {
+		t.Errorf("failed %v, app_errors %v, want 0 and 0", res["failed"], res["app_errors"])
+	}
+	if res["n"] != 1.0 || res["replica_processes"] != 1.0 || res["clients"] != 4.0 {
+		t.Errorf("n %v, processes %v, clients %v; want 1, 1, 4", res["n"], res["replica_processes"], res["clients"])
+	}
+	if v, _ := res["cpu_seconds_per_request"].(float64); v <= 0 {
+		t.Errorf("cpu_seconds_per_request %v, want > 0 (the server process's CPU)", res["cpu_seconds_per_request"])
+	}
+	if _, ok := res["instances"]; ok {
+		t.Errorf("per-instance rounds reported for the baseline, which orders nothing")
+	}
+	if !strings.Contains(stderr.String(), "PLAIN NON-REPLICATED BASELINE") {
+		t.Errorf("the readable summary does not say it is the non-replicated baseline")
 	}
 }

@@ -192,8 +192,13 @@ func simulate(o *benchOptions, human, progress io.Writer) (simBenchResult, error
 	fmt.Fprintf(human, "network: %s, one %.3g Gbit/s NIC per replica\n", linksText(o), o.nicGbps)
 	fmt.Fprintf(human, "model: %s\n       from %s\n", model, source)
 	// The simulator allocates a message per delivery: trade memory (the
-	// guard bounds it) for less time in the collector.
+	// guard bounds it) for less time in the collector — until the heap
+	// nears the guard: then the collector works harder instead (at n = 64
+	// the process reached 6.5 GB resident for 0.6 GB live at the end).
 	defer debug.SetGCPercent(debug.SetGCPercent(300))
+	if o.maxMemory > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.maxMemory * 3 / 4))
+	}
 	start := time.Now()
 	opts := sim.Options{
 		Protocol: "rcc", N: o.n, M: m, Seed: seed, Scenario: o.scenario, Clients: -1, Batch: o.batch,
@@ -319,7 +324,7 @@ type roleUsage struct {
 	Workers  float64 `json:"verification_cores"`
 	NIC      float64 `json:"nic"`
 	Disk     float64 `json:"disk"`
-	// ClientLane: the one-at-a-time client verification lane.
+	// ClientLane: the client verification lanes (shell.ClientLanes: half the cores, at least one).
 	ClientLane float64 `json:"client_lane"`
 }
 

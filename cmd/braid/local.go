@@ -23,6 +23,7 @@ type cluster struct {
 	cfgPath string
 	logDir  string
 	procs   []*exec.Cmd
+	plain   bool // run `braid plain-server` (braid bench --plain) instead of replicas
 
 	mu    sync.Mutex
 	exits map[int]error // replicas whose process ended, with how
@@ -61,7 +62,11 @@ func (c *cluster) start(id int) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(c.bin, "replica", "--config", c.cfgPath, "--id", strconv.Itoa(id))
+	args := []string{"replica", "--config", c.cfgPath, "--id", strconv.Itoa(id)}
+	if c.plain {
+		args = []string{"plain-server", "--config", c.cfgPath}
+	}
+	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us, we stop them
 	if err := cmd.Start(); err != nil {

@@ -16,31 +16,39 @@ import (
 type command struct {
 	name, args, about string
 	run               func(args []string, stdout, stderr io.Writer) error
+	// hidden leaves the command out of the usage text: it is machinery of
+	// another command (plain-server is the process braid bench --plain
+	// starts), documented where that command is.
+	hidden bool
 }
 
 // commands is the command table: dispatch and the usage text both come
 // from it, so a command cannot be listed without being runnable or the
 // other way round.
 var commands = []command{
-	{"sim", "[flags]", "run the deterministic simulator (braid sim --help)", runSim},
-	{"init", "[flags]", "create a cluster: configuration and keys (braid init --help)", runInit},
-	{"keygen", "[flags]", "write one key pair and print its public key (braid keygen --help)", runKeygen},
-	{"ledger", "CMD", "show, verify or export a replica's ledger (braid ledger --help)", runLedger},
-	{"status", "[flags]", "one line per replica: up or down, round, lag, views, primaries (braid status --help)", runStatus},
-	{"replica", "[flags]", "run one replica (braid replica --config FILE --id I)", runReplica},
-	{"local", "[flags]", "run a persistent local cluster of replica processes (braid local --n 4)", runLocal},
-	{"kv", "CMD", "put, get, delete or scan keys as a client (braid kv --help)", runKV},
-	{"bank", "CMD", "open accounts, deposit, transfer, check balances as a client (braid bank --help)", runBank},
-	{"gateway", "[flags]", "serve the Redis protocol and the kv/bank HTTP API for a cluster (braid gateway --help)", runGateway},
-	{"demo", "", "4 replica processes, a live workload, a primary killed and restarted, ledgers verified", runDemo},
-	{"chaos", "[flags]", "a real cluster under random kills, pauses, partitions and Byzantine replicas; every result checked (braid chaos --help)", runChaos},
-	{"bench", "[flags]", "benchmark a local cluster of replica processes: req/s, latency, CPU per request (braid bench --help)", runBench},
+	{"sim", "[flags]", "run the deterministic simulator (braid sim --help)", runSim, false},
+	{"init", "[flags]", "create a cluster: configuration and keys (braid init --help)", runInit, false},
+	{"keygen", "[flags]", "write one key pair and print its public key (braid keygen --help)", runKeygen, false},
+	{"ledger", "CMD", "show, verify or export a replica's ledger (braid ledger --help)", runLedger, false},
+	{"status", "[flags]", "one line per replica: up or down, round, lag, views, primaries (braid status --help)", runStatus, false},
+	{"replica", "[flags]", "run one replica (braid replica --config FILE --id I)", runReplica, false},
+	{"local", "[flags]", "run a persistent local cluster of replica processes (braid local --n 4)", runLocal, false},
+	{"kv", "CMD", "put, get, delete or scan keys as a client (braid kv --help)", runKV, false},
+	{"bank", "CMD", "open accounts, deposit, transfer, check balances as a client (braid bank --help)", runBank, false},
+	{"gateway", "[flags]", "serve the Redis protocol and the kv/bank HTTP API for a cluster (braid gateway --help)", runGateway, false},
+	{"demo", "", "4 replica processes, a live workload, a primary killed and restarted, ledgers verified", runDemo, false},
+	{"chaos", "[flags]", "a real cluster under random kills, pauses, partitions and Byzantine replicas; every result checked (braid chaos --help)", runChaos, false},
+	{"bench", "[flags]", "benchmark a local cluster of replica processes: req/s, latency, CPU per request (braid bench --help)", runBench, false},
+	{"plain-server", "--config FILE", "the non-replicated baseline server braid bench --plain starts (benchmarks only)", runPlainServer, true},
 }
 
 func usage() string {
 	var b strings.Builder
 	b.WriteString("braid — a Byzantine-fault-tolerant replicated ledger on wait-free parallel consensus\n\nUsage:\n")
 	for _, c := range commands {
+		if c.hidden {
+			continue
+		}
 		fmt.Fprintf(&b, "  %-21s %s\n", strings.TrimSpace("braid "+c.name+" "+c.args), c.about)
 	}
 	b.WriteString("\n")

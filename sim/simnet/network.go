@@ -125,12 +125,18 @@ type Network struct {
 	cur         [32]byte
 	lastPayload []byte
 	lastDigest  [32]byte
+	// The copy of lastPayload the deliveries share: one per broadcast,
+	// not one per peer. A view change at n = 16 is megabytes, and
+	// copying it for each of 15 peers is what filled memory in
+	// view-change storms.
+	lastCopy []byte
 }
 
 // NewNetwork creates a network of n nodes, ids 0..n-1, all up and fully
 // connected, with the zero Link as default. deliver is called for every
-// delivered message; the payload is a private copy the receiver may keep or
-// modify.
+// delivered message; the payload is the network's copy, shared by the
+// deliveries of one buffer sent to several nodes in a row: the receiver may
+// keep it but must not modify it.
 func NewNetwork(s *Scheduler, n int, deliver func(from, to int, payload []byte)) *Network {
 	if n <= 0 {
 		panic("simnet: NewNetwork with n <= 0")
@@ -345,8 +351,9 @@ func (nw *Network) IsDown(node int) bool {
 }
 
 // Send sends payload from→to through the link model. The payload is copied,
-// so the caller may reuse it. Send never calls deliver synchronously, even
-// on a zero-delay link.
+// so the caller may reuse it — but not change it between sends of the same
+// buffer to several nodes in a row, which share one copy (and one digest).
+// Send never calls deliver synchronously, even on a zero-delay link.
 //
 // Send draws from the scheduler's PRNG a number of values that depends only
 // on the link's configuration: one for Loss if Loss > 0, one for Duplicate
@@ -404,10 +411,11 @@ func (nw *Network) Send(from, to int, payload []byte) {
 		return
 	}
 	arrive := sent.Add(l.Latency)
-	nw.schedule(from, to, arrive.Add(j1), append([]byte(nil), payload...), digest)
+	buf := nw.copyOf(payload)
+	nw.schedule(from, to, arrive.Add(j1), buf, digest)
 	if dup {
 		nw.stats.Duplicated++
-		nw.schedule(from, to, arrive.Add(j2), append([]byte(nil), payload...), digest)
+		nw.schedule(from, to, arrive.Add(j2), buf, digest)
 	}
 }
 
@@ -491,8 +499,17 @@ func (nw *Network) digest(payload []byte) [32]byte {
 	if len(payload) > 0 && len(payload) == len(nw.lastPayload) && &payload[0] == &nw.lastPayload[0] {
 		return nw.lastDigest
 	}
-	nw.lastPayload, nw.lastDigest = payload, sha256.Sum256(payload)
+	nw.lastPayload, nw.lastDigest, nw.lastCopy = payload, sha256.Sum256(payload), nil
 	return nw.lastDigest
+}
+
+// copyOf is the network's copy of payload, made once for a payload sent to
+// several nodes in a row (digest has just seen it).
+func (nw *Network) copyOf(payload []byte) []byte {
+	if nw.lastCopy == nil || len(nw.lastCopy) != len(payload) {
+		nw.lastCopy = append([]byte(nil), payload...)
+	}
+	return nw.lastCopy
 }
 
 // Delivering is the SHA-256 of the payload being delivered (valid inside the deliver callback).
