@@ -302,23 +302,50 @@ func (c *checker) checkLinearizability() *LinStats {
 	if timeout == 0 {
 		timeout = DefaultLinTimeout
 	}
-	parts := KVModel.Partition(linOperations(c.history))
-	st.Keys = len(parts)
-	for _, part := range parts {
-		key := part[0].Input.(KVInput).Key
-		switch porcupine.CheckOperationsTimeout(KVModel, part, timeout) {
-		case porcupine.Illegal:
-			st.Illegal++
-			// Past the report's cap too: at most one line per key.
-			c.report("linearizability: the history of key %q (%d operations, %d clients) is not linearizable: %s",
-				key, len(part), clientsIn(part), firstAnomaly(part, time.Now().Add(timeout)))
-		case porcupine.Unknown:
-			st.Timeouts++
-		}
+	res := CheckKVHistory(linOperations(c.history), timeout)
+	st.Keys, st.Illegal, st.Timeouts = res.Keys, res.Illegal, res.Timeouts
+	for _, a := range res.Anomalies {
+		// Past the report's cap too: at most one line per key.
+		c.report("linearizability: %s", a)
 	}
 	st.CheckSeconds = time.Since(start).Seconds()
 	return st
 }
+
+// KVCheck is what CheckKVHistory found.
+type KVCheck struct {
+	Keys     int // per-key histories checked
+	Illegal  int // keys whose history is not linearizable
+	Timeouts int // keys porcupine could not decide within the timeout
+	// Anomalies describes each illegal key's history, one line per key.
+	Anomalies []string
+}
+
+// CheckKVHistory checks a kv history (operations over KVInput and
+// KVOutput, pending ones with output KVUnknown and Return math.MaxInt64)
+// key by key against KVModel, giving porcupine timeout per key. The
+// simulator's check and braid chaos's, on real processes, both use it.
+func CheckKVHistory(ops []porcupine.Operation, timeout time.Duration) KVCheck {
+	var res KVCheck
+	parts := KVModel.Partition(ops)
+	res.Keys = len(parts)
+	for _, part := range parts {
+		key := part[0].Input.(KVInput).Key
+		switch porcupine.CheckOperationsTimeout(KVModel, part, timeout) {
+		case porcupine.Illegal:
+			res.Illegal++
+			res.Anomalies = append(res.Anomalies, fmt.Sprintf("the history of key %q (%d operations, %d clients) is not linearizable: %s",
+				key, len(part), clientsIn(part), firstAnomaly(part, time.Now().Add(timeout))))
+		case porcupine.Unknown:
+			res.Timeouts++
+		}
+	}
+	return res
+}
+
+// DecodeKVResult classifies an accepted result of the operation in, as
+// the history records it.
+func DecodeKVResult(in KVInput, result []byte) KVOutput { return decodeKV(in, result) }
 
 func clientsIn(part []porcupine.Operation) int {
 	seen := map[int]bool{}

@@ -37,6 +37,7 @@ var commands = []command{
 	{"bank", "CMD", "open accounts, deposit, transfer, check balances as a client (braid bank --help)", runBank, false},
 	{"gateway", "[flags]", "serve the Redis protocol and the kv/bank HTTP API for a cluster (braid gateway --help)", runGateway, false},
 	{"demo", "", "4 replica processes, a live workload, a primary killed and restarted, ledgers verified", runDemo, false},
+	{"chaos", "[flags]", "a real cluster under random kills, pauses, partitions and Byzantine replicas; every result checked (braid chaos --help)", runChaos, false},
 	{"bench", "[flags]", "benchmark a local cluster of replica processes: req/s, latency, CPU per request (braid bench --help)", runBench, false},
 	{"plain-server", "--config FILE", "the non-replicated baseline server braid bench --plain starts (benchmarks only)", runPlainServer, true},
 }
