@@ -329,11 +329,31 @@ func (w *world) inject(x Fault) {
 			i := slices.IndexFunc(w.netFaults, func(o Fault) bool { return o.Kind == x.Kind && o.Replica == x.Replica && o.From == x.From })
 			w.netFaults = slices.Delete(w.netFaults, i, i+1)
 			w.applyNet()
-			if x.Kind == FaultIsolate || x.Kind == FaultOneWay {
-				r.announce() // its links are back
+			// What the runtime does when a replica's links come back: the
+			// replicas that could not hear others announce, so peers tell
+			// them what they missed (an idle cluster sends nothing else).
+			for _, id := range x.deaf(w.n) {
+				w.replicas[id].announce()
 			}
 		})
 	}
+}
+
+// deaf lists the replicas that a network fault kept from hearing others.
+func (x Fault) deaf(n int) []int {
+	switch x.Kind {
+	case FaultIsolate, FaultOneWay:
+		return []int{x.Replica}
+	case FaultCut:
+		return x.Group
+	case FaultPartition:
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		return all
+	}
+	return nil
 }
 
 // applyNet makes the network what the faults active now say: links that
