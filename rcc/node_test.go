@@ -323,9 +323,9 @@ func TestInPlaceRecoveryAndInstanceChange(t *testing.T) {
 }
 
 // The load cap: an instance refuses an instance change once it serves
-// ⌈|C|/(n−f)⌉ clients.
+// ⌈|C|/(m−f)⌉ clients.
 func TestInstanceChangeLoadCap(t *testing.T) {
-	a := newAssignment(4, []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7}, 3) // cap ⌈8/3⌉ = 3; instance 1 serves clients 1 and 5
+	a := newAssignment(4, []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7}, 1) // cap ⌈8/3⌉ = 3; instance 1 serves clients 1 and 5
 	if moved, why := a.change(0, 1, 1, 10, 20); !moved {
 		t.Fatalf("first move refused: %v", why)
 	}
@@ -347,7 +347,7 @@ func TestInstanceChangeLoadCap(t *testing.T) {
 	if moved, why := a.change(3, 4, 4, 11, 21); moved || why != RefusedNoInstance {
 		t.Fatalf("instance change to instance 4 of 4: moved %v (%v)", moved, why)
 	}
-	if moved, why := newAssignment(4, nil, 3).change(0, 1, 1, 1, 2); moved || why != RefusedDisabled {
+	if moved, why := newAssignment(4, nil, 1).change(0, 1, 1, 1, 2); moved || why != RefusedDisabled {
 		t.Fatalf("instance change without admitted clients: moved %v (%v)", moved, why)
 	}
 }
@@ -392,7 +392,7 @@ func TestReplacementWithoutSpares(t *testing.T) {
 // explicit ids. Instance changes work for any admitted id, and the load cap
 // counts the admitted clients wherever their ids fall.
 func TestInstanceChangeSparseClientIDs(t *testing.T) {
-	// |C| = 3, n−f = 3: cap 1. Initially 1000 → instance 0, 17 → 1, 3 → 3.
+	// |C| = 3, m−f = 3: cap 1. Initially 1000 → instance 0, 17 → 1, 3 → 3.
 	c := newClusterWith(t, 4, 4, []msg.ClientID{1000, 17, 3, 17})
 	change := func(cl msg.ClientID, target uint32) {
 		c.submit(msg.Request{Client: cl, Number: 1, Op: msg.InstanceChangeOp(target, []byte("op"))}, true)
@@ -411,4 +411,28 @@ func TestInstanceChangeSparseClientIDs(t *testing.T) {
 		t.Fatalf("client 17 served by instance %d after its instance change to 0, want 0", got)
 	}
 	c.checkAgreement()
+}
+
+// With m < n the paper's cap ⌈|C|/(n−f)⌉ can hold fewer clients than the
+// m−f instances that are sure to have correct primaries must take between
+// them: at n = 4, m = 2 and eight clients it is 3, so once instance 0's
+// primary stops serving, its four clients cannot all move to instance 1,
+// which already serves four — they would wait forever. The cap counts the
+// instances that are sure to work, m−f.
+func TestInstanceChangeLoadCapFewerInstances(t *testing.T) {
+	clients := []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7} // even ids → instance 0, odd → 1
+	a := newClusterWith(t, 4, 2, clients).nodes[1].clients
+	for _, c := range []msg.ClientID{0, 2, 4, 6} {
+		if moved, why := a.change(c, 1, 1, 10, 20); !moved {
+			t.Fatalf("client %d could not leave instance 0 for instance 1 (n = 4, m = 2, f = 1): %v", c, why)
+		}
+	}
+	if got := a.load(1); got != 8 {
+		t.Fatalf("instance 1 serves %d clients, want all 8", got)
+	}
+	// m ≤ f: no instance is sure to work, so no cap applies.
+	b := newClusterWith(t, 4, 1, clients).nodes[1].clients
+	if b.cap != len(clients) {
+		t.Fatalf("cap with m = 1, f = 1: %d, want |C| = %d", b.cap, len(clients))
+	}
 }
