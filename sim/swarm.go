@@ -47,7 +47,7 @@ type SwarmConfig struct {
 // well under a second of wall time, faults within the first ~2 s.
 const (
 	swarmMinN, swarmMaxN = 4, 10
-	swarmMaxClients      = 6
+	swarmMaxClients      = 8
 	swarmMaxRequests     = 12
 )
 
@@ -119,7 +119,7 @@ func DrawSwarm(seed uint64) SwarmConfig {
 	}
 	c.Workload = []string{"kv", "linearizability", "linearizability", "bank"}[rng.IntN(4)]
 	c.Clients = 1 + rng.IntN(swarmMaxClients)
-	c.Requests = 3 + rng.IntN(swarmMaxRequests-2)
+	c.Requests = 2 + rng.IntN(swarmMaxRequests-1)
 	c.Faults = drawFaults(rng, c.N, c.M, c.Protocol)
 	return c
 }
