@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/braid-bft/braid/internal/coretest"
@@ -174,4 +175,81 @@ func TestWeakCheckpointStartsTransfer(t *testing.T) {
 			t.Fatalf("after the transfer and our checkpoint: decided %d, stable %d; want 8, 8", nd.LastDecided(), nd.LowWatermark())
 		}
 	}
+}
+
+// A request proposed at a sequence number the instance then jumps over by
+// state transfer (RCC's skipped rounds are such a range: the paradigm
+// layer checkpoints them without the instance deciding there) is no longer
+// waiting in any proposal: the primary proposes it again when its client
+// retries, and a backup times it again. Swarm seed 8008 (rcc, in-place):
+// the primary had proposed two clients' requests in rounds its instance
+// then sat out, kept them as proposed for good and dropped every retry as
+// a duplicate; the backups, having seen them proposed, never timed them.
+func TestProposalsJumpedOverAreProposableAgain(t *testing.T) {
+	stable := func(nd *Node, seq uint64, from ...msg.ReplicaID) {
+		for _, id := range from {
+			c := &msg.Checkpoint{Seq: seq, State: msg.Digest{9}, From: id}
+			c.Sig = coretest.Signer{ID: id}.Sign(msg.SignedBytes(c))
+			nd.Step(id, c)
+		}
+	}
+	// proposes reports the sequence numbers of our pre-prepares that carry r.
+	proposes := func(nd *Node, r msg.Request) (seqs []uint64) {
+		for nd.HasReady() {
+			for _, o := range nd.Ready().Messages {
+				if pp, ok := o.Msg.(*msg.PrePrepare); ok && pp.From == nd.cfg.ID {
+					for _, x := range pp.Batch.Requests {
+						if x.Key() == r.Key() {
+							seqs = append(seqs, pp.Seq)
+						}
+					}
+				}
+			}
+		}
+		return seqs
+	}
+	cfg := func(id msg.ReplicaID) Config {
+		return Config{ID: id, N: 4, Primary: roundRobin(4), Signer: coretest.Signer{ID: id}, CheckpointInterval: 4, Window: 16}
+	}
+	r := req(5, 1)
+
+	t.Run("primary", func(t *testing.T) {
+		nd, err := New(cfg(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd.Request(r)
+		nd.Tick()
+		if got := proposes(nd, r); !slices.Equal(got, []uint64{1}) {
+			t.Fatalf("first proposal at %v; want [1]", got)
+		}
+		stable(nd, 8, 1, 2, 3) // the others checkpointed 8 without deciding our seq 1 (a skipped range)
+		nd.HasReady()
+		nd.Ready()
+		nd.StateTransferred(8, nil) // r did not execute
+		nd.Request(r)               // its client retries
+		nd.Tick()
+		if got := proposes(nd, r); len(got) != 1 || got[0] <= 8 {
+			t.Fatalf("after jumping to 8 the retried request went into %v; want one new proposal above 8 (dropped: %v)", got, nd.Stats().Dropped)
+		}
+	})
+	t.Run("backup", func(t *testing.T) {
+		nd, err := New(cfg(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd.Request(r)
+		pp := &msg.PrePrepare{Seq: 1, Batch: msg.Batch{Requests: []msg.Request{r}}, From: 0}
+		pp.Digest = pp.Batch.Digest()
+		pp.Sig = coretest.Signer{ID: 0}.Sign(msg.SignedBytes(pp))
+		nd.Step(0, pp)
+		stable(nd, 8, 0, 2, 3)
+		nd.StateTransferred(8, nil)
+		for range 3 * nd.cfg.RequestTimeout {
+			nd.Tick()
+		}
+		if _, changing := nd.View(); !changing {
+			t.Fatalf("the backup waited %d ticks for a request whose proposal was jumped over and suspected nobody", 3*nd.cfg.RequestTimeout)
+		}
+	})
 }

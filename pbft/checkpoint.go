@@ -4,6 +4,7 @@ package pbft
 // (stable and weak certificates).
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 
@@ -173,11 +174,45 @@ func (n *Node) StateTransferred(seq uint64, executed map[msg.ClientID]uint64) {
 	if n.lastDecided < seq {
 		n.lastDecided = seq
 		n.decidedTick = n.tick
+		n.forgetJumpedProposals()
 	}
 	if n.nextSeq <= seq {
 		n.nextSeq = seq + 1
 	}
 	n.deliver()
+}
+
+// forgetJumpedProposals: a request proposed at a sequence number we just
+// jumped over was decided there or lost with it (RCC checkpoints the rounds
+// an instance sits out without the instance deciding them), so it no longer
+// waits in any proposal. The primary must propose it again when its client
+// retries, and a backup must time it again; a request that did execute is
+// filtered by what the transfer reported executed. Otherwise a request
+// proposed into a range that was then skipped would wait for good — and a
+// faulty primary could censor a client by proposing it there.
+func (n *Node) forgetJumpedProposals() {
+	live := map[msg.RequestKey]bool{}
+	for seq, s := range n.slots {
+		if seq > n.lastDecided && s.pp != nil {
+			for i := range s.pp.Batch.Requests {
+				live[s.pp.Batch.Requests[i].Key()] = true
+			}
+		}
+	}
+	maps.DeleteFunc(n.proposed, func(k msg.RequestKey, _ struct{}) bool { return !live[k] })
+	again := false
+	for _, key := range sortedKeys(n.watching) {
+		if w := n.watching[key]; w.proposed && !live[key] {
+			w.proposed = false
+			n.watching[key] = w
+			n.watchOrder = append(n.watchOrder, watchEntry{key: key, since: w.since})
+			again = true
+		}
+	}
+	if again {
+		slices.SortStableFunc(n.watchOrder, func(a, b watchEntry) int { return cmp.Compare(a.since, b.since) })
+		n.restartTimer()
+	}
 }
 
 // ClientExecuted reports that the request number of client c executed, so
