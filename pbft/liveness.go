@@ -63,7 +63,13 @@ func (n *Node) Tick() {
 	// each has one pre-prepare, prepare and commit per slot and view to
 	// spend (duplicates are dropped before they count), so they delay it
 	// by at most a few retransmit periods per slot.
-	if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) && n.tick-max(n.decidedTick, n.nextActiveTick) >= int64(n.cfg.RetransmitTicks) && n.outstanding() {
+	//
+	// And through an announcement's hold period, outstanding work or not:
+	// if the answers to the announcement were lost (it could not hear yet),
+	// nothing else would make a lagging replica ask again in an idle
+	// cluster, and a question repeated too soon is refused (onStatus).
+	if n.tick-n.lastBeacon >= int64(n.cfg.RetransmitTicks) &&
+		(n.tick <= n.holdUntil || (n.tick-max(n.decidedTick, n.nextActiveTick) >= int64(n.cfg.RetransmitTicks) && n.outstanding())) {
 		n.lastBeacon = n.tick
 		n.broadcast(n.status())
 	}
@@ -333,7 +339,8 @@ func ownVote(s *slot, id msg.ReplicaID) msg.Message {
 //
 // Until the answers are in (two retransmit periods), the replica proposes
 // nothing: a primary that lost its disk must first relearn its own earlier
-// proposals (peers hand them back), or it would contradict them.
+// proposals (peers hand them back), or it would contradict them. It asks
+// again once per retransmit period meanwhile, in case the answers were lost.
 func (n *Node) Announce() {
 	n.holdUntil = n.tick + 2*int64(n.cfg.RetransmitTicks)
 	n.lastBeacon = n.tick

@@ -268,3 +268,38 @@ func TestStatusAnswerSkipsPrePreparesTheAskerHolds(t *testing.T) {
 		t.Fatalf("answer to an asker holding none: %d pre-prepares, want 6", pps)
 	}
 }
+
+// An announcement whose answers are lost is asked again: the replica
+// beacons through its hold period (two retransmit periods), so a lagging
+// replica that announced while it could not hear still catches up when
+// the cluster is idle and sends nothing unasked. Swarm seed 6727: a
+// replica announced as a partition healed while a one-way fault still
+// kept it from hearing, announced again 20 ms later as that ended — too
+// soon, refused as a repeated question — and stayed behind for good.
+func TestAnnouncementAnsweredWhenFirstAnswersAreLost(t *testing.T) {
+	c := newCluster(t, 4, func(cfg *Config) { cfg.MaxBatch = 1; cfg.CheckpointInterval = 8; cfg.Window = 32 })
+	deaf := true
+	c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+		if e.To == 3 && deaf {
+			return nil
+		}
+		return []coretest.Envelope{e}
+	}
+	for num := uint64(1); num <= 4; num++ {
+		c.nodes[0].Request(req(1, num))
+	}
+	c.Settle()
+	c.Tick(100) // idle
+	if got := c.nodes[1].LastDecided(); got < 4 {
+		t.Fatalf("the others decided %d, want at least 4", got)
+	}
+	behind := c.nodes[3].LastDecided()
+	c.nodes[3].Announce() // the answers are lost
+	c.Settle()
+	deaf = false
+	c.Tick(200)
+	c.checkAgreement()
+	if got, want := c.nodes[3].LastDecided(), c.nodes[1].LastDecided(); got != want {
+		t.Fatalf("replica 3 at %d (announced at %d) while the others are at %d", got, behind, want)
+	}
+}
