@@ -91,7 +91,7 @@ type FuzzStats struct {
 // replica off or reconnect it. Injected
 // messages pass what the shell checks first (they decode from their own
 // encoding, and their signatures verify); the adversary sees every message
-// sent to a Byzantine replica. When the input is used up, the network heals
+// sent to or by a Byzantine replica. When the input is used up, the network heals
 // (everyone reconnected, no more drops or injections) for a few rounds of ticks and deliveries.
 //
 // Fuzz itself checks nothing: the harness checks its invariants as the
@@ -103,7 +103,7 @@ func Fuzz(in *Bytes, net *Net, adv *Adversary, safety *Safety, cl FuzzCluster, c
 		byz[b] = true
 	}
 	net.Filter = func(e Envelope) []Envelope {
-		if byz[e.To] {
+		if byz[e.To] || byz[e.From] { // what they receive, and what their own cores send
 			adv.Observe(e.Msg)
 		}
 		return []Envelope{e}
