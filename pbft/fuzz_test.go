@@ -249,7 +249,19 @@ func pbftFuzzSeeds() [][]byte {
 		fuzzSeedViewChange(pbftSeedByz3).Bytes(),
 		fuzzSeedTransfer(pbftSeedByz3).Bytes(),
 		fuzzSeedInjections(pbftSeedByz0).Bytes(),
+		fuzzSeedEquivocation(pbftSeedByz0).Bytes(),
 	}
+}
+
+// View 0's primary, Byzantine, proposes a second batch for seq 1 to
+// replica 2 and commits it there. With the prepare and commit quorums one
+// smaller each, this seed splits the decisions (replica 2 decides the
+// second batch, replicas 1 and 3 the first): seen failing with agreement.
+func fuzzSeedEquivocation(cfg []byte) *coretest.Program {
+	p := coretest.NewProgram(cfg...).Submit(0, 0).Submit(1, 0)
+	p.Inject(1, 11, 1, 2, 3)   // to replica 2: equivocate on its own latest proposal
+	p.Inject(1, 4, 0, 0, 3, 3) // to replica 2: a commit for that second body
+	return p.Op(coretest.OpSettle).Op(coretest.OpTickAll).Op(coretest.OpSettle)
 }
 
 // Requests to the primary, delivered: decisions and stable checkpoints.
@@ -287,9 +299,9 @@ func fuzzSeedInjections(cfg []byte) *coretest.Program {
 	p := coretest.NewProgram(cfg...)
 	for k := byte(0); k < 22; k++ {
 		p.Submit(k%4, 4).Op(coretest.OpDeliver, 3)
-		// Inject's chunk: destination, kind (of 11), then the kind's choices.
-		p.Inject(k%3, k%11, k*7, k*13, k*29, 1, 2, 3, k, k+1)
-		p.Inject(k%3, (k+5)%11, 4, 4, k*3, k*5, 0, 1)
+		// Inject's chunk: destination, kind (of 12), then the kind's choices.
+		p.Inject(k%3, k%12, k*7, k*13, k*29, 1, 2, 3, k, k+1)
+		p.Inject(k%3, (k+5)%12, 4, 4, k*3, k*5, 0, 1)
 		p.Op(coretest.OpTickAll).Op(coretest.OpSettle)
 	}
 	return p
@@ -308,6 +320,10 @@ func TestFuzzCoreSeeds(t *testing.T) {
 	}
 	if _, st := runFuzzCore(t, fuzzSeedInjections(pbftSeedByz0).Bytes()); st.Injected < 40 || st.Rejected > 0 {
 		t.Fatalf("injection seed: %d injected, %d rejected by the shell's check; want ≥ 40 and none", st.Injected, st.Rejected)
+	}
+	c, _ := runFuzzCore(t, fuzzSeedEquivocation(pbftSeedByz0).Bytes())
+	if eq := c.nodes[2].Stats().Dropped["equivocation"]; eq == 0 {
+		t.Fatalf("equivocation seed: replica 2 never saw its primary's two pre-prepares for one slot")
 	}
 	runFuzzCore(t, nil)
 }

@@ -281,7 +281,18 @@ func rccFuzzSeeds() [][]byte {
 		rccSeedFailure(rccSeedConfig(3, 3)).Bytes(),
 		rccSeedTransfer(rccSeedConfig(4, 3)).Bytes(),
 		rccSeedInjections(rccSeedConfig(4, 0)).Bytes(),
+		rccSeedEquivocation(rccSeedConfig(4, 0)).Bytes(),
 	}
+}
+
+// Instance 0's primary, Byzantine, proposes a second batch for round 1 to
+// replica 2 and commits it there. With pbft's prepare and commit quorums
+// one smaller each, this seed splits round 1: seen failing with agreement.
+func rccSeedEquivocation(cfg []byte) *coretest.Program {
+	p := coretest.NewProgram(cfg...).Submit(0, 0).Submit(4, 0) // clients of instance 0
+	p.Inject(1, 0, 11, 1, 2, 3)                                // to replica 2: equivocate on its own latest proposal
+	p.Inject(1, 0, 4, 0, 0, 3, 3)                              // to replica 2: a commit for that second body
+	return p.Op(coretest.OpSettle).Op(coretest.OpTickAll).Op(coretest.OpSettle)
 }
 
 // Requests of every client to every replica, delivered: rounds, some
@@ -325,9 +336,9 @@ func rccSeedInjections(cfg []byte) *coretest.Program {
 	p := coretest.NewProgram(cfg...)
 	for k := byte(0); k < 22; k++ {
 		p.Submit(k%fuzzClients, 4).Op(coretest.OpDeliver, 3)
-		// Inject's chunk: destination, instance, kind (of 11), then the kind's choices.
-		p.Inject(k%3, k%4, k%11, k*7, k*13, k*29, 1, 2, 3, k, k+1)
-		p.Inject(k%3, (k+1)%4, (k+5)%11, 4, 4, k*3, k*5, 0, 1)
+		// Inject's chunk: destination, instance, kind (of 12), then the kind's choices.
+		p.Inject(k%3, k%4, k%12, k*7, k*13, k*29, 1, 2, 3, k, k+1)
+		p.Inject(k%3, (k+1)%4, (k+5)%12, 4, 4, k*3, k*5, 0, 1)
 		p.Op(coretest.OpTickAll).Op(coretest.OpSettle)
 	}
 	return p
@@ -348,6 +359,10 @@ func TestFuzzNodeSeeds(t *testing.T) {
 	}
 	if _, st := runFuzzNode(t, rccSeedInjections(rccSeedConfig(4, 0)).Bytes()); st.Injected < 40 || st.Rejected > 0 {
 		t.Fatalf("injection seed: %d injected, %d rejected by the shell's check; want ≥ 40 and none", st.Injected, st.Rejected)
+	}
+	c, _ := runFuzzNode(t, rccSeedEquivocation(rccSeedConfig(4, 0)).Bytes())
+	if eq := c.nodes[2].Instance(0).Stats().Dropped["equivocation"]; eq == 0 {
+		t.Fatalf("equivocation seed: replica 2 never saw instance 0's primary's two pre-prepares for one round")
 	}
 	runFuzzNode(t, nil)
 }

@@ -1,6 +1,8 @@
 package coretest
 
 import (
+	"slices"
+
 	"github.com/braid-bft/braid/msg"
 )
 
@@ -106,9 +108,11 @@ func (a *Adversary) Next(c Chooser) Envelope {
 	}
 	inst := uint32(c.Intn(a.cfg.M))
 	var m msg.Message
-	switch c.Intn(11) {
+	switch c.Intn(12) {
 	case 0, 1:
 		m = a.replay(c)
+	case 11:
+		m = a.equivocate(c, inst)
 	case 2:
 		m = a.prePrepare(c, b, inst)
 	case 3:
@@ -409,6 +413,34 @@ func (a *Adversary) newView(c Chooser, b msg.ReplicaID, inst uint32) *msg.NewVie
 	}
 	sign(nv, b)
 	return nv
+}
+
+// equivocate proposes again, with another batch, for a slot a Byzantine
+// primary's own core proposed lately (in instance inst): the correct
+// replicas that get this one and those that got the first must not decide
+// differently.
+func (a *Adversary) equivocate(c Chooser, inst uint32) msg.Message {
+	var own []*msg.PrePrepare
+	for _, m := range a.seen[msg.KindPrePrepare] {
+		if pp := m.(*msg.PrePrepare); pp.Instance == inst && slices.Contains(a.cfg.Byz, pp.From) && !pp.Null {
+			own = append(own, pp)
+		}
+	}
+	if len(own) == 0 {
+		return nil
+	}
+	orig := own[len(own)-1-c.Intn(min(len(own), 4))]
+	pp := *orig
+	pp.Batch = a.batch(c)
+	if pp.Batch.Digest() == orig.Digest {
+		pp.Batch = msg.Batch{}
+		if pp.Batch.Digest() == orig.Digest && len(a.reqs) > 0 {
+			pp.Batch.Requests = a.reqs[:1]
+		}
+	}
+	pp.Digest = pp.Batch.Digest()
+	sign(&pp, pp.From)
+	return &pp
 }
 
 // mutate takes a message seen, copies it, changes one field, and signs it

@@ -189,6 +189,7 @@ func Fuzz(in *Bytes, net *Net, adv *Adversary, safety *Safety, cl FuzzCluster, c
 			e := adv.Next(NewBytes(in.Take(InjectBytes)))
 			if m, ok := ShellCheck(e.Msg); ok {
 				st.Injected++
+				adv.Observe(e.Msg) // it knows what it said, and can say it again
 				e.Msg = m
 				net.Deliver(e)
 			} else {
