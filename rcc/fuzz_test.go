@@ -89,6 +89,14 @@ func runFuzzNode(t testing.TB, data []byte) (*fuzzCluster, coretest.FuzzStats) {
 				return msg.InstanceChangeOp(uint32(choice/4%(tmpl.M+1)), op)
 			}
 			return op
+		},
+		Retry: func(choice int, r msg.Request) (msg.Request, bool) {
+			if _, _, change := msg.ParseInstanceChange(r.Op); change || choice%2 == 1 {
+				return r, false
+			}
+			// The SDK's move: the same number, to another instance, carrying the operation.
+			r.Op = msg.InstanceChangeOp(uint32(choice/2%tmpl.M), r.Op)
+			return r, true
 		}})
 	return c, st
 }

@@ -30,6 +30,10 @@ type FuzzConfig struct {
 	// Op, if set, makes a client's operation (an rcc harness makes some of
 	// them instance changes); default a distinct plain one.
 	Op func(choice int, client msg.ClientID, number uint64) []byte
+	// Retry, if set, may make a client's retry of r another request under
+	// the same number (an rcc client's instance change carrying it); ok
+	// false: resend r itself.
+	Retry func(choice int, r msg.Request) (again msg.Request, ok bool)
 }
 
 // ChooseByz picks f = ⌊(n−1)/3⌋ consecutive replicas, from one the input
@@ -58,7 +62,7 @@ const (
 	OpDropTo                  // [r]: lose every message queued to replica r
 	OpTick                    // [r, k−1]: replica r ticks k times
 	OpTickAll                 // []: every replica ticks once
-	OpSubmit                  // [client, retry (0 of 4), op choice, to (n: all)]
+	OpSubmit                  // [client, retry (1 in 4), op choice, to (n: all)]
 	OpInject                  // [InjectBytes]: a Byzantine replica's message (Adversary.Next)
 	OpTransfer                // [r]: replica r's pending state transfer completes
 	OpIsolate                 // [r]: cut replica r off (nothing to or from it), or reconnect it
@@ -162,6 +166,13 @@ func Fuzz(in *Bytes, net *Net, adv *Adversary, safety *Safety, cl FuzzCluster, c
 		case OpSubmit:
 			c, retry, choice, to := in.Intn(cfg.Clients), in.Intn(4) == 0, in.Intn(256), in.Intn(cfg.N+1)
 			r := latest[c]
+			if r != nil && retry && cfg.Retry != nil {
+				if again, ok := cfg.Retry(choice, *r); ok {
+					SignRequest(&again)
+					safety.Submit(again)
+					r = &again
+				}
+			}
 			if r == nil || !retry { // a fresh request, or the client retries its latest
 				numbers[c]++
 				r = &msg.Request{Client: msg.ClientID(c), Number: numbers[c]}

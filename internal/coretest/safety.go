@@ -25,7 +25,7 @@ import (
 type Safety struct {
 	agreed    map[uint64]decided
 	last      map[msg.ReplicaID]uint64
-	submitted map[msg.RequestKey]msg.Digest
+	submitted map[requestSig]bool // (key, digest of what the client signed)
 	signed    map[string]msg.Digest
 }
 
@@ -37,12 +37,19 @@ type decided struct {
 // NewSafety returns a checker that has seen nothing.
 func NewSafety() *Safety {
 	return &Safety{agreed: map[uint64]decided{}, last: map[msg.ReplicaID]uint64{},
-		submitted: map[msg.RequestKey]msg.Digest{}, signed: map[string]msg.Digest{}}
+		submitted: map[requestSig]bool{}, signed: map[string]msg.Digest{}}
+}
+
+// requestSig names one request a client signed: a client may sign two
+// under one number (an instance change carrying a request it sent before).
+type requestSig struct {
+	key    msg.RequestKey
+	digest msg.Digest
 }
 
 // Submit records a request its client signed and sent.
 func (s *Safety) Submit(r msg.Request) {
-	s.submitted[r.Key()] = requestDigest(&r)
+	s.submitted[requestSig{r.Key(), requestDigest(&r)}] = true
 }
 
 func requestDigest(r *msg.Request) msg.Digest {
@@ -63,7 +70,7 @@ func (s *Safety) Decide(id msg.ReplicaID, pos uint64, digest msg.Digest, reqs []
 	}
 	for i := range reqs {
 		r := &reqs[i]
-		if want, ok := s.submitted[r.Key()]; !ok || want != requestDigest(r) {
+		if !s.submitted[requestSig{r.Key(), requestDigest(r)}] {
 			return fmt.Errorf("validity: replica %d decided request %v at position %d, which its client never sent", id, r.Key(), pos)
 		}
 	}
