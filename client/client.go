@@ -35,7 +35,9 @@
 // reply cache. So an operation executes at most once however the timeouts
 // fall, also when the ignored request was only delayed. If the change goes
 // unanswered for three timeouts too, the next instance is asked, again
-// under the same number. A reply with Outcome msg.Moved tells the client
+// under the same number, and so on round all m instances, the client's own
+// included (asking to move to where it already is is granted, by the
+// instance that serves it). A reply with Outcome msg.Moved tells the client
 // which instance serves it now.
 //
 // # Exactly-once and serialisation
@@ -306,12 +308,12 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 		res, stuck, err = c.attempt(ctx, num, op, c.opts.Broadcast, giveUp)
 	}
 	for stuck {
+		// The rotation passes through our own instance too: after a
+		// refusal the instances we ask may ignore us while ours works
+		// again, and an instance change to the instance we are at is
+		// granted at once by the one instance that serves us.
 		c.changes++
 		target := (c.instance + c.changes) % c.m
-		if target == c.instance {
-			c.changes++
-			target = (c.instance + c.changes) % c.m
-		}
 		c.log.Info("instance ignores us; asking another to serve us", "from", c.instance, "to", target, "number", num)
 		res, stuck, err = c.attempt(ctx, num, msg.InstanceChangeOp(target, op), true, giveUp)
 	}

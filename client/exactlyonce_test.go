@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ type ledger struct {
 	delayed  bool
 	drop     bool           // the delaying primary never orders the request at all
 	refuse   bool           // instance changes are refused (the op still executes)
+	deaf     bool           // instance changes to an instance other than the client's are ignored
 	ran      map[string]int // executions per op
 }
 
@@ -58,7 +60,10 @@ func (lg *ledger) onRequest(fr *fakeReplica, c *transport.ClientConn, req msg.Re
 		}
 		return
 	}
-	if _, _, ok := msg.ParseInstanceChange(req.Op); ok {
+	if target, _, ok := msg.ParseInstanceChange(req.Op); ok {
+		if lg.deaf && target != lg.instanceOf(req.Client) {
+			return
+		}
 		// The target instance orders the change. The delaying primary's
 		// proposal lands first.
 		if lg.held != nil && !lg.drop {
@@ -91,7 +96,7 @@ func (lg *ledger) order(req msg.Request) {
 	if target, inner, ok := msg.ParseInstanceChange(req.Op); ok {
 		// The change executes the operation it carries, moved or not.
 		op, outcome, instance = inner, msg.NotMoved, target
-		if !lg.refuse {
+		if !lg.refuse || target == lg.instanceOf(req.Client) {
 			lg.instance[req.Client] = target
 			outcome = msg.Moved
 		}
@@ -191,6 +196,31 @@ func TestInstanceChangeCarriesOperation(t *testing.T) {
 				t.Fatalf("deposit executed %d times, sent as an instance change to instance 3: %v (want once, %v)", ran, asChange, refuse)
 			}
 		})
+	}
+}
+
+// After a refused instance change the client asks other instances; if they
+// all ignore it from then on, it must come back to its own instance, which
+// serves it again (its primary only dropped one request). Before the fix the
+// rotation skipped the client's own instance and asked the deaf ones
+// forever.
+func TestInstanceChangeRotationComesHome(t *testing.T) {
+	cl, lg, c, transfer := bankFixture(t, func(lg *ledger) { lg.drop, lg.refuse = true, true })
+	submitTransferOnce(t, cl, lg, c, transfer)
+	cl.mu.Lock()
+	lg.deaf = true
+	cl.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	deposit := bank.Deposit("bob", 1)
+	if _, err := c.Submit(ctx, deposit); err != nil {
+		t.Fatalf("Submit(deposit) with every other instance ignoring the client: %v (want its own instance, %d, asked again)", err, primary)
+	}
+	if b := lg.balance(t, "bob"); b != 31 {
+		t.Fatalf("bob has %d after a deposit of 1, want 31", b)
+	}
+	if c.instance != primary {
+		t.Fatalf("client believes instance %d serves it, want its own, %d", c.instance, primary)
 	}
 }
 

@@ -14,7 +14,11 @@ import (
 // recovery an instance whose primary is faulty may ignore its clients
 // forever, so a client may ask another instance to take it over; the move
 // takes effect at an agreed round, and an instance refuses it once it
-// serves ⌈|C|/(n−f)⌉ clients, which keeps the load balanced.
+// serves ⌈|C|/(m−f)⌉ clients, which keeps the load balanced. The paper has
+// m = n and writes ⌈|C|/(n−f)⌉; with fewer instances than replicas only m−f
+// of them are sure to have correct primaries, and those must be able to
+// take every client between them, so the cap divides by m−f (and there is
+// none when m ≤ f).
 //
 // An instance change carries the operation the client is waiting for and
 // goes out under that operation's request number (msg.InstanceChangeOp):
@@ -31,7 +35,7 @@ const (
 	RefusedNoInstance            // the target instance does not exist
 	RefusedWrongInstance         // ordered by an instance other than the target
 	RefusedUnknownClient         // the client is not admitted
-	RefusedFull                  // the target already serves ⌈|C|/(n−f)⌉ clients
+	RefusedFull                  // the target already serves ⌈|C|/(m−f)⌉ clients
 )
 
 var refusalNames = []string{
@@ -40,7 +44,7 @@ var refusalNames = []string{
 	RefusedNoInstance:    "no such instance",
 	RefusedWrongInstance: "ordered by another instance than the one asked for",
 	RefusedUnknownClient: "client not admitted",
-	RefusedFull:          "target instance at the load cap ⌈|C|/(n−f)⌉",
+	RefusedFull:          "target instance at the load cap ⌈|C|/(m−f)⌉",
 }
 
 func (r Refusal) String() string { return enum.Name(refusalNames, r, "refusal") }
@@ -60,12 +64,12 @@ type assignment struct {
 }
 
 // newAssignment takes the admitted client ids (any order, duplicates
-// ignored) and n−f.
-func newAssignment(m int, clients []msg.ClientID, nonFaulty int) *assignment {
+// ignored) and f, the replicas that may be faulty.
+func newAssignment(m int, clients []msg.ClientID, f int) *assignment {
 	admitted := slices.Compact(slices.Sorted(slices.Values(clients)))
-	a := &assignment{m: m, admitted: admitted, moves: map[msg.ClientID]move{}}
-	if nonFaulty > 0 {
-		a.cap = (len(admitted) + nonFaulty - 1) / nonFaulty
+	a := &assignment{m: m, admitted: admitted, moves: map[msg.ClientID]move{}, cap: len(admitted)}
+	if working := m - f; working > 0 {
+		a.cap = (len(admitted) + working - 1) / working
 	}
 	return a
 }

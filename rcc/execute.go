@@ -166,7 +166,7 @@ func (nd *Node) SetState(b []byte) error {
 	if err := prim.decode(d); err != nil {
 		return err
 	}
-	cl := newAssignment(nd.cfg.M, nd.cfg.Clients, nd.cfg.N-nd.f)
+	cl := newAssignment(nd.cfg.M, nd.cfg.Clients, nd.f)
 	if err := cl.decode(d); err != nil {
 		return err
 	}

@@ -61,7 +61,8 @@ type Config struct {
 	MaxSkip uint64
 	// Clients are the admitted client ids C (any order and values;
 	// duplicates count once). Only they may change instance, and the load
-	// cap of Section 4.2 is ⌈|C|/(n−f)⌉. Empty disables instance changes.
+	// cap of Section 4.2 is ⌈|C|/(m−f)⌉ (the paper's ⌈|C|/(n−f)⌉ at m = n;
+	// clients.go says why m). Empty disables instance changes.
 	Clients []msg.ClientID
 }
 
@@ -248,7 +249,7 @@ func New(cfg Config) (*Node, error) {
 	nd := &Node{
 		cfg: cfg, f: quorum.Faults(cfg.N), pending: make(map[uint64][]*pbft.Decision), last: map[msg.ClientID]uint64{},
 		prim:    newPrimaries(cfg.N, cfg.M, cfg.Policy),
-		clients: newAssignment(cfg.M, cfg.Clients, quorum.Correct(cfg.N)),
+		clients: newAssignment(cfg.M, cfg.Clients, quorum.Faults(cfg.N)),
 		entered: make([]int64, cfg.M), views: make([]uint64, cfg.M),
 		lagSince: make([]int64, cfg.M), lagAt: make([]uint64, cfg.M), pushTo: make([]uint64, cfg.M),
 		working:     make([]uint64, cfg.M),

@@ -280,6 +280,48 @@ func TestProposingPrimaryIsNotTakenForThrottling(t *testing.T) {
 	}
 }
 
+// A healthy instance whose window is full because execution waits on a
+// stuck one is not suspected: its primary has proposed all it may, and the
+// requests backups relay to it wait for the window, not for the primary.
+// Suspecting it — the request timer firing on every backup — turned one
+// faulty instance into view changes of every correct instance at once (sim
+// f-byzantine-primaries, n = 16: the view-change storm that grew the
+// simulator's heap past 8 GB). Instance 0's commits are lost, so it never
+// decides and execution never starts; instance 1 fills its window and
+// queues the rest.
+func TestFullWindowBehindStuckInstanceIsNotSuspected(t *testing.T) {
+	var clients []msg.ClientID
+	for id := msg.ClientID(0); id < 400; id++ {
+		clients = append(clients, id)
+	}
+	c := newClusterWith(t, 4, 2, clients)
+	c.Drop = func(e coretest.Envelope) bool {
+		cm, ok := e.Msg.(*msg.Commit)
+		return ok && cm.Instance == 0
+	}
+	ref := c.nodes[1]
+	w := uint64(32) // the cluster's window
+	sent := uint64(0)
+	for _, id := range clients {
+		if ref.InstanceFor(id) == 1 && sent < 4*w+16 { // a window of full batches of 4, and more
+			c.submit(msg.Request{Client: id, Number: 1, Op: []byte("w")}, true) // broadcast: the backups watch it
+			sent++
+		}
+	}
+	c.Tick(100) // RequestTimeout is 30
+	if got := ref.Instance(1).LastDecided(); got != w {
+		t.Fatalf("instance 1 decided %d rounds, want its window of %d: the test shows nothing", got, w)
+	}
+	if ref.Executed() != 0 {
+		t.Fatalf("executed %d rounds with instance 0 stuck: the test shows nothing", ref.Executed())
+	}
+	for i, nd := range c.nodes {
+		if v, _ := nd.Instance(1).View(); v != 0 {
+			t.Fatalf("replica %d moved healthy instance 1 to view %d (%s) while its window waited on instance 0", i, v, nd.Instance(1).ViewChangeReason())
+		}
+	}
+}
+
 // In-place recovery (m = n): the crashed primary keeps its instance, which
 // skips rounds with a doubling penalty; its clients move to another instance
 // with an instance-change request and get served there.
@@ -323,9 +365,9 @@ func TestInPlaceRecoveryAndInstanceChange(t *testing.T) {
 }
 
 // The load cap: an instance refuses an instance change once it serves
-// ⌈|C|/(n−f)⌉ clients.
+// ⌈|C|/(m−f)⌉ clients.
 func TestInstanceChangeLoadCap(t *testing.T) {
-	a := newAssignment(4, []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7}, 3) // cap ⌈8/3⌉ = 3; instance 1 serves clients 1 and 5
+	a := newAssignment(4, []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7}, 1) // cap ⌈8/3⌉ = 3; instance 1 serves clients 1 and 5
 	if moved, why := a.change(0, 1, 1, 10, 20); !moved {
 		t.Fatalf("first move refused: %v", why)
 	}
@@ -347,7 +389,7 @@ func TestInstanceChangeLoadCap(t *testing.T) {
 	if moved, why := a.change(3, 4, 4, 11, 21); moved || why != RefusedNoInstance {
 		t.Fatalf("instance change to instance 4 of 4: moved %v (%v)", moved, why)
 	}
-	if moved, why := newAssignment(4, nil, 3).change(0, 1, 1, 1, 2); moved || why != RefusedDisabled {
+	if moved, why := newAssignment(4, nil, 1).change(0, 1, 1, 1, 2); moved || why != RefusedDisabled {
 		t.Fatalf("instance change without admitted clients: moved %v (%v)", moved, why)
 	}
 }
@@ -392,7 +434,7 @@ func TestReplacementWithoutSpares(t *testing.T) {
 // explicit ids. Instance changes work for any admitted id, and the load cap
 // counts the admitted clients wherever their ids fall.
 func TestInstanceChangeSparseClientIDs(t *testing.T) {
-	// |C| = 3, n−f = 3: cap 1. Initially 1000 → instance 0, 17 → 1, 3 → 3.
+	// |C| = 3, m−f = 3: cap 1. Initially 1000 → instance 0, 17 → 1, 3 → 3.
 	c := newClusterWith(t, 4, 4, []msg.ClientID{1000, 17, 3, 17})
 	change := func(cl msg.ClientID, target uint32) {
 		c.submit(msg.Request{Client: cl, Number: 1, Op: msg.InstanceChangeOp(target, []byte("op"))}, true)
@@ -411,4 +453,28 @@ func TestInstanceChangeSparseClientIDs(t *testing.T) {
 		t.Fatalf("client 17 served by instance %d after its instance change to 0, want 0", got)
 	}
 	c.checkAgreement()
+}
+
+// With m < n the paper's cap ⌈|C|/(n−f)⌉ can hold fewer clients than the
+// m−f instances that are sure to have correct primaries must take between
+// them: at n = 4, m = 2 and eight clients it is 3, so once instance 0's
+// primary stops serving, its four clients cannot all move to instance 1,
+// which already serves four — they would wait forever. The cap counts the
+// instances that are sure to work, m−f.
+func TestInstanceChangeLoadCapFewerInstances(t *testing.T) {
+	clients := []msg.ClientID{0, 1, 2, 3, 4, 5, 6, 7} // even ids → instance 0, odd → 1
+	a := newClusterWith(t, 4, 2, clients).nodes[1].clients
+	for _, c := range []msg.ClientID{0, 2, 4, 6} {
+		if moved, why := a.change(c, 1, 1, 10, 20); !moved {
+			t.Fatalf("client %d could not leave instance 0 for instance 1 (n = 4, m = 2, f = 1): %v", c, why)
+		}
+	}
+	if got := a.load(1); got != 8 {
+		t.Fatalf("instance 1 serves %d clients, want all 8", got)
+	}
+	// m ≤ f: no instance is sure to work, so no cap applies.
+	b := newClusterWith(t, 4, 1, clients).nodes[1].clients
+	if b.cap != len(clients) {
+		t.Fatalf("cap with m = 1, f = 1: %d, want |C| = %d", b.cap, len(clients))
+	}
 }

@@ -123,10 +123,9 @@ func (c *client) changeInstance() {
 	if c.changeTo >= 0 {
 		from = uint32(c.changeTo)
 	}
+	// Round all m instances, ours included, as the real client does
+	// (client.Submit says why).
 	next := (from + 1) % uint32(c.w.opts.M)
-	if next == c.instance {
-		next = (next + 1) % uint32(c.w.opts.M)
-	}
 	c.changeTo = int(next)
 	c.current = msg.Request{Client: c.id, Number: c.num, Op: msg.InstanceChangeOp(next, c.op)}
 	c.w.keys.signRequest(&c.current)
