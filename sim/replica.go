@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"cmp"
+
 	"github.com/braid-bft/braid/app/kv"
 	"github.com/braid-bft/braid/byzantine"
 	"github.com/braid-bft/braid/ledger"
@@ -49,6 +51,7 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 	if w.opts.Protocol == "rcc" {
 		m = w.opts.M
 	}
+	t := w.opts.Tuning
 	admitted := make([]msg.ClientID, w.opts.Clients) // the closed-loop clients 0…Clients−1
 	for c := range admitted {
 		admitted[c] = msg.ClientID(c)
@@ -57,8 +60,10 @@ func newReplica(w *world, id msg.ReplicaID, net int, behaviour string) (*replica
 		Core: rcc.Config{
 			ID: id, N: w.n, M: m, Clients: admitted, Policy: w.policy, Sigma: w.opts.Sigma, Epsilon: w.opts.Epsilon,
 			Instance: pbft.Config{
-				Signer: loopSigner{w.keys.replicaSigner(id), r}, MaxBatch: w.batch(), CheckpointInterval: 8, Window: 32,
-				RequestTimeout: 30, ProgressTimeout: 30, ViewChangeTimeout: 30, RetransmitTicks: 5,
+				Signer: loopSigner{w.keys.replicaSigner(id), r}, MaxBatch: w.batch(),
+				CheckpointInterval: cmp.Or(t.CheckpointInterval, 8), Window: cmp.Or(t.Window, 32),
+				RequestTimeout: cmp.Or(t.RequestTimeout, 30), ProgressTimeout: cmp.Or(t.ProgressTimeout, 30),
+				ViewChangeTimeout: cmp.Or(t.ViewChangeTimeout, 30), RetransmitTicks: cmp.Or(t.RetransmitTicks, 5),
 				PadToCheckpoint: true,
 			},
 		},

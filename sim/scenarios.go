@@ -46,8 +46,7 @@ var scenarios = map[string]scenario{
 		about:   "view 0's primary crashes at 0.3s and restarts from its disk at 0.8s",
 		corrupt: func(w *world, byz int) { w.faulty[0] = "crash" },
 		schedule: func(w *world) {
-			at(w, 300*time.Millisecond, w.replicas[0].crash)
-			at(w, 800*time.Millisecond, w.replicas[0].restart)
+			w.inject(Fault{Kind: FaultCrash, Replica: 0, From: 300 * time.Millisecond, Until: 800 * time.Millisecond})
 			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
 		},
 	},
@@ -83,43 +82,34 @@ var scenarios = map[string]scenario{
 		about: "f replicas (view 0's primary first) run as two copies with the same keys, each serving half the correct replicas",
 		corrupt: func(w *world, byz int) {
 			for i := 0; i < byz; i++ {
-				id := msg.ReplicaID(0)
+				id := 0
 				if i > 0 {
-					id = msg.ReplicaID(w.n - i)
+					id = w.n - i
 				}
-				w.faulty[id] = "twin"
-				w.twinB[id] = nil
+				w.corrupt(Fault{Kind: FaultTwin, Replica: id})
 			}
 		},
 		schedule: calm,
-		bound:    30 * time.Second,
+		bound:    twinBound,
 	},
 	"partition-heal": {
 		about:   "the replicas split in two halves (no quorum) from 0.2s to 1.5s, then a one-way cut from the primary until 2.5s",
 		corrupt: none,
 		schedule: func(w *world) {
-			var a, b []int
-			for i := 0; i < w.n; i++ {
-				if i < w.n/2 {
-					a = append(a, i)
-				} else {
-					b = append(b, i)
-				}
+			var half []int
+			for i := 0; i < w.n/2; i++ {
+				half = append(half, i)
 			}
-			at(w, 200*time.Millisecond, func() { w.net.Partition(a, b) })
-			at(w, 1500*time.Millisecond, func() { w.net.Heal(); w.net.Cut(0, 1); w.net.Cut(0, 2) })
-			at(w, 2500*time.Millisecond, w.net.Heal)
-			w.minEnd = simnet.FromDuration(2500 * time.Millisecond)
+			w.inject(Fault{Kind: FaultPartition, Replica: -1, Group: half, From: 200 * time.Millisecond, Until: 1500 * time.Millisecond})
+			w.inject(Fault{Kind: FaultCut, Replica: 0, Group: []int{1, 2}, From: 1500 * time.Millisecond, Until: 2500 * time.Millisecond})
 		},
 	},
 	"lossy": {
 		about:   "5% loss, 2% duplication and 20ms jitter on every link until 3s",
 		corrupt: none,
 		schedule: func(w *world) {
-			w.net.SetDefaultLink(simnet.Link{Latency: time.Millisecond, Jitter: 20 * time.Millisecond, Loss: 0.05, Duplicate: 0.02})
-			at(w, 3*time.Second, func() {
-				w.net.SetDefaultLink(simnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
-			})
+			w.inject(Fault{Kind: FaultLossy, Replica: -1, From: 0, Until: 3 * time.Second,
+				Link: &simnet.Link{Latency: time.Millisecond, Jitter: 20 * time.Millisecond, Loss: 0.05, Duplicate: 0.02}})
 		},
 	},
 }
@@ -129,11 +119,8 @@ func init() {
 		about:   "view 0's / instance 0's primary decides, but releases its proposals 5× slower than the others",
 		corrupt: func(w *world, byz int) { w.faulty[0] = "throttle" }, schedule: calm,
 		// The throttling lasts the whole run, so the default 10 s "after
-		// the faults end" is the run's own length: a run takes ~10 s of
-		// virtual time with instance 0 throttled and penalised in turn
-		// (seed 27 at n = m = 4 needs 10.6 s, with no stall: the cluster
-		// was at round 205 and advancing when 10 s ran out).
-		bound: 20 * time.Second,
+		// the faults end" is the run's own length.
+		bound: throttleBound,
 	}
 	scenarios["f-byzantine-primaries"] = scenario{
 		about: "f primaries misbehave at once, mixed kinds: crash, silent, equivocate, throttle (in turn)",
@@ -146,7 +133,7 @@ func init() {
 		schedule: func(w *world) {
 			for id, b := range w.faulty {
 				if b == "crash" {
-					at(w, 300*time.Millisecond, w.replicas[id].crash)
+					w.inject(Fault{Kind: FaultCrash, Replica: int(id), From: 300 * time.Millisecond})
 				}
 			}
 		},
@@ -173,24 +160,22 @@ func init() {
 		},
 		schedule: calm,
 	}
-	last := func(w *world) *replica { return w.replicas[w.n-1] }
 	scenarios["crash-restart"] = scenario{
 		about:    "the highest replica crashes at 0.4s losing writes not yet fsynced (blocks since its last checkpoint), restarts at 1.2s from its records, and must catch up",
 		converge: true,
 		corrupt:  none,
 		schedule: func(w *world) {
-			at(w, 400*time.Millisecond, last(w).crash) // a crash loses what was not yet durable
-			at(w, 1200*time.Millisecond, func() { last(w).restart() })
+			// A crash loses what was not yet durable.
+			w.inject(Fault{Kind: FaultCrash, Replica: w.n - 1, From: 400 * time.Millisecond, Until: 1200 * time.Millisecond})
 			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
 		},
 	}
 	scenarios["wiped-disk"] = scenario{
 		about:    "the highest replica loses its disk at 0.4s and rejoins empty at 1.2s: state transfer must bring it to the others' ledger head (counted as faulty while it cannot vouch for its past votes)",
 		converge: true,
-		corrupt:  func(w *world, byz int) { w.faulty[msg.ReplicaID(w.n-1)] = "wiped" },
+		corrupt:  func(w *world, byz int) { w.corrupt(wipeLast(w)) },
 		schedule: func(w *world) {
-			at(w, 400*time.Millisecond, func() { last(w).crash(); last(w).wipe() })
-			at(w, 1200*time.Millisecond, func() { last(w).restart() })
+			w.inject(wipeLast(w))
 			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
 		},
 	}
@@ -199,16 +184,14 @@ func init() {
 		converge: true,
 		corrupt:  none,
 		schedule: func(w *world) {
-			at(w, 300*time.Millisecond, func() { w.net.Isolate(w.n - 1) })
-			at(w, 3*time.Second, func() { w.net.Heal(); last(w).announce() })
-			w.minEnd = simnet.FromDuration(3 * time.Second)
+			w.inject(Fault{Kind: FaultIsolate, Replica: w.n - 1, From: 300 * time.Millisecond, Until: 3 * time.Second})
 		},
 	}
 	scenarios["client-on-failed-instance"] = scenario{
 		about:   "replica 0 is down from the start: its clients (instance 0's, or view 0's primary's) must still be served",
 		corrupt: func(w *world, byz int) { w.faulty[0] = "crash" },
 		schedule: func(w *world) {
-			at(w, 0, w.replicas[0].crash)
+			w.inject(Fault{Kind: FaultCrash, Replica: 0, From: 0})
 		},
 	}
 }
@@ -226,8 +209,7 @@ func init() {
 					w.load.spec.Instances = append(w.load.spec.Instances, uint32(i))
 				}
 			}
-			at(w, 300*time.Millisecond, w.replicas[0].crash)
-			at(w, 800*time.Millisecond, w.replicas[0].restart)
+			w.inject(Fault{Kind: FaultCrash, Replica: 0, From: 300 * time.Millisecond, Until: 800 * time.Millisecond})
 			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
 		},
 	}
@@ -260,8 +242,7 @@ func init() {
 		clients:  1,
 		corrupt:  func(w *world, byz int) { w.faulty[0] = "crash" },
 		schedule: func(w *world) {
-			at(w, 300*time.Millisecond, w.replicas[0].crash)
-			at(w, time.Second, w.replicas[0].restart)
+			w.inject(Fault{Kind: FaultCrash, Replica: 0, From: 300 * time.Millisecond, Until: time.Second})
 			w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
 		},
 	}
@@ -270,40 +251,31 @@ func init() {
 		converge: true,
 		corrupt:  none,
 		schedule: func(w *world) {
-			at(w, 200*time.Millisecond, func() {
-				for i := 1; i < w.net.N(); i++ {
-					w.net.Cut(i, 0)
-				}
-			})
-			at(w, 2*time.Second, func() { w.net.Heal(); w.replicas[0].announce() })
-			w.minEnd = simnet.FromDuration(2 * time.Second)
+			w.inject(Fault{Kind: FaultOneWay, Replica: 0, From: 200 * time.Millisecond, Until: 2 * time.Second})
 		},
 	}
-	diskFault := func(about string, fault func(d *simDisk)) scenario {
+	diskFault := func(about string, kind string) scenario {
 		return scenario{
 			about:    about,
 			converge: true,
 			corrupt:  none,
 			schedule: func(w *world) {
-				r := w.replicas[w.n-1]
-				at(w, 300*time.Millisecond, func() { fault(r.disk) })
-				// A supervisor restarts it once the disk is fixed; a
-				// replica that stopped itself restarts from what it kept.
-				at(w, 1200*time.Millisecond, func() {
-					if r.up {
-						r.crash()
-					}
-					r.restart()
-				})
+				w.inject(Fault{Kind: kind, Replica: w.n - 1, From: 300 * time.Millisecond, Until: 1200 * time.Millisecond})
 				w.minEnd = simnet.FromDuration(1500 * time.Millisecond)
 			},
 		}
 	}
 	scenarios["disk-full"] = diskFault("the highest replica's disk fills at 0.3s: its next write fails and it stops (fail-stop); restarted at 1.2s with space again, it must catch up",
-		func(d *simDisk) { d.full = true })
+		FaultDiskFull)
 	scenarios["fsync-error"] = diskFault("the highest replica's fsyncs fail from 0.3s: it stops (fail-stop) losing what was not durable; restarted at 1.2s on a good disk, it must catch up",
-		func(d *simDisk) { d.badFsync = true })
+		FaultFsync)
 }
 
 // About describes a scenario.
 func About(name string) string { return scenarios[name].about }
+
+// wipeLast is the wiped-disk scenario's fault: the highest replica loses
+// its disk at 0.4s and rejoins empty at 1.2s.
+func wipeLast(w *world) Fault {
+	return Fault{Kind: FaultWipe, Replica: w.n - 1, From: 400 * time.Millisecond, Until: 1200 * time.Millisecond}
+}

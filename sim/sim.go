@@ -86,7 +86,32 @@ type Options struct {
 	// in it at most once, every result what a money-conserving bank gives
 	// (Result.Bank). Not with Linearizability.
 	Bank bool
+	// Faults is a fault plan (faults.go), run under the scenario "plan"
+	// instead of a named one's faults: the swarm's draws, or any mix of
+	// the catalogue. Run does not hold it to the fault budget (CheckPlan
+	// does): a plan beyond f is a negative control.
+	Faults []Fault
+	// Tuning overrides the replicas' protocol timing and window.
+	Tuning Tuning
+	// Link is every link's model while no fault changes it (nil: a LAN,
+	// 1 ms plus up to 2 ms of jitter).
+	Link *simnet.Link
 }
+
+// Tuning is the replicas' protocol timing and window. Zero fields take the
+// simulator's settings, shorter than production's so that runs under
+// faults finish in little virtual time. Times are in ticks of 10 ms.
+type Tuning struct {
+	CheckpointInterval uint64 `json:"checkpoint_interval,omitempty"` // K; default 8
+	Window             uint64 `json:"window,omitempty"`              // default 32: a multiple of K, at least 2K
+	RequestTimeout     int    `json:"request_timeout,omitempty"`     // default 30
+	ProgressTimeout    int    `json:"progress_timeout,omitempty"`    // default 30
+	ViewChangeTimeout  int    `json:"view_change_timeout,omitempty"` // default 30
+	RetransmitTicks    int    `json:"retransmit_ticks,omitempty"`    // default 5
+}
+
+// PlanScenario is the scenario that runs Options.Faults.
+const PlanScenario = "plan"
 
 // Totals are the counts of a run that a sweep over seeds adds up (braid sim
 // prints the same fields for one seed and for many).
@@ -179,26 +204,28 @@ type Result struct {
 const tickEvery = 10 * time.Millisecond
 
 type world struct {
-	opts     Options
-	s        *simnet.Scheduler
-	net      *simnet.Network
-	keys     simKeys
-	n, f     int
-	replicas []*replica // the main copy of each replica id
-	clients  []*client
-	load     *loadgen
-	byNet    map[int]any
-	faulty   map[msg.ReplicaID]string // replica → behaviour
-	twinB    map[msg.ReplicaID]*replica
-	dark     map[msg.ReplicaID]map[msg.ReplicaID]bool // in-the-dark: who a faulty primary sends proposals to
-	side     map[msg.ReplicaID]int                    // correct replicas' side, when twins are present
-	chk      *checker
-	usage    []Usage // Options.MeasureTo's report, once the window closed
-	dropped  map[string]uint64
-	minEnd   simnet.Time // the run lasts at least this long, so scheduled faults and recoveries happen
-	policy   rcc.Policy  // rcc: the effective failure policy
-	machine  Machine
-	logger   *slog.Logger
+	opts      Options
+	s         *simnet.Scheduler
+	net       *simnet.Network
+	keys      simKeys
+	n, f      int
+	replicas  []*replica // the main copy of each replica id
+	clients   []*client
+	load      *loadgen
+	byNet     map[int]any
+	faulty    map[msg.ReplicaID]string // replica → behaviour
+	twinB     map[msg.ReplicaID]*replica
+	dark      map[msg.ReplicaID]map[msg.ReplicaID]bool // in-the-dark: who a faulty primary sends proposals to
+	side      map[msg.ReplicaID]int                    // correct replicas' side, when twins are present
+	chk       *checker
+	usage     []Usage // Options.MeasureTo's report, once the window closed
+	dropped   map[string]uint64
+	minEnd    simnet.Time // the run lasts at least this long, so scheduled faults and recoveries happen
+	policy    rcc.Policy  // rcc: the effective failure policy
+	link      simnet.Link // every link's model while no fault changes it
+	netFaults []Fault     // the network faults active now (faults.go)
+	machine   Machine
+	logger    *slog.Logger
 	// failStopped counts, per replica, the times its storage failed and
 	// it stopped itself.
 	failStopped map[msg.ReplicaID]int
@@ -266,8 +293,13 @@ func runWorld(o Options) (*world, Result, error) {
 		o.MaxVirtual = 60 * time.Second
 	}
 	sc, ok := scenarios[o.Scenario]
+	if o.Scenario == PlanScenario {
+		sc, ok = planScenario(o.Faults), true
+	} else if o.Faults != nil {
+		return nil, Result{}, fmt.Errorf("a fault plan runs as scenario %q, not %q", PlanScenario, o.Scenario)
+	}
 	if !ok {
-		return nil, Result{}, fmt.Errorf("unknown scenario %q (have %v)", o.Scenario, ScenarioNames())
+		return nil, Result{}, fmt.Errorf("unknown scenario %q (have %v, or %q with Options.Faults)", o.Scenario, ScenarioNames(), PlanScenario)
 	}
 	if o.LivenessBound == 0 {
 		o.LivenessBound = 10 * time.Second
@@ -319,6 +351,10 @@ func runWorld(o Options) (*world, Result, error) {
 	twins := len(w.twinB)
 	w.net = simnet.NewNetwork(w.s, o.N+o.Clients+twins+1, w.deliver)
 	lan := simnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond}
+	if o.Link != nil {
+		lan = *o.Link
+	}
+	w.link = lan
 	w.net.SetDefaultLink(lan)
 	if o.Regions != nil {
 		if err := o.Regions.validate(); err != nil {

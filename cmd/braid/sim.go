@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,8 +44,24 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	lin := fs.Bool("linearizability", false, "the clients run gets, puts and compare-and-sets on a few shared kv keys, and each key's history is checked for linearizability (porcupine)")
 	linTimeout := fs.Duration("lin-timeout", sim.DefaultLinTimeout, "with --linearizability: wall time the check may spend per key; a key not decided in time counts as a timeout, neither pass nor violation")
 	bankWork := fs.Bool("bank", false, "the clients open accounts, deposit and transfer among them, and the agreed ledger is replayed: every transfer at most once, every result a money-conserving bank's (not with --linearizability)")
+	swarm := fs.Bool("swarm", false, "swarm mode: every seed draws its own run (protocol, n, m, policy, batch, timeouts, network, faults within the budget, workload) and is checked for safety and liveness; a failing seed prints its configuration and the command that replays it (with --seed, --seeds, --json, -v only)")
 	if stop, err := parseFlags(fs, args); stop {
 		return err
+	}
+	if *swarm {
+		var other []string
+		fs.Visit(func(f *flag.Flag) {
+			if !slices.Contains([]string{"swarm", "seed", "seeds", "json", "v"}, f.Name) {
+				other = append(other, "--"+f.Name)
+			}
+		})
+		if len(other) > 0 {
+			return fmt.Errorf("--swarm draws every setting from the seed: %s cannot be given with it", strings.Join(other, ", "))
+		}
+		if *seeds < 1 {
+			return fmt.Errorf("--seeds %d: need at least 1", *seeds)
+		}
+		return runSwarm(*seed, *seeds, *asJSON, *verbose, stdout, stderr)
 	}
 	if *list {
 		for _, name := range sim.ScenarioNames() {
