@@ -11,7 +11,7 @@ import (
 var FieldDocs = map[string]string{
 	"n":                           "replicas; tolerates f = ⌊(n−1)/3⌋ Byzantine ones (required, 1…1024)",
 	"m":                           "parallel PBFT instances, 1 ≤ m ≤ n (default n − f: primary replacement; n: in-place recovery; 1 = plain PBFT)",
-	"failure_policy":              `"replace" (needs m ≤ n−f) or "in-place" (any m); default from m`,
+	"failure_policy":              `"replace" (needs m ≤ n−f) or "in-place" (needs m > f); default from m`,
 	"sigma":                       "soft-failure gap in rounds; < window − checkpoint_interval (default window/2)",
 	"epsilon":                     "rounds a failed instance skips, ≥ 1 (default checkpoint_interval/2)",
 	"batch_size":                  "most requests per batch, 1…4096 (default 100)",

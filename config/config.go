@@ -27,7 +27,8 @@ const (
 	// InPlace is in-place recovery (Section 3.2.1): the failed instance skips
 	// rounds and is handed back to its primary after a delay that doubles
 	// after each repeated failure. It is the only choice when m > n − f
-	// (e.g. RCC's usual m = n) and is allowed for any m.
+	// (e.g. RCC's usual m = n) and needs m > f: with m ≤ f the f faulty
+	// replicas could be every instance's primary, and would stay so.
 	InPlace FailurePolicy = "in-place"
 )
 

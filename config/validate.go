@@ -90,6 +90,9 @@ func (c *Config) validateProtocol(p *problems) {
 			p.add("failure_policy", "%q needs a spare non-faulty replica, so m ≤ n − f = %d; m is %d: use %q or lower m", Replace, nMinusF, c.M, InPlace)
 		}
 	case InPlace:
+		if nOK && c.M >= 1 && c.M <= c.F() {
+			p.add("failure_policy", "%q hands a failed instance back to its own primary, so it needs m > f = %d, or the f faulty replicas can be every instance's primary for good; m is %d: use %q or raise m", InPlace, c.F(), c.M, Replace)
+		}
 	default:
 		p.add("failure_policy", "%q: want %q or %q", c.FailurePolicy, Replace, InPlace)
 	}

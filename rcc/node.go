@@ -19,7 +19,8 @@ const (
 	Replace Policy = iota + 1
 	// InPlace is discarding primaries and in-place recovery (Section 3.2.1):
 	// the failed instance skips rounds, then gets its own primary back, the
-	// skip doubling with each further failure. It works for any m, and is
+	// skip doubling with each further failure. It needs m > f, so that some
+	// instance has a correct primary whichever f replicas are faulty, and is
 	// the only choice when m > n − f.
 	InPlace
 )
@@ -82,6 +83,11 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Policy == Replace && c.M > c.N-f {
 		return fmt.Errorf("rcc config: field Policy: replace needs m ≤ n−f (m=%d, n−f=%d); use in-place", c.M, c.N-f)
+	}
+	if c.Policy == InPlace && c.M <= f {
+		// Its own primary always comes back, so f faulty replicas could
+		// hold every instance for good.
+		return fmt.Errorf("rcc config: field Policy: in-place needs m > f (m=%d, f=%d), or the f faulty replicas can be every instance's primary for good; use replace", c.M, f)
 	}
 	if c.Policy != Replace && c.Policy != InPlace {
 		return fmt.Errorf("rcc config: field Policy: unknown policy %d", c.Policy)

@@ -3,6 +3,7 @@ package rcc
 import (
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/braid-bft/braid/internal/coretest"
@@ -476,5 +477,25 @@ func TestInstanceChangeLoadCapFewerInstances(t *testing.T) {
 	b := newClusterWith(t, 4, 1, clients).nodes[1].clients
 	if b.cap != len(clients) {
 		t.Fatalf("cap with m = 1, f = 1: %d, want |C| = %d", b.cap, len(clients))
+	}
+}
+
+// In-place recovery hands a failed instance back to its own primary, so
+// with m ≤ f the f faulty replicas can be every instance's primary for
+// good and nothing is ever ordered (swarm seeds 2065, 2265, 3491: two
+// instances, both primaries Byzantine, no request completed). The
+// configuration is refused; replace (valid at any m ≤ n − f) is the choice.
+func TestInPlaceNeedsMoreInstancesThanFaults(t *testing.T) {
+	for _, tc := range []struct{ n, m int }{{4, 1}, {7, 2}, {10, 3}} {
+		_, err := New(Config{ID: 0, N: tc.n, M: tc.m, Policy: InPlace, Instance: pbft.Config{Signer: coretest.Signer{ID: 0}}})
+		if err == nil || !strings.Contains(err.Error(), "in-place needs m > f") {
+			t.Errorf("n=%d m=%d in-place: err %v; want a refusal", tc.n, tc.m, err)
+		}
+		if _, err := New(Config{ID: 0, N: tc.n, M: tc.m, Policy: Replace, Instance: pbft.Config{Signer: coretest.Signer{ID: 0}}}); err != nil {
+			t.Errorf("n=%d m=%d replace: %v", tc.n, tc.m, err)
+		}
+		if _, err := New(Config{ID: 0, N: tc.n, M: tc.m + 1, Policy: InPlace, Instance: pbft.Config{Signer: coretest.Signer{ID: 0}}}); err != nil {
+			t.Errorf("n=%d m=%d in-place: %v", tc.n, tc.m+1, err)
+		}
 	}
 }

@@ -86,9 +86,11 @@ func DrawSwarm(seed uint64) SwarmConfig {
 	}
 	if c.Protocol == "rcc" {
 		c.M = 1 + rng.IntN(c.N)
+		// In-place recovery needs m > f (rcc refuses less: the f faulty
+		// replicas could hold every instance); replace needs m ≤ n − f.
 		c.Policy = rcc.InPlace.String()
-		if c.M <= c.N-f && (c.M == 1 || rng.IntN(2) == 0) {
-			c.Policy = rcc.Replace.String() // m = 1 runs with replacement
+		if c.M <= c.N-f && (c.M <= f || rng.IntN(2) == 0) {
+			c.Policy = rcc.Replace.String()
 		}
 	}
 	c.Batch = swarmBatches[rng.IntN(len(swarmBatches))]

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -142,6 +143,13 @@ func TestSwarmDrawsWithinBudget(t *testing.T) {
 		if err := CheckPlan(c.N, c.Faults); err != nil {
 			t.Fatalf("seed %d drew a plan beyond the budget: %v\n%s", seed, err, c)
 		}
+		f := quorum.Faults(c.N)
+		if c.Protocol == "rcc" && (c.Policy == "in-place" && c.M <= f || c.Policy == "replace" && c.M > c.N-f) {
+			t.Fatalf("seed %d drew policy %s at m=%d, n=%d: rcc refuses it", seed, c.Policy, c.M, c.N)
+		}
+		if k, w := cmp.Or(c.Tuning.CheckpointInterval, 8), cmp.Or(c.Tuning.Window, 32); w%k != 0 || w <= 2*k || cmp.Or(c.Sigma, w/2)+k >= w {
+			t.Fatalf("seed %d drew K=%d, W=%d, σ=%d: outside what the cores accept", seed, k, w, c.Sigma)
+		}
 		replicas := map[int]bool{}
 		for _, x := range c.Faults {
 			kinds[x.Kind]++
@@ -266,6 +274,10 @@ func TestSwarmRegressions(t *testing.T) {
 	var cases []struct {
 		Finding string      `json:"finding"`
 		Config  SwarmConfig `json:"config"`
+		// Refused, if set, is what the simulator must now refuse the
+		// configuration with (the finding was a configuration that could
+		// not work, and is no longer accepted).
+		Refused string `json:"refused,omitempty"`
 	}
 	if err := json.Unmarshal(data, &cases); err != nil {
 		t.Fatal(err)
@@ -279,6 +291,12 @@ func TestSwarmRegressions(t *testing.T) {
 				t.Logf("seed %d now draws another configuration; running the recorded one", tc.Config.Seed)
 			}
 			res, err := Run(tc.Config.Options())
+			if tc.Refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.Refused) {
+					t.Errorf("%s\n%s\n  run: %v, violations %v; want it refused with %q", tc.Finding, tc.Config, err, res.Violations, tc.Refused)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
