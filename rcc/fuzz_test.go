@@ -46,8 +46,8 @@ func rccFuzzConfig(in *coretest.Bytes) (byz []msg.ReplicaID, cfg Config) {
 		RequestTimeout: 3 + in.Intn(6), ProgressTimeout: 3 + in.Intn(6), ViewChangeTimeout: 3 + in.Intn(6),
 		RetransmitTicks: 1 + in.Intn(3), PadToCheckpoint: in.Intn(2) == 0,
 	}}
-	if in.Intn(2) == 0 && m <= n-quorum.Faults(n) {
-		cfg.Policy = InPlace // the default there is replacement
+	if in.Intn(2) == 0 && m <= n-quorum.Faults(n) && m > quorum.Faults(n) {
+		cfg.Policy = InPlace // the default there is replacement; in-place needs m > f
 	}
 	for c := range fuzzClients {
 		cfg.Clients = append(cfg.Clients, msg.ClientID(c))
