@@ -20,6 +20,40 @@ type cluster struct {
 	records [][]msg.Message
 	chain   []msg.Digest // per-replica running digest of decisions
 	noKeep  bool         // benchmarks: do not retain records
+	// held, when non-nil, holds the checkpoints the executor would take,
+	// per replica, instead of taking them: execution held up outside the
+	// instance, as RCC's is by another instance (releaseCheckpoints).
+	held [][]uint64
+}
+
+// holdCheckpoints makes the executor stop checkpointing until
+// releaseCheckpoints: the instance runs into the end of its window.
+func (c *cluster) holdCheckpoints() { c.held = make([][]uint64, len(c.nodes)) }
+
+// releaseCheckpoints takes the held checkpoints and checkpoints as it
+// executes again.
+func (c *cluster) releaseCheckpoints() {
+	held := c.held
+	c.held = nil
+	for i, seqs := range held {
+		for _, seq := range seqs {
+			c.nodes[i].Checkpoint(seq, c.chainAt(i, seq))
+		}
+		c.drain(i)
+	}
+	c.Settle()
+}
+
+// chainAt is replica i's running digest of decisions through seq.
+func (c *cluster) chainAt(i int, seq uint64) msg.Digest {
+	var d msg.Digest
+	for _, x := range c.decided[i] {
+		if x.Seq > seq {
+			break
+		}
+		d = sha256.Sum256(append(d[:], x.Digest[:]...))
+	}
+	return d
 }
 
 func roundRobin(n int) func(uint64) msg.ReplicaID {
@@ -61,7 +95,11 @@ func (c *cluster) drain(i int) {
 				nd.ClientExecuted(r.Client, r.Number)
 			}
 			if d.Seq%nd.cfg.CheckpointInterval == 0 {
-				nd.Checkpoint(d.Seq, c.chain[i])
+				if c.held != nil {
+					c.held[i] = append(c.held[i], d.Seq)
+				} else {
+					nd.Checkpoint(d.Seq, c.chain[i])
+				}
 			}
 		}
 		if rd.StateTransfer != nil {

@@ -133,7 +133,8 @@ func (n *Node) restartTimer() {
 }
 
 // requestOverdue: the timed request has waited RequestTimeout since the
-// timer last started. The timer restarts first if its request was decided.
+// timer last started, not counting ticks the window was full. The timer
+// restarts first if its request was decided. Called once per tick.
 func (n *Node) requestOverdue() bool {
 	if !n.timing {
 		return false
@@ -144,5 +145,28 @@ func (n *Node) requestOverdue() bool {
 			return false
 		}
 	}
+	if n.windowFull() {
+		// The primary has proposed every sequence number the window
+		// allows: it has no room for the request until a checkpoint
+		// stabilises, and that waits on execution — under RCC on every
+		// other instance, a faulty one's stall included. Pause, rather
+		// than restart, so a primary that still leaves the request out
+		// once the window opens is suspected after RequestTimeout of
+		// open window in all.
+		n.timerAt++
+		return false
+	}
 	return n.tick-n.timerAt >= int64(n.cfg.RequestTimeout)
+}
+
+// windowFull: every sequence number from our last decision to the high
+// watermark is decided or holds a pre-prepare of this view (which the
+// progress timer watches), so the primary can propose nothing more.
+func (n *Node) windowFull() bool {
+	for seq := n.lastDecided + 1; seq <= n.high(); seq++ {
+		if s := n.slots[seq]; s == nil || s.pp == nil || s.view != n.view {
+			return false
+		}
+	}
+	return true
 }

@@ -152,3 +152,73 @@ func TestRelayedRequestsAreProposedFirst(t *testing.T) {
 		t.Fatalf("the relayed request was decided at sequence %d; want within the first batch after the window's 32 (1..34)", at)
 	}
 }
+
+// fullWindow: the primary fills its window (8 slots of one request) and
+// every replica decides them, but the executor checkpoints nothing — as in
+// RCC, where execution waits for the other instances — so the window stays
+// full. Backup 3 relays request 100 meanwhile; the primary queues it, with
+// no room to propose it, for `wait` ticks (RequestTimeout 10). With censor
+// the primary never gets the relay (it "loses" it).
+func fullWindow(t *testing.T, wait int, censor bool) *cluster {
+	c := newCluster(t, 4, func(cfg *Config) {
+		cfg.RequestTimeout, cfg.MaxBatch, cfg.CheckpointInterval, cfg.Window = 10, 1, 4, 8
+	})
+	if censor {
+		c.Filter = func(e coretest.Envelope) []coretest.Envelope {
+			if cr, ok := e.Msg.(*msg.ClientRequest); ok && cr.Request.Client == 100 {
+				return nil
+			}
+			return []coretest.Envelope{e}
+		}
+	}
+	c.holdCheckpoints()
+	for k := uint64(1); k <= 8; k++ {
+		c.nodes[0].Request(req(k, 1))
+	}
+	c.Settle()
+	c.nodes[3].Request(req(100, 1))
+	c.Settle()
+	for i, nd := range c.nodes {
+		if got := nd.LastDecided(); got != 8 {
+			t.Fatalf("replica %d decided %d, want the whole window of 8", i, got)
+		}
+	}
+	c.Tick(wait)
+	for i, nd := range c.nodes {
+		if v, _ := nd.View(); v != 0 {
+			t.Fatalf("replica %d moved to view %d (%s) while the window was full and the primary could propose nothing", i, v, nd.ViewChangeReason())
+		}
+	}
+	return c
+}
+
+// A primary whose window is full cannot propose what a backup relayed:
+// the request timer waits while the window stays full (execution, not the
+// primary, is what holds it), and runs again once it opens. Without the
+// pause backup 3 suspected the correct primary at tick 10 — at n = 16 in
+// RCC under f faulty primaries, every correct instance did (the
+// f-byzantine-primaries view-change storm).
+func TestFullWindowDoesNotSuspectPrimary(t *testing.T) {
+	c := fullWindow(t, 30, false)
+	c.releaseCheckpoints()
+	c.Tick(20)
+	want := req(100, 1)
+	hasAll(t, c.decided[3], []msg.RequestKey{want.Key()})
+	if v, _ := c.nodes[3].View(); v != 0 {
+		t.Fatalf("backup 3 moved to view %d (%s) after the window opened", v, c.nodes[3].ViewChangeReason())
+	}
+}
+
+// The pause is no shelter for censorship: once the window opens, a primary
+// that leaves the relayed request out while serving others is suspected
+// within RequestTimeout.
+func TestCensoredAfterFullWindowIsSuspected(t *testing.T) {
+	c := fullWindow(t, 30, true)
+	c.releaseCheckpoints()
+	for k := uint64(9); k <= 12; k++ {
+		c.nodes[0].Request(req(k, 1))
+	}
+	c.Settle()
+	c.Tick(15)
+	suspected(t, c.nodes[3], "request-timeout", "a primary that left request 100 out once its window opened")
+}

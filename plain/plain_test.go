@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,9 @@ func (f *fixture) startWith(t *testing.T, opts Options) (wait func() error) {
 		runErr = s.Run(ctx)
 		close(done)
 	}()
+	// Run starts the listener; a client dialling before that is refused,
+	// and with one replica Submit fails at once (seen in CI under load).
+	waitListening(t, f.cfg.Replicas[0].ClientAddr, done)
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -439,5 +443,26 @@ func TestArrivalOrderAcrossBatches(t *testing.T) {
 	}
 	if rep, _ = r.until(2); bank.DecodeDeposit(rep.Result) != nil {
 		t.Fatalf("deposit after open: %v", bank.DecodeDeposit(rep.Result))
+	}
+}
+
+// waitListening returns once addr accepts TCP connections, failing the
+// test if the server exits first or it takes longer than 20 s.
+func waitListening(t *testing.T, addr string, exited <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the server exited before listening on %s", addr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listening on %s after 20 s", addr)
+		}
 	}
 }

@@ -281,6 +281,48 @@ func TestProposingPrimaryIsNotTakenForThrottling(t *testing.T) {
 	}
 }
 
+// A healthy instance whose window is full because execution waits on a
+// stuck one is not suspected: its primary has proposed all it may, and the
+// requests backups relay to it wait for the window, not for the primary.
+// Suspecting it — the request timer firing on every backup — turned one
+// faulty instance into view changes of every correct instance at once (sim
+// f-byzantine-primaries, n = 16: the view-change storm that grew the
+// simulator's heap past 8 GB). Instance 0's commits are lost, so it never
+// decides and execution never starts; instance 1 fills its window and
+// queues the rest.
+func TestFullWindowBehindStuckInstanceIsNotSuspected(t *testing.T) {
+	var clients []msg.ClientID
+	for id := msg.ClientID(0); id < 400; id++ {
+		clients = append(clients, id)
+	}
+	c := newClusterWith(t, 4, 2, clients)
+	c.Drop = func(e coretest.Envelope) bool {
+		cm, ok := e.Msg.(*msg.Commit)
+		return ok && cm.Instance == 0
+	}
+	ref := c.nodes[1]
+	w := uint64(32) // the cluster's window
+	sent := uint64(0)
+	for _, id := range clients {
+		if ref.InstanceFor(id) == 1 && sent < 4*w+16 { // a window of full batches of 4, and more
+			c.submit(msg.Request{Client: id, Number: 1, Op: []byte("w")}, true) // broadcast: the backups watch it
+			sent++
+		}
+	}
+	c.Tick(100) // RequestTimeout is 30
+	if got := ref.Instance(1).LastDecided(); got != w {
+		t.Fatalf("instance 1 decided %d rounds, want its window of %d: the test shows nothing", got, w)
+	}
+	if ref.Executed() != 0 {
+		t.Fatalf("executed %d rounds with instance 0 stuck: the test shows nothing", ref.Executed())
+	}
+	for i, nd := range c.nodes {
+		if v, _ := nd.Instance(1).View(); v != 0 {
+			t.Fatalf("replica %d moved healthy instance 1 to view %d (%s) while its window waited on instance 0", i, v, nd.Instance(1).ViewChangeReason())
+		}
+	}
+}
+
 // In-place recovery (m = n): the crashed primary keeps its instance, which
 // skips rounds with a doubling penalty; its clients move to another instance
 // with an instance-change request and get served there.

@@ -214,11 +214,13 @@ func simulate(o *benchOptions, human, progress io.Writer) (simBenchResult, error
 	if progress != nil {
 		fmt.Fprintln(progress)
 	}
+	// The heap profile is written for a stopped run too: a run the memory
+	// guard stopped is the one whose heap needs explaining.
+	if perr := writeHeapProfile(o.memProfile); perr != nil && err == nil {
+		return simBenchResult{}, perr
+	}
 	if err != nil {
 		return simBenchResult{}, fmt.Errorf("%w; %d view changes by then", err, res.ViewChanges)
-	}
-	if err := writeHeapProfile(o.memProfile); err != nil {
-		return simBenchResult{}, err
 	}
 	out := summariseSim(res, o, m, rate, seed, nic, model, source)
 	out.Clients = perInstance * m

@@ -1,6 +1,7 @@
 package coretest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/braid-bft/braid/msg"
@@ -124,5 +125,26 @@ func (n *Net) Tick(k int) {
 			}
 		}
 		n.Settle()
+	}
+}
+
+// DeliverAt delivers the i-th queued message now, ahead of those before
+// it: a network that reorders.
+func (n *Net) DeliverAt(i int) {
+	e := n.Queue[i]
+	n.Queue = slices.Delete(n.Queue, i, i+1)
+	n.Deliver(e)
+}
+
+// DropAt loses the i-th queued message.
+func (n *Net) DropAt(i int) {
+	n.Queue = slices.Delete(n.Queue, i, i+1)
+}
+
+// Deliver hands e to its receiver now, unless it is down, bypassing the
+// queue (a duplicate, or what a Byzantine replica sends straight to it).
+func (n *Net) Deliver(e Envelope) {
+	if !n.Down[e.To] {
+		n.cores.Deliver(e)
 	}
 }
